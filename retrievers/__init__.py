@@ -1,0 +1,1 @@
+"""Retrieval over Chroma: embeddings, splitting, ingestion and hybrid search."""

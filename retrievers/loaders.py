@@ -1,0 +1,204 @@
+"""Load .txt, .md, .html, .pdf and .docx files (and whole folders) into page Documents.
+
+data flow: path -> size / binary / encoding checks -> text per page -> Document(page_content,
+metadata={"source", "page"?}). Every problem a file can have becomes a :class:`LoadError` that
+names the file, the problem and what to do; callers (ingestion) report it and go on.
+"""
+
+from __future__ import annotations
+
+import html.parser
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from langchain_core.documents import Document
+
+from sealion_agents.retrievers._deps import require
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MAX_FILE_BYTES",
+    "SUPPORTED_SUFFIXES",
+    "LoadError",
+    "iter_files",
+    "load_file",
+    "source_name",
+]
+
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
+HTML_SUFFIXES = frozenset({".html", ".htm"})
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx"}
+DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
+"""Files above this size are refused (whole text is held in memory while splitting)."""
+
+
+class LoadError(Exception):
+    """A file could not be read; the message names the problem and what to do."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+def source_name(path: str | os.PathLike[str]) -> str:
+    """The ``source`` metadata for a path: absolute, and always valid UTF-8.
+
+    Undecodable bytes in a file name (allowed on Linux) are written as ``\\xNN`` escapes.
+    """
+    raw = os.fsencode(os.path.abspath(path))
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def iter_files(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield ``path`` itself, or every file below it in sorted order (symlinks not followed)."""
+    p = Path(path)
+    if not p.is_dir():
+        yield p
+        return
+    for root, dirs, files in os.walk(p):
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(root) / name
+
+
+def _check_size(path: Path, source: str, max_bytes: int) -> int:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise LoadError(source, f"cannot read the file ({exc.strerror}); check it exists") from exc
+    if not path.is_file():
+        raise LoadError(source, "not a regular file; pass files or folders")
+    if size == 0:
+        raise LoadError(source, "empty file (0 bytes); nothing to index")
+    if size > max_bytes:
+        raise LoadError(
+            source,
+            f"file is {size:,} bytes, above max_file_bytes={max_bytes:,}; split it into smaller "
+            "files or raise max_file_bytes if the machine has the memory",
+        )
+    return size
+
+
+def _read_text(path: Path, source: str) -> str:
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise LoadError(source, "looks like a binary file (NUL bytes), not text; remove it or "
+                        "convert it to .txt/.md/.html/.pdf")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LoadError(
+            source,
+            f"invalid UTF-8 at byte {exc.start}; re-save the file as UTF-8 "
+            "(e.g. iconv -f <encoding> -t UTF-8)",
+        ) from exc
+    return text
+
+
+class _HTMLText(html.parser.HTMLParser):
+    """Visible text of an HTML page; block elements become line breaks."""
+
+    _SKIP = frozenset({"script", "style", "noscript", "template", "head"})
+    _BLOCK = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
+                        "section", "article", "pre", "blockquote", "title", "table"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skip += 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self._skip:
+            self._skip -= 1
+        elif tag in self._BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def _html_text(raw: str) -> str:
+    parser = _HTMLText()
+    parser.feed(raw)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _pdf_pages(path: Path, source: str) -> list[tuple[int, str]]:
+    pypdf = require("pypdf", "Loading PDF files")
+    try:
+        reader = pypdf.PdfReader(str(path))
+        if reader.is_encrypted:
+            try:
+                reader.decrypt("")
+            except Exception as exc:
+                raise LoadError(source, "encrypted PDF; decrypt it first") from exc
+        return [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
+    except LoadError:
+        raise
+    except Exception as exc:  # pypdf raises many types for broken files
+        raise LoadError(
+            source, f"not a readable PDF ({type(exc).__name__}: {exc}); re-export or repair it"
+        ) from exc
+
+
+def _docx_text(path: Path, source: str) -> str:
+    docx = require("docx", "Loading .docx files")
+    try:
+        document = docx.Document(str(path))
+    except Exception as exc:
+        raise LoadError(source, f"not a readable .docx ({type(exc).__name__}: {exc})") from exc
+    return "\n".join(p.text for p in document.paragraphs)
+
+
+def load_file(
+    path: str | os.PathLike[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> list[Document]:
+    """Load one file as page Documents (one per PDF page, one for other formats).
+
+    Raises:
+        LoadError: unsupported type, empty, too large, binary, invalid UTF-8, corrupt PDF,
+            or no extractable text.
+    """
+    p = Path(path)
+    source = source_name(p)
+    suffix = p.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise LoadError(
+            source,
+            f"unsupported file type {suffix or '(no suffix)'!r}; supported: "
+            + ", ".join(sorted(SUPPORTED_SUFFIXES)),
+        )
+    _check_size(p, source, max_file_bytes)
+    if suffix == ".pdf":
+        pages = _pdf_pages(p, source)
+    elif suffix == ".docx":
+        pages = [(0, _docx_text(p, source))]
+    elif suffix in HTML_SUFFIXES:
+        pages = [(0, _html_text(_read_text(p, source)))]
+    else:
+        pages = [(0, _read_text(p, source))]
+    docs = []
+    for number, text in pages:
+        if not text.strip():
+            continue
+        meta: dict[str, object] = {"source": source}
+        if number:
+            meta["page"] = number
+        docs.append(Document(page_content=text, metadata=meta))
+    if not docs:
+        hint = " (a scanned PDF needs OCR first)" if suffix == ".pdf" else ""
+        raise LoadError(source, f"no extractable text{hint}")
+    return docs

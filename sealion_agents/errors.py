@@ -1,0 +1,41 @@
+"""Errors that name the problem and what to do about it."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+__all__ = ["ContextWindowExceededError", "ModelDownloadError", "require"]
+
+
+class ContextWindowExceededError(ValueError):
+    """The prompt plus the tokens asked for do not fit the model's context window."""
+
+    def __init__(self, *, prompt_tokens: int, max_tokens: int | None, n_ctx: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.n_ctx = n_ctx
+        if max_tokens:
+            need = f"The prompt is {prompt_tokens} tokens and max_tokens is {max_tokens}"
+            need += f", {prompt_tokens + max_tokens} in all"
+        else:
+            need = f"The prompt is {prompt_tokens} tokens"
+        super().__init__(
+            f"{need}, more than the context window of {n_ctx} tokens. Shorten the messages, "
+            "lower max_tokens, or load the model with a larger n_ctx."
+        )
+
+
+class ModelDownloadError(RuntimeError):
+    """A model file could not be fetched from the Hugging Face Hub."""
+
+
+def require(module: str, *, extra: str) -> ModuleType:
+    """Import an optional dependency, or fail with the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"{module} is not installed; it comes with the {extra!r} extra: "
+            f'pip install "sealion-agents[{extra}]"'
+        ) from exc

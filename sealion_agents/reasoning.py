@@ -1,0 +1,157 @@
+"""Split a model's raw output into reasoning and answer, streaming-safe.
+
+Data flow: raw text pieces (any chunking; tags may be split across pieces) ->
+``ReasoningParser.feed`` -> ``Split(reasoning, content)`` deltas -> ``finish``.
+
+SEA-LION R models write ``<think> ... </think>`` before the answer. A chat template may
+pre-fill the opening tag in the prompt, in which case the output holds only
+``reasoning</think>answer``: start the parser with ``in_reasoning=True`` then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["THINK_CLOSE", "THINK_OPEN", "Phase", "ReasoningParser", "Split", "strip_reasoning"]
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+
+class Phase(str, Enum):
+    """Where the parser is in the output."""
+
+    START = "start"  # nothing but whitespace seen yet; a <think> may still open
+    REASONING = "reasoning"
+    ANSWER = "answer"
+
+
+@dataclass(frozen=True)
+class Split:
+    """One parsed delta: reasoning text and answer text (either may be empty)."""
+
+    reasoning: str = ""
+    content: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.reasoning or self.content)
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of ``tag``."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0
+
+
+class ReasoningParser:
+    """Incremental ``<think>`` parser; one instance per generation.
+
+    Whitespace between the reasoning and the answer is dropped, as are leading and
+    trailing blanks of the reasoning. A ``<think>`` after the answer has begun is
+    ordinary answer text.
+    """
+
+    def __init__(self, *, in_reasoning: bool = False) -> None:
+        self.phase = Phase.REASONING if in_reasoning else Phase.START
+        self._buffer = ""  # text held back: a possible partial tag or pending whitespace
+        self._reasoning_started = False  # leading whitespace of reasoning is dropped
+        self._answer_started = False  # leading whitespace of the answer is dropped
+
+    @property
+    def in_reasoning(self) -> bool:
+        """True while the output is inside the reasoning."""
+        return self.phase is Phase.REASONING
+
+    def feed(self, text: str) -> Split:
+        """Consume one piece of raw output and return what can be emitted now."""
+        self._buffer += text
+        reasoning: list[str] = []
+        content: list[str] = []
+        while True:
+            if self.phase is Phase.START:
+                stripped = self._buffer.lstrip()
+                if not stripped:
+                    return self._split(reasoning, content)
+                if stripped.startswith(THINK_OPEN):
+                    self._buffer = stripped[len(THINK_OPEN) :]
+                    self.phase = Phase.REASONING
+                    continue
+                if THINK_OPEN.startswith(stripped):
+                    return self._split(reasoning, content)  # maybe a split tag: wait
+                self.phase = Phase.ANSWER
+                continue
+            if self.phase is Phase.REASONING:
+                end = self._buffer.find(THINK_CLOSE)
+                if end >= 0:
+                    reasoning.append(self._reasoning_text(self._buffer[:end], final=True))
+                    self._buffer = self._buffer[end + len(THINK_CLOSE) :]
+                    self.phase = Phase.ANSWER
+                    continue
+                keep = _partial_suffix(self._buffer, THINK_CLOSE)
+                ready = self._buffer[: len(self._buffer) - keep]
+                # hold back trailing whitespace too, so the reasoning never ends in blanks
+                body = ready.rstrip()
+                reasoning.append(self._reasoning_text(body, final=False))
+                self._buffer = ready[len(body) :] + self._buffer[len(ready) :]
+                return self._split(reasoning, content)
+            # Phase.ANSWER
+            text_out = self._buffer
+            if not self._answer_started:
+                text_out = text_out.lstrip()
+                self._answer_started = bool(text_out)
+            content.append(text_out)
+            self._buffer = ""
+            return self._split(reasoning, content)
+
+    def close_reasoning(self) -> Split:
+        """End the reasoning here (a thinking budget was reached); later text is answer."""
+        out = Split()
+        if self.phase is Phase.REASONING:
+            out = Split(reasoning=self._reasoning_text(self._buffer.rstrip(), final=True))
+        self._buffer = ""
+        self.phase = Phase.ANSWER
+        return out
+
+    def finish(self) -> Split:
+        """Flush what is held back at the end of the output."""
+        held, self._buffer = self._buffer, ""
+        if self.phase is Phase.REASONING:
+            return Split(reasoning=self._reasoning_text(held.rstrip(), final=True))
+        if self.phase is Phase.START:
+            self.phase = Phase.ANSWER
+            return Split(content=held.strip())
+        return Split(content=held if self._answer_started else held.lstrip())
+
+    def _reasoning_text(self, text: str, *, final: bool) -> str:
+        if not self._reasoning_started:
+            text = text.lstrip()
+            self._reasoning_started = bool(text)
+        return text.rstrip() if final else text
+
+    @staticmethod
+    def _split(reasoning: list[str], content: list[str]) -> Split:
+        return Split(reasoning="".join(reasoning), content="".join(content))
+
+
+def strip_reasoning(text: str) -> str:
+    """Remove every ``<think>...</think>`` block (and an unclosed leading one) from text."""
+    out: list[str] = []
+    rest = text
+    while True:
+        start = rest.find(THINK_OPEN)
+        end = rest.find(THINK_CLOSE)
+        if end >= 0 and (start < 0 or end < start):
+            rest = rest[end + len(THINK_CLOSE) :]  # a close tag with no open tag before it
+            out.clear()
+            continue
+        if start < 0:
+            out.append(rest)
+            break
+        out.append(rest[:start])
+        if end < 0:
+            break  # unclosed reasoning runs to the end
+        rest = rest[end + len(THINK_CLOSE) :]
+    return "".join(out).strip()

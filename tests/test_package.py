@@ -1,0 +1,134 @@
+"""The package surface: public API, light import, clear errors for missing extras."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import sealion_agents
+from tests import tiny_models
+
+REPO = Path(__file__).resolve().parents[1]
+
+BLOCK_HEAVY = textwrap.dedent(
+    """
+    import sys
+    HEAVY = ("llama_cpp", "vllm", "torch", "chromadb", "sentence_transformers", "huggingface_hub")
+
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in HEAVY:
+                raise ImportError(f"blocked for this test: {name}")
+            return None
+
+    sys.meta_path.insert(0, Block())
+    """
+)
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+
+
+def test_public_api_is_pinned() -> None:
+    assert sealion_agents.__all__ == [
+        "ChatSeaLion",
+        "ContextWindowExceededError",
+        "ModelDownloadError",
+        "ReasoningParser",
+        "__version__",
+    ]
+
+
+def test_import_needs_no_heavy_runtime() -> None:
+    gguf = tiny_models.tiny_gguf("writes")
+    code = BLOCK_HEAVY + textwrap.dedent(
+        f"""
+        import sealion_agents, sealion_agents.retrievers, sealion_agents.tools
+        from sealion_agents import ChatSeaLion
+        llm = ChatSeaLion.from_gguf({str(gguf)!r})  # construction loads nothing
+        heavy = [m for m in sys.modules if m.split(".")[0] in HEAVY]
+        assert not heavy, heavy
+        try:
+            llm.invoke("hi")
+        except ImportError as exc:
+            print("ERROR:", exc)
+        """
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "ERROR: llama_cpp is not installed; it comes with the 'gguf' extra: "
+        'pip install "sealion-agents[gguf]"' in result.stdout
+    )
+
+
+def test_offline_download_is_a_clear_error(tmp_path: Path) -> None:
+    """No hub reachable (a closed local port stands in for it): a clear error, quickly."""
+    code = textwrap.dedent(
+        """
+        from sealion_agents import ChatSeaLion, ModelDownloadError
+        llm = ChatSeaLion.from_gguf("aisingapore/Llama-SEA-LION-v3.5-8B-R-GGUF", quant="Q4_K_M")
+        try:
+            llm.invoke("hi")
+        except ModelDownloadError as exc:
+            print("ERROR:", exc)
+        """
+    )
+    start = time.monotonic()
+    result = run_python(
+        code,
+        HF_HUB_OFFLINE="0",
+        HF_ENDPOINT="http://127.0.0.1:9",
+        HF_HOME=str(tmp_path / "hf"),
+        HF_HUB_ETAG_TIMEOUT="2",
+        HF_HUB_DOWNLOAD_TIMEOUT="2",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith(
+        "ERROR: Could not get aisingapore/Llama-SEA-LION-v3.5-8B-R-GGUF (quant Q4_K_M) "
+        "from the Hugging Face Hub (http://127.0.0.1:9)"
+    ), out
+    assert "pass its local path to from_gguf()" in out
+    assert time.monotonic() - start < 60
+
+
+def test_offline_with_hf_hub_offline_set(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        from sealion_agents import ChatSeaLion, ModelDownloadError
+        llm = ChatSeaLion.from_gguf("aisingapore/Llama-SEA-LION-v3.5-8B-R-GGUF", quant="q4_k_m")
+        try:
+            llm.load()
+        except ModelDownloadError as exc:
+            print("ERROR:", exc)
+        """
+    )
+    result = run_python(code, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 0, result.stderr
+    assert "ERROR: Could not get aisingapore/Llama-SEA-LION-v3.5-8B-R-GGUF (quant q4_k_m)" in (
+        result.stdout
+    )
+
+
+def test_repo_without_quant_asks_for_one() -> None:
+    import pytest
+
+    from sealion_agents import ChatSeaLion
+
+    llm = ChatSeaLion.from_gguf("aisingapore/Llama-SEA-LION-v3.5-8B-R-GGUF")
+    with pytest.raises(ValueError, match="pass quant=..., e.g. quant='Q4_K_M'"):
+        llm.load()

@@ -1,0 +1,615 @@
+"""Tiny "SEA-LION-shaped" models whose greedy output is a scripted lookup table.
+
+The models use the Llama 3.1 architecture and the full Llama 3 tokenizer (128,256 tokens, with
+``<think>`` and ``</think>`` as single tokens at ids 128013/128014 like DeepSeek-R1-Distill-Llama).
+Attention and MLP outputs are zero, so each position's residual stream is its own token embedding
+and the next token depends only on the last token of the context:
+
+* every token of a script chain has a one-hot embedding in its own hidden dimension, and
+  ``output.weight`` maps it to its successor with a logit of 64 against 0;
+* every other token shares one "default" dimension that maps to ``<|eot_id|>``, so an unscripted
+  context ends the generation at once.
+
+The same weights are written as a GGUF file (llama.cpp) and as a Hugging Face Llama folder (vLLM).
+The default script answers any chat: the last token of the Llama 3 generation prompt (``"\\n\\n"``)
+leads to ``<think>REASONING</think>ANSWER<|eot_id|>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Bump when the generated files change in any way, so cached files are rebuilt.
+GENERATOR_VERSION = 1
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+THINK_OPEN_ID = 128013
+THINK_CLOSE_ID = 128014
+BOS_ID = 128000  # <|begin_of_text|>
+END_OF_TEXT_ID = 128001  # <|end_of_text|>
+EOM_ID = 128008  # <|eom_id|>
+EOT_ID = 128009  # <|eot_id|>
+NEWLINES_ID = 271  # "\n\n", the last token of the Llama 3 generation prompt
+N_BASE_TOKENS = 128_000
+N_VOCAB = 128_256
+HEAD_DIM = 32
+SCRIPT_LOGIT = 64.0
+
+#: The model's thinking, written between ``<think>`` and ``</think>``.
+REASONING = "The user said hello, so greet them back warmly."
+#: The model's answer, written after ``</think>``.
+ANSWER = "Hello! How can I help you today?"
+
+#: Llama 3's pre-tokenizer regex (from llama_models/llama3/tokenizer.py).
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+_TEMPLATE_HEAD = (
+    "{{- bos_token }}\n"
+    "{%- for message in messages %}\n"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}\n"
+    "{{- (message['content'] or '') | trim }}\n"
+    "{{- '<|eot_id|>' }}\n"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}\n"
+    "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n"
+)
+
+#: Chat templates (Llama 3 header format) taking ``thinking_mode`` ("on" when undefined, or "off").
+#: ``writes``: with thinking on, the model writes ``<think>`` itself; ``prefilled``: the prompt
+#: ends with ``<think>``. Thinking off ends the prompt with ``<think></think>`` in both.
+TEMPLATES: dict[str, str] = {
+    "writes": _TEMPLATE_HEAD
+    + (
+        "{%- if thinking_mode is defined and thinking_mode == 'off' %}\n"
+        "{{- '<think></think>' }}\n"
+        "{%- endif %}\n"
+        "{%- endif %}\n"
+    ),
+    "prefilled": _TEMPLATE_HEAD
+    + (
+        "{%- if thinking_mode is defined and thinking_mode == 'off' %}\n"
+        "{{- '<think></think>' }}\n"
+        "{%- else %}\n"
+        "{{- '<think>' }}\n"
+        "{%- endif %}\n"
+        "{%- endif %}\n"
+    ),
+}
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+@dataclass(frozen=True)
+class Llama3Vocab:
+    """The Llama 3 vocabulary in GGUF / Hugging Face form (GPT-2 byte-level strings)."""
+
+    tokens: list[str]
+    """All 128,256 token strings; base tokens in the GPT-2 byte-to-unicode alphabet."""
+    token_types: list[int]
+    """GGUF token types: 1 normal, 3 control (``<|...|>``), 4 user-defined (think tags)."""
+    merges: list[tuple[str, str]]
+    """BPE merges in priority order (every split of a base token into two base tokens)."""
+    special: dict[str, int]
+    """The 256 special tokens (ids 128000..128255), by name."""
+    bos_id: int = BOS_ID
+    eos_id: int = EOT_ID
+    eot_id: int = EOT_ID
+    think_open_id: int = THINK_OPEN_ID
+    think_close_id: int = THINK_CLOSE_ID
+
+
+def _special_token_names() -> list[str]:
+    """Llama 3.1's special tokens, with <think>/</think> in two reserved slots."""
+    names = [
+        "<|begin_of_text|>",
+        "<|end_of_text|>",
+        "<|reserved_special_token_0|>",
+        "<|reserved_special_token_1|>",
+        "<|finetune_right_pad_id|>",
+        "<|reserved_special_token_2|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eom_id|>",
+        "<|eot_id|>",
+        "<|python_tag|>",
+    ]
+    names += [f"<|reserved_special_token_{i}|>" for i in range(3, 3 + 256 - len(names))]
+    names[THINK_OPEN_ID - N_BASE_TOKENS] = THINK_OPEN
+    names[THINK_CLOSE_ID - N_BASE_TOKENS] = THINK_CLOSE
+    return names
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from bytes to printable unicode characters."""
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
+
+
+def _tokenizer_model_path() -> Path:
+    spec = importlib.util.find_spec("llama_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "llama_models is not installed: pip install --no-deps llama-models==0.3.0"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "llama3" / "tokenizer.model"
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def llama3_vocab() -> Llama3Vocab:
+    """Parse Llama 3's tiktoken ranks (from ``llama-models``) into a BPE vocabulary."""
+    ranked: list[bytes] = []
+    for line in _tokenizer_model_path().read_bytes().splitlines():
+        if line:
+            b64, rank = line.split()
+            if int(rank) != len(ranked):
+                raise ValueError(f"tokenizer.model: rank {rank} out of order")
+            ranked.append(base64.b64decode(b64))
+    if len(ranked) != N_BASE_TOKENS:
+        raise ValueError(f"tokenizer.model has {len(ranked)} ranks, expected {N_BASE_TOKENS}")
+    ranks = {piece: i for i, piece in enumerate(ranked)}
+    byte_map = _bytes_to_unicode()
+    to_str = [byte_map[b] for b in range(256)]
+
+    def text(piece: bytes) -> str:
+        return "".join([to_str[b] for b in piece])
+
+    # Every split of a token into two tokens is a merge, ordered by the merged token's rank and
+    # then by the parts' ranks: BPE then merges, like tiktoken, the adjacent pair whose
+    # concatenation ranks lowest. (Running BPE on each token's bytes to find a single merge does
+    # not work: token 100421 b".:.:" ends in three parts.) This reproduces the 280,147 merges of
+    # llama.cpp's reference Llama 3 vocabulary (models/ggml-vocab-llama-bpe.gguf) exactly.
+    merges: list[tuple[str, str]] = []
+    for piece in ranked:
+        splits = []
+        for i in range(1, len(piece)):
+            left = ranks.get(piece[:i])
+            if left is not None:
+                right = ranks.get(piece[i:])
+                if right is not None:
+                    splits.append((left, right, i))
+        splits.sort()
+        merges += [(text(piece[:i]), text(piece[i:])) for _, _, i in splits]
+
+    specials = _special_token_names()
+    tokens = [text(piece) for piece in ranked] + specials
+    types = [1] * N_BASE_TOKENS + [3] * len(specials)
+    types[THINK_OPEN_ID] = types[THINK_CLOSE_ID] = 4
+    return Llama3Vocab(
+        tokens=tokens,
+        token_types=types,
+        merges=merges,
+        special={name: N_BASE_TOKENS + i for i, name in enumerate(specials)},
+    )
+
+
+def _tokenizer_json() -> dict[str, Any]:
+    """A Hugging Face ``tokenizer.json`` document equivalent to Llama 3's (plus think tags)."""
+    vocab = llama3_vocab()
+    added = [
+        {
+            "id": token_id,
+            "content": name,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": vocab.token_types[token_id] == 3,
+        }
+        for name, token_id in vocab.special.items()
+    ]
+    bos = "<|begin_of_text|>"
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {
+                    "type": "Split",
+                    "pattern": {"Regex": LLAMA3_PATTERN},
+                    "behavior": "Isolated",
+                    "invert": False,
+                },
+                {
+                    "type": "ByteLevel",
+                    "add_prefix_space": False,
+                    "trim_offsets": True,
+                    "use_regex": False,
+                },
+            ],
+        },
+        "post_processor": {
+            "type": "Sequence",
+            "processors": [
+                {
+                    "type": "ByteLevel",
+                    "add_prefix_space": True,
+                    "trim_offsets": False,
+                    "use_regex": True,
+                },
+                {
+                    "type": "TemplateProcessing",
+                    "single": [
+                        {"SpecialToken": {"id": bos, "type_id": 0}},
+                        {"Sequence": {"id": "A", "type_id": 0}},
+                    ],
+                    "pair": [
+                        {"SpecialToken": {"id": bos, "type_id": 0}},
+                        {"Sequence": {"id": "A", "type_id": 0}},
+                        {"SpecialToken": {"id": bos, "type_id": 1}},
+                        {"Sequence": {"id": "B", "type_id": 1}},
+                    ],
+                    "special_tokens": {bos: {"id": bos, "ids": [BOS_ID], "tokens": [bos]}},
+                },
+            ],
+        },
+        "decoder": {
+            "type": "ByteLevel",
+            "add_prefix_space": True,
+            "trim_offsets": True,
+            "use_regex": True,
+        },
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": True,
+            "vocab": {tok: i for i, tok in enumerate(vocab.tokens[:N_BASE_TOKENS])},
+            "merges": [list(m) for m in vocab.merges],
+        },
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer_json_text() -> str:
+    return json.dumps(_tokenizer_json(), ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=1)
+def hf_tokenizer() -> Any:
+    """A ``tokenizers.Tokenizer`` equivalent to Llama 3's, with ``<think>``/``</think>``."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(_tokenizer_json_text())
+
+
+def encode(text: str) -> list[int]:
+    """Token ids of ``text`` (special tokens parsed, no BOS added), as llama.cpp gives them."""
+    return list(hf_tokenizer().encode(text, add_special_tokens=False).ids)
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def default_chains() -> list[list[int]]:
+    """The default script: ``"\\n\\n"`` -> <think> REASONING </think> ANSWER <|eot_id|>."""
+    return [
+        [NEWLINES_ID, THINK_OPEN_ID, *encode(REASONING), THINK_CLOSE_ID, *encode(ANSWER), EOT_ID]
+    ]
+
+
+def _successors(chains: Sequence[Sequence[int]]) -> dict[int, int]:
+    succ: dict[int, int] = {}
+    for chain in chains:
+        if len(chain) < 2:
+            raise ValueError(f"a chain needs at least two tokens: {list(chain)!r}")
+        for token in chain:
+            if not 0 <= int(token) < N_VOCAB:
+                raise ValueError(f"token id {token} is outside the vocabulary (0..{N_VOCAB - 1})")
+        for a, b in zip(chain[:-1], chain[1:], strict=True):
+            a, b = int(a), int(b)
+            if succ.setdefault(a, b) != b:
+                raise ValueError(
+                    f"chain conflict: token {a} ({llama3_vocab().tokens[a]!r}) is followed by "
+                    f"token {succ[a]} in one place and by token {b} in another"
+                )
+    return succ
+
+
+def _hf_weights(chains: Sequence[Sequence[int]]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Hugging Face Llama weights (float32, exact in float16) and their shape parameters."""
+    succ = _successors(chains)
+    n_dims = len(succ) + 1  # one per scripted token, plus the shared default dimension
+    hidden = max(64, HEAD_DIM * math.ceil(n_dims / HEAD_DIM))
+    n_head = hidden // HEAD_DIM
+    ffn = 2 * hidden
+    default_dim = len(succ)
+    # After the final RMSNorm a one-hot residual becomes sqrt(hidden) in its dimension.
+    scale = SCRIPT_LOGIT / math.sqrt(hidden)
+
+    embed = np.zeros((N_VOCAB, hidden), dtype=np.float32)
+    embed[:, default_dim] = 1.0
+    lm_head = np.zeros((N_VOCAB, hidden), dtype=np.float32)
+    lm_head[EOT_ID, default_dim] = scale
+    for dim, (token, nxt) in enumerate(succ.items()):
+        embed[token, default_dim] = 0.0
+        embed[token, dim] = 1.0
+        lm_head[nxt, dim] = scale
+
+    rng = np.random.default_rng(1234)
+
+    def small(*shape: int) -> np.ndarray:
+        # Random but exact in float16, so the GGUF (f16) and the safetensors (f32) agree.
+        return (rng.standard_normal(shape) * 0.02).astype(np.float16).astype(np.float32)
+
+    ones = np.ones(hidden, dtype=np.float32)
+    weights = {
+        "model.embed_tokens.weight": embed,
+        "model.layers.0.input_layernorm.weight": ones.copy(),
+        "model.layers.0.self_attn.q_proj.weight": small(hidden, hidden),
+        "model.layers.0.self_attn.k_proj.weight": small(hidden, hidden),
+        "model.layers.0.self_attn.v_proj.weight": small(hidden, hidden),
+        "model.layers.0.self_attn.o_proj.weight": np.zeros((hidden, hidden), np.float32),
+        "model.layers.0.post_attention_layernorm.weight": ones.copy(),
+        "model.layers.0.mlp.gate_proj.weight": small(ffn, hidden),
+        "model.layers.0.mlp.up_proj.weight": small(ffn, hidden),
+        "model.layers.0.mlp.down_proj.weight": np.zeros((hidden, ffn), np.float32),
+        "model.norm.weight": ones.copy(),
+        "lm_head.weight": lm_head,
+    }
+    return weights, {"hidden": hidden, "n_head": n_head, "ffn": ffn}
+
+
+def _permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """HF -> GGUF rotary layout of q/k rows (as llama.cpp's convert_hf_to_gguf does)."""
+    return (
+        w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(w.shape)
+    )
+
+
+def build_gguf(
+    path: str | os.PathLike[str],
+    *,
+    chains: Sequence[Sequence[int]],
+    chat_template: str,
+    context_length: int = 4096,
+) -> Path:
+    """Write a scripted tiny Llama GGUF to ``path``: in each chain, token i is followed by i+1."""
+    import gguf
+
+    weights, dims = _hf_weights(chains)
+    vocab = llama3_vocab()
+    hidden, n_head = dims["hidden"], dims["n_head"]
+    path = Path(path)
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("sealion-tiny-scripted")
+    writer.add_context_length(context_length)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(1)
+    writer.add_feed_forward_length(dims["ffn"])
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head)
+    writer.add_rope_dimension_count(HEAD_DIM)
+    writer.add_rope_freq_base(500000.0)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(N_VOCAB)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("llama-bpe")
+    writer.add_token_list(vocab.tokens)
+    writer.add_token_types(vocab.token_types)
+    writer.add_token_merges([f"{a} {b}" for a, b in vocab.merges])
+    writer.add_bos_token_id(BOS_ID)
+    writer.add_eos_token_id(EOT_ID)
+    writer.add_eot_token_id(EOT_ID)
+    writer.add_eom_token_id(EOM_ID)
+    writer.add_add_bos_token(True)
+    writer.add_chat_template(chat_template)
+
+    def f16(name: str) -> np.ndarray:
+        return weights[name].astype(np.float16)
+
+    layer = "model.layers.0."
+    tensors = {
+        "token_embd.weight": f16("model.embed_tokens.weight"),
+        "blk.0.attn_norm.weight": weights[layer + "input_layernorm.weight"],
+        "blk.0.attn_q.weight": _permute_qk(f16(layer + "self_attn.q_proj.weight"), n_head),
+        "blk.0.attn_k.weight": _permute_qk(f16(layer + "self_attn.k_proj.weight"), n_head),
+        "blk.0.attn_v.weight": f16(layer + "self_attn.v_proj.weight"),
+        "blk.0.attn_output.weight": f16(layer + "self_attn.o_proj.weight"),
+        "blk.0.ffn_norm.weight": weights[layer + "post_attention_layernorm.weight"],
+        "blk.0.ffn_gate.weight": f16(layer + "mlp.gate_proj.weight"),
+        "blk.0.ffn_up.weight": f16(layer + "mlp.up_proj.weight"),
+        "blk.0.ffn_down.weight": f16(layer + "mlp.down_proj.weight"),
+        "output_norm.weight": weights["model.norm.weight"],
+        "output.weight": f16("lm_head.weight"),
+    }
+    for name, array in tensors.items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def save_hf_folder(
+    path: str | os.PathLike[str],
+    *,
+    chains: Sequence[Sequence[int]],
+    chat_template: str,
+    context_length: int = 4096,
+) -> Path:
+    """Write the same scripted model as a Hugging Face Llama folder (for vLLM) into ``path``."""
+    from safetensors.numpy import save_file
+
+    weights, dims = _hf_weights(chains)
+    vocab = llama3_vocab()
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(path / "model.safetensors"), metadata={"format": "pt"})
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": BOS_ID,
+        "eos_token_id": [END_OF_TEXT_ID, EOM_ID, EOT_ID],
+        "head_dim": HEAD_DIM,
+        "hidden_act": "silu",
+        "hidden_size": dims["hidden"],
+        "initializer_range": 0.02,
+        "intermediate_size": dims["ffn"],
+        "max_position_embeddings": context_length,
+        "mlp_bias": False,
+        "num_attention_heads": dims["n_head"],
+        "num_hidden_layers": 1,
+        "num_key_value_heads": dims["n_head"],
+        "pretraining_tp": 1,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": None,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": N_VOCAB,
+    }
+    generation = {
+        "bos_token_id": BOS_ID,
+        "eos_token_id": [END_OF_TEXT_ID, EOM_ID, EOT_ID],
+        "do_sample": False,
+    }
+    tokenizer_config = {
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "added_tokens_decoder": {
+            str(token_id): {
+                "content": name,
+                "lstrip": False,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": vocab.token_types[token_id] == 3,
+            }
+            for name, token_id in vocab.special.items()
+        },
+        "bos_token": "<|begin_of_text|>",
+        "eos_token": "<|eot_id|>",
+        "chat_template": chat_template,
+        "clean_up_tokenization_spaces": True,
+        "model_input_names": ["input_ids", "attention_mask"],
+        "model_max_length": context_length,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
+    special_map = {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}
+    documents = {
+        "config.json": config,
+        "generation_config.json": generation,
+        "tokenizer_config.json": tokenizer_config,
+        "special_tokens_map.json": special_map,
+    }
+    for name, document in documents.items():
+        (path / name).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    (path / "tokenizer.json").write_text(_tokenizer_json_text(), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- cached builders
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("SEALION_TEST_CACHE")
+    root = Path(env) if env else Path(__file__).resolve().parent.parent / ".cache" / "tiny-models"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _cache_key(kind: str, variant: str, context_length: int) -> str:
+    if variant not in TEMPLATES:
+        raise ValueError(f"unknown variant {variant!r}; choose from {sorted(TEMPLATES)}")
+    spec = {
+        "generator": GENERATOR_VERSION,
+        "kind": kind,
+        "reasoning": REASONING,
+        "answer": ANSWER,
+        "template": TEMPLATES[variant],
+        "context_length": context_length,
+    }
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return f"sealion-tiny-{variant}-{digest}"
+
+
+def tiny_gguf(variant: str = "writes", *, context_length: int = 4096) -> Path:
+    """The default-script GGUF with template ``TEMPLATES[variant]``, built once and cached."""
+    target = _cache_dir() / (_cache_key("gguf", variant, context_length) + ".gguf")
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            build_gguf(
+                tmp,
+                chains=default_chains(),
+                chat_template=TEMPLATES[variant],
+                context_length=context_length,
+            )
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target
+
+
+def tiny_hf_folder(variant: str = "writes", *, context_length: int = 4096) -> Path:
+    """The default-script Hugging Face folder with ``TEMPLATES[variant]``, built once and cached."""
+    root = _cache_dir()
+    target = root / _cache_key("hf", variant, context_length)
+    if not target.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
+        try:
+            tmp.chmod(0o755)
+            save_hf_folder(
+                tmp,
+                chains=default_chains(),
+                chat_template=TEMPLATES[variant],
+                context_length=context_length,
+            )
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not target.exists():  # lost a race only if someone else finished it
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
