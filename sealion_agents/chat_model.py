@@ -12,25 +12,47 @@ The sync and async paths share one decoder and differ only in how they iterate.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks import (
+    AsyncCallbackManager,
+    AsyncCallbackManagerForLLMRun,
+    CallbackManager,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models.base import LanguageModelInput
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import get_config_list
 from pydantic import ConfigDict, Field, field_validator
 
-from sealion_agents.backends.base import ChatBackend, GenerationRequest, close_iterator
+from sealion_agents.backends.base import (
+    BatchBackend,
+    ChatBackend,
+    Event,
+    GenerationRequest,
+    close_iterator,
+)
 from sealion_agents.decoding import TurnDecoder
 from sealion_agents.messages import to_template_messages
 
 __all__ = ["ChatSeaLion"]
 
-_CALL_OPTIONS = ("thinking", "max_thinking_tokens", "max_tokens", "temperature", "top_p", "top_k", "seed")
+_CALL_OPTIONS = (
+    "thinking",
+    "max_thinking_tokens",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+)
 
 
 class ChatSeaLion(BaseChatModel):
@@ -47,7 +69,7 @@ class ChatSeaLion(BaseChatModel):
     thinking: bool = True
     """Let the model reason in ``<think>`` before answering (SEA-LION's default: on)."""
     max_thinking_tokens: int | None = Field(default=None, ge=1)
-    """Thinking budget: at this many reasoning tokens the reasoning is closed and the model answers."""
+    """Thinking budget: at this many reasoning tokens the reasoning closes and the model answers."""
     max_tokens: int | None = Field(default=None, ge=1)
     """Most tokens to generate in all, reasoning included (None: up to the context window)."""
     temperature: float | None = Field(default=None, ge=0.0)
@@ -117,8 +139,8 @@ class ChatSeaLion(BaseChatModel):
         from sealion_agents.backends.llamacpp import LlamaCppBackend
         from sealion_agents.hub import is_repo_id, resolve_gguf
 
-        options = dict(llama_kwargs or {})
-        common = dict(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, chat_template=chat_template)
+        options: dict[str, Any] = dict(llama_kwargs or {})
+        options.update(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, chat_template=chat_template)
         text = str(model)
         if not Path(text).exists() and is_repo_id(text):
 
@@ -126,9 +148,9 @@ class ChatSeaLion(BaseChatModel):
                 return resolve_gguf(text, quant=quant, revision=revision, cache_dir=cache_dir)
 
             name = f"{text}:{quant}" if quant else text
-            backend = LlamaCppBackend(resolve=download, name=name, **common, **options)
+            backend = LlamaCppBackend(resolve=download, name=name, **options)
         else:
-            backend = LlamaCppBackend(Path(text), **common, **options)
+            backend = LlamaCppBackend(Path(text), **options)
         return cls(backend=backend, thinking=thinking, **kwargs)
 
     # -- conveniences ----------------------------------------------------------------
@@ -281,3 +303,159 @@ class ChatSeaLion(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+
+    # -- batches: one engine call for backends that batch (vLLM) ---------------------------
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:  # type: ignore[override]
+        """Run many inputs; a batching backend gets them all in one engine call."""
+        if not isinstance(self.backend, BatchBackend) or len(inputs) < 2:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        configs = get_config_list(config, len(inputs))
+        stop = kwargs.pop("stop", None)
+        conversations = [self._convert_input(item).to_messages() for item in inputs]
+        runs = [
+            self._callback_manager(CallbackManager, cfg).on_chat_model_start(
+                self._serialized,
+                [messages],
+                invocation_params=self._get_invocation_params(stop=stop, **kwargs),
+                name=cfg.get("run_name"),
+                run_id=cfg.get("run_id"),
+                batch_size=len(inputs),
+            )[0]
+            for messages, cfg in zip(conversations, configs, strict=True)
+        ]
+        try:
+            rounds = self._batch_rounds(conversations, stop, kwargs)
+            requests = next(rounds)
+            while True:
+                requests = rounds.send(self.backend.generate_batch(requests))
+        except StopIteration as done:
+            results: list[ChatResult | BaseException] = done.value
+        except Exception as exc:  # the engine call failed: every input failed
+            results = [exc] * len(inputs)
+        return self._finish_batch(runs, results, return_exceptions)
+
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:  # type: ignore[override]
+        """Async ``batch``: the engine call runs in a worker thread."""
+        if not isinstance(self.backend, BatchBackend) or len(inputs) < 2:
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        configs = get_config_list(config, len(inputs))
+        stop = kwargs.pop("stop", None)
+        conversations = [self._convert_input(item).to_messages() for item in inputs]
+        runs = [
+            (
+                await self._callback_manager(AsyncCallbackManager, cfg).on_chat_model_start(
+                    self._serialized,
+                    [messages],
+                    invocation_params=self._get_invocation_params(stop=stop, **kwargs),
+                    name=cfg.get("run_name"),
+                    run_id=cfg.get("run_id"),
+                    batch_size=len(inputs),
+                )
+            )[0]
+            for messages, cfg in zip(conversations, configs, strict=True)
+        ]
+        try:
+            rounds = self._batch_rounds(conversations, stop, kwargs)
+            requests = next(rounds)
+            while True:
+                outputs = await asyncio.to_thread(self.backend.generate_batch, requests)
+                requests = rounds.send(outputs)
+        except StopIteration as done:
+            results: list[ChatResult | BaseException] = done.value
+        except Exception as exc:
+            results = [exc] * len(inputs)
+        out: list[Any] = []
+        for run, result in zip(runs, results, strict=True):
+            if isinstance(result, BaseException):
+                await run.on_llm_error(result)
+                if not return_exceptions:
+                    raise result
+                out.append(result)
+            else:
+                await run.on_llm_end(LLMResult(generations=[list(result.generations)]))
+                out.append(result.generations[0].message)
+        return out
+
+    def _callback_manager(self, kind: Any, config: RunnableConfig) -> Any:
+        return kind.configure(
+            config.get("callbacks"),
+            self.callbacks,
+            self.verbose,
+            config.get("tags"),
+            self.tags,
+            config.get("metadata"),
+            self.metadata,
+        )
+
+    def _batch_rounds(
+        self, conversations: list[list[BaseMessage]], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Generator[list[GenerationRequest], list[list[Event]], list[ChatResult | BaseException]]:
+        """Decode batched generations; yields the requests of each engine round.
+
+        A thinking budget may need a second round for the inputs it cut short.
+        """
+        prepared: list[tuple[GenerationRequest, TurnDecoder] | BaseException] = []
+        for messages in conversations:
+            try:
+                prepared.append(self._prepare(messages, stop, dict(kwargs)))
+            except Exception as exc:  # bad input fails alone, not the whole batch
+                prepared.append(exc)
+        chunks: list[list[ChatGenerationChunk]] = [[] for _ in conversations]
+        pending = [i for i, item in enumerate(prepared) if not isinstance(item, BaseException)]
+        requests = {i: prepared[i][0] for i in pending}  # type: ignore[index]
+        while pending:
+            outputs = yield [requests[i] for i in pending]
+            follow_up: list[int] = []
+            for i, events in zip(pending, outputs, strict=True):
+                decoder = prepared[i][1]  # type: ignore[index]
+                for event in events:
+                    chunks[i] += decoder.feed(event)
+                    if decoder.interrupted:
+                        break
+                following = decoder.next_request(requests[i])
+                if following is not None:
+                    requests[i] = following
+                    follow_up.append(i)
+            pending = follow_up
+        results: list[ChatResult | BaseException] = []
+        for i, item in enumerate(prepared):
+            if isinstance(item, BaseException):
+                results.append(item)
+            else:
+                results.append(generate_from_stream(iter(chunks[i] + item[1].finish())))
+        return results
+
+    @staticmethod
+    def _finish_batch(
+        runs: list[CallbackManagerForLLMRun],
+        results: list[ChatResult | BaseException],
+        return_exceptions: bool,
+    ) -> list[Any]:
+        out: list[Any] = []
+        for run, result in zip(runs, results, strict=True):
+            if isinstance(result, BaseException):
+                run.on_llm_error(result)
+                if not return_exceptions:
+                    raise result
+                out.append(result)
+            else:
+                run.on_llm_end(LLMResult(generations=[list(result.generations)]))
+                out.append(result.generations[0].message)
+        return out

@@ -19,7 +19,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk
 
-from sealion_agents.backends.base import Event, Finished, GenerationRequest, PromptInfo, TextDelta
+from sealion_agents.backends.base import Event, Finished, GenerationRequest, PromptInfo
 from sealion_agents.reasoning import THINK_CLOSE, Phase, ReasoningParser, Split
 
 __all__ = ["CLOSE_REASONING", "TurnDecoder"]

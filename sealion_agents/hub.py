@@ -62,9 +62,7 @@ def resolve_gguf(
             "(or HF_ENDPOINT and proxy settings, and HF_TOKEN for gated repos), or download "
             "the .gguf file elsewhere and pass its local path to from_gguf()."
         ) from exc
-    files = sorted(
-        p for p in Path(folder).rglob("*.gguf") if _quant_matches(p.as_posix(), quant)
-    )
+    files = sorted(p for p in Path(folder).rglob("*.gguf") if _quant_matches(p.as_posix(), quant))
     if not files:
         raise ValueError(
             f"{repo_id} has no GGUF file for quant {quant!r}; check the quant name on "

@@ -203,7 +203,9 @@ def test_unknown_call_option_is_a_clear_error(llm: ChatSeaLion) -> None:
 
 
 def test_context_window_error_before_generation(tiny_gguf_paths: dict[str, Any]) -> None:
-    llm = ChatSeaLion.from_gguf(tiny_gguf_paths["writes"], n_ctx=200, llama_kwargs=LLAMA_TEST_KWARGS)
+    llm = ChatSeaLion.from_gguf(
+        tiny_gguf_paths["writes"], n_ctx=200, llama_kwargs=LLAMA_TEST_KWARGS
+    )
     assert llm.backend.n_ctx == 256  # rounded up to llama.cpp's multiple of 256
     long = [HumanMessage("word " * 300)]
     prompt_tokens = len(encode(llm.backend.render(GenerationRequest(to_template_messages(long)))))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
 
 __all__ = [
+    "BatchBackend",
     "ChatBackend",
     "Event",
     "Finished",
@@ -90,6 +91,15 @@ class ChatBackend(Protocol):
 
     def close(self) -> None:
         """Free the model or connection; the backend may load again on next use."""
+        ...
+
+
+@runtime_checkable
+class BatchBackend(Protocol):
+    """A backend whose engine takes many requests in one call (vLLM)."""
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[list[Event]]:
+        """Run all requests in ONE engine call; return each request's events in order."""
         ...
 
 

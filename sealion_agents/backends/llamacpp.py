@@ -211,12 +211,21 @@ class LlamaCppBackend(SyncBackend):
         with self._lock:
             return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
+    @staticmethod
+    def _tokenize_prompt(llama: Any, prompt: str) -> list[int]:
+        """Prompt ids with exactly one BOS where the model wants one (templates often hold it)."""
+        tokens: list[int] = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        bos = llama.token_bos()
+        if llama._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
+            tokens.insert(0, bos)
+        return tokens
+
     def stream(self, request: GenerationRequest) -> Iterator[Event]:
         """Generate under the lock, yielding one ``TextDelta`` per token."""
         llama = self.load()
         prompt = self.render(request)
         with self._lock:
-            tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            tokens = self._tokenize_prompt(llama, prompt)
             n_ctx = int(llama.n_ctx())
             if len(tokens) + (request.max_tokens or 1) > n_ctx:
                 raise ContextWindowExceededError(
@@ -235,9 +244,7 @@ class LlamaCppBackend(SyncBackend):
         budget = n_ctx - len(tokens)
         if request.max_tokens is not None:
             budget = min(budget, request.max_tokens)
-        llama.set_seed(
-            request.seed if request.seed is not None else random.randint(0, 2**31 - 1)
-        )
+        llama.set_seed(request.seed if request.seed is not None else random.randint(0, 2**31 - 1))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
         reason = "length"
