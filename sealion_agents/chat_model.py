@@ -153,6 +153,61 @@ class ChatSeaLion(BaseChatModel):
             backend = LlamaCppBackend(Path(text), **options)
         return cls(backend=backend, thinking=thinking, **kwargs)
 
+    @classmethod
+    def from_vllm(cls, model: Any, *, thinking: bool = True, **kwargs: Any) -> ChatSeaLion:
+        """SEA-LION on vLLM in-process, from a repo id, a model folder or a started ``vllm.LLM``.
+
+        The engine starts on the first call (or ``load()``); ``close()`` shuts it down
+        (an engine passed in is left to its owner). Keyword arguments that are
+        ``ChatSeaLion`` fields (``temperature``, ``max_tokens``, ``seed``...) configure the
+        chat model; ``name`` and ``chat_template`` the backend; all others go to
+        ``vllm.LLM`` (``tensor_parallel_size``, ``gpu_memory_utilization``,
+        ``max_model_len``, ``dtype``, ``quantization``, ``enforce_eager``...).
+        """
+        from sealion_agents.backends.vllm import VLLMBackend
+
+        fields = {
+            k: kwargs.pop(k) for k in list(kwargs) if k in cls.model_fields and k != "backend"
+        }
+        if isinstance(model, (str, Path)):
+            backend = VLLMBackend(model, **kwargs)
+        else:
+            backend = VLLMBackend(llm=model, **kwargs)
+        return cls(backend=backend, thinking=thinking, **fields)
+
+    @classmethod
+    def from_openai(
+        cls,
+        base_url: str,
+        *,
+        model: str,
+        api_key: str | None = None,
+        thinking: bool = True,
+        **kwargs: Any,
+    ) -> ChatSeaLion:
+        """SEA-LION behind an OpenAI-compatible server (``vllm serve``, llama.cpp, AI Singapore).
+
+        ``api_key`` defaults to the ``SEALION_API_KEY`` environment variable. ``timeout`` and
+        ``max_retries`` apply to the HTTP requests. Backend options (``thinking_off_model``,
+        ``reasoning_prefilled``, ``extra_body``, ``headers``) go to ``OpenAIBackend``; other
+        keyword arguments are ``ChatSeaLion`` fields.
+        """
+        from sealion_agents.backends.openai import OpenAIBackend
+
+        fields = {
+            k: kwargs.pop(k) for k in list(kwargs) if k in cls.model_fields and k != "backend"
+        }
+        probe = cls.model_construct(**fields)  # field defaults, e.g. max_retries
+        backend = OpenAIBackend(
+            base_url,
+            model=model,
+            api_key=api_key,
+            timeout=probe.timeout,
+            max_retries=probe.max_retries,
+            **kwargs,
+        )
+        return cls(backend=backend, thinking=thinking, **fields)
+
     # -- conveniences ----------------------------------------------------------------
 
     def with_thinking(self, thinking: bool = True, **options: Any) -> Runnable:
@@ -174,6 +229,17 @@ class ChatSeaLion(BaseChatModel):
     def close(self) -> None:
         """Free the model's memory; the next call loads it again."""
         self.backend.close()
+
+    def get_num_tokens(self, text: str) -> int:
+        """Count tokens with the model's own tokenizer when the backend has one."""
+        count = getattr(self.backend, "count_tokens", None)
+        return int(count(text)) if callable(count) else super().get_num_tokens(text)
+
+    @property
+    def context_window(self) -> int | None:
+        """The backend's context window in tokens, when it knows it."""
+        n_ctx = getattr(self.backend, "n_ctx", None)
+        return int(n_ctx) if n_ctx is not None else None
 
     @property
     def _llm_type(self) -> str:

@@ -319,3 +319,20 @@ def _pieces(text: str) -> list[str]:
 
 REASONING_PIECES = _pieces(REASONING)
 ANSWER_PIECES = _pieces(ANSWER)
+
+
+def test_user_template_overrides_the_stored_one(tiny_gguf_paths: dict[str, Any]) -> None:
+    """The 'writes' GGUF driven by the 'prefilled' template: the prompt now holds <think>."""
+    from tests.tiny_models import TEMPLATES
+
+    llm = ChatSeaLion.from_gguf(
+        tiny_gguf_paths["writes"],
+        chat_template=TEMPLATES["prefilled"],
+        llama_kwargs=LLAMA_TEST_KWARGS,
+    )
+    prompt = llm.backend.render(GenerationRequest(to_template_messages(QUESTION)))
+    assert prompt.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n<think>")
+    result = llm.invoke(QUESTION)
+    assert split_of(result) == expected(True)
+    assert result.usage_metadata["output_token_details"] == {"reasoning": len(REASONING_PIECES) + 1}
+    llm.close()

@@ -50,3 +50,12 @@ def test_prompt_is_the_models_own_template(smol: ChatSeaLion) -> None:
     prompt = smol.backend.render(GenerationRequest(messages=[{"role": "user", "content": "Hi"}]))
     assert prompt.startswith("<|im_start|>system\n")
     assert prompt.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_seed_makes_sampling_reproducible(smol: ChatSeaLion) -> None:
+    question = [HumanMessage("Tell me a short story about a fisherman in Penang.")]
+    first = smol.invoke(question, temperature=1.2, top_k=0, seed=1234)
+    again = smol.invoke(question, temperature=1.2, top_k=0, seed=1234)
+    others = {smol.invoke(question, temperature=1.2, top_k=0, seed=s).content for s in (1, 2, 3)}
+    assert first.content == again.content
+    assert len(others | {first.content}) > 1  # a different seed samples differently
