@@ -37,7 +37,7 @@ bench: env
 	$(BIN)/python benchmarks/bench_gguf.py
 
 demo: env
-	$(BIN)/python examples/demo.py
+	PATH="$(abspath $(BIN)):$$PATH" examples/demo.sh
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

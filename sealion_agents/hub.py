@@ -42,7 +42,7 @@ def resolve_gguf(
     Split files (``-00001-of-00003``) are all fetched; the first part is returned, which
     is what llama.cpp loads.
     """
-    hub = require("huggingface_hub", extra="gguf")
+    hub = require("huggingface_hub", extra="gguf", feature="Downloading from the Hugging Face Hub")
     if not quant:
         raise ValueError(
             f"{repo_id} is a repository of several GGUF files: pass quant=..., e.g. "

@@ -70,8 +70,8 @@ def test_import_needs_no_heavy_runtime() -> None:
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert (
-        "ERROR: llama_cpp is not installed; it comes with the 'gguf' extra: "
-        'pip install "sealion-agents[gguf]"' in result.stdout
+        "ERROR: The GGUF runtime needs the Python package 'llama_cpp', which is not installed. "
+        'Install it with: pip install "sealion-agents[gguf]"' in result.stdout
     )
 
 

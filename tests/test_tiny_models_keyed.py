@@ -7,19 +7,11 @@ import os
 
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")  # no gdb on a ggml crash
 
+import llama_cpp  # noqa: E402
 import numpy as np
 import pytest
 
-pytest.importorskip("gguf")
-pytest.importorskip("tokenizers")
-pytest.importorskip("llama_models")
-
-try:  # tests/ is on sys.path under pytest's default "prepend" import mode
-    import tiny_models as tm
-except ImportError:  # tests/ is a package
-    from tests import tiny_models as tm
-
-llama_cpp = pytest.importorskip("llama_cpp")
+from tests import tiny_models as tm
 
 Rule = tm.Rule
 

@@ -131,7 +131,7 @@ class LlamaCppBackend(SyncBackend):
             return self._llama
 
     def _load(self) -> Any:
-        llama_cpp = require("llama_cpp", extra="gguf")
+        llama_cpp = require("llama_cpp", extra="gguf", feature="The GGUF runtime")
         if self._path is None:
             self._path = Path(self._resolve())
         trained = self._trained_context(llama_cpp, self._path)
@@ -239,7 +239,7 @@ class LlamaCppBackend(SyncBackend):
     def _generate(
         self, llama: Any, tokens: list[int], request: GenerationRequest, n_ctx: int
     ) -> Iterator[Event]:
-        llama_cpp = require("llama_cpp", extra="gguf")
+        llama_cpp = require("llama_cpp", extra="gguf", feature="The GGUF runtime")
         vocab = llama._model.vocab
         budget = n_ctx - len(tokens)
         if request.max_tokens is not None:

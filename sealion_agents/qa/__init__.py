@@ -1,0 +1,1 @@
+"""Grounded document Q&A: rewrite, retrieve, pack, answer with citations, verify."""

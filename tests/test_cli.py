@@ -1,0 +1,126 @@
+"""The ``sealion`` command end to end: real processes, a real Chroma folder, llama.cpp."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import tiny_models
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "examples" / "docs"
+
+
+def sealion(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from sealion_agents.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "NO_COLOR": "1", **env},
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("store")
+    result = sealion("ingest", str(DOCS), "--collection", "demo", "--store", str(folder))
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_ingest_reports_each_file_and_is_idempotent(store: Path) -> None:
+    again = sealion("ingest", str(DOCS), "--collection", "demo", "--store", str(store))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("unchanged") == len(list(DOCS.glob("*.md")))
+    assert "0 chunks added, 0 removed, 0 file(s) failed" in again.stdout
+
+
+def test_ingest_reports_a_bad_file_and_keeps_the_rest(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("Durian is the king of fruits.", encoding="utf-8")
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    result = sealion(
+        "ingest", str(tmp_path), "--collection", "mixed", "--store", str(tmp_path / "s")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "good.txt" in result.stdout and "added" in result.stdout
+    assert "bad.pdf" in result.stdout
+    assert "1 file(s) failed" in result.stdout
+
+
+def test_collections_lists_and_deletes(store: Path, tmp_path: Path) -> None:
+    listed = sealion("collections", "--store", str(store))
+    assert "demo" in listed.stdout and "multilingual-e5-small" in listed.stdout
+    copy = tmp_path / "copy"
+    sealion("ingest", str(DOCS / "jeepney_tl.md"), "--collection", "gone", "--store", str(copy))
+    deleted = sealion("collections", "--store", str(copy), "--delete", "gone")
+    assert "deleted collection 'gone'" in deleted.stdout
+    assert "gone" not in sealion("collections", "--store", str(copy)).stdout
+
+
+def test_ask_missing_collection_is_a_clear_error(store: Path) -> None:
+    result = sealion("ask", "hi", "--collection", "nope", "--store", str(store), "--gguf", "x.gguf")
+    assert result.returncode == 1
+    assert "no collection named 'nope'" in result.stderr
+    assert "sealion ingest PATH --collection nope" in result.stderr
+
+
+def test_ask_without_a_model_says_how_to_choose(store: Path) -> None:
+    env = {k: "" for k in ("SEALION_GGUF", "SEALION_VLLM", "SEALION_OPENAI_URL")}
+    result = sealion("ask", "hi", "--collection", "demo", "--store", str(store), **env)
+    assert result.returncode == 1
+    assert "choose a model: --gguf aisingapore/Llama-SEA-LION-v3.5-8B-R-GGUF" in result.stderr
+
+
+def test_ask_with_a_model_that_cannot_load(store: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF but not really")
+    result = sealion("ask", "hi", "-c", "demo", "--store", str(store), "--gguf", str(broken))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error:")
+    assert "Traceback" not in result.stderr
+
+
+def test_ask_streams_then_declines_an_unsupported_answer(store: Path) -> None:
+    """The default tiny model answers without citations: the verifier must refuse it."""
+    gguf = tiny_models.tiny_gguf("writes")
+    result = sealion(
+        "ask",
+        "What is choping?",
+        "-c",
+        "demo",
+        "--store",
+        str(store),
+        "--gguf",
+        str(gguf),
+        "--show-reasoning",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == tiny_models.REASONING
+    assert lines[1] == tiny_models.ANSWER
+    assert lines[2] == "(declined: no claim was supported by its sources)"
+    assert lines[3] == "The documents do not contain the answer to this question."
+
+
+def test_chat_reads_questions_from_stdin(store: Path) -> None:
+    gguf = tiny_models.tiny_gguf("writes")
+    result = sealion(
+        "chat",
+        "-c",
+        "demo",
+        "--store",
+        str(store),
+        "--gguf",
+        str(gguf),
+        "--no-thinking",
+        stdin="What is choping?\nAnd satay?\n\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(tiny_models.ANSWER) == 2
+    assert result.stdout.count("(declined: no claim was supported by its sources)") == 2
