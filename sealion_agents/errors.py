@@ -22,7 +22,8 @@ class ContextWindowExceededError(ValueError):
             need = f"The prompt is {prompt_tokens} tokens"
         super().__init__(
             f"{need}, more than the context window of {n_ctx} tokens. Shorten the messages, "
-            "lower max_tokens, or load the model with a larger n_ctx."
+            "lower max_tokens, or load the model with a larger context window (n_ctx on the "
+            "GGUF runtime, max_model_len on vLLM)."
         )
 
 

@@ -44,3 +44,82 @@ def gguf_backends(tiny_gguf_paths: dict[str, Path]) -> Iterator[dict[str, object
     yield backends
     for backend in backends.values():
         backend.close()
+
+
+# -- vLLM in-process and OpenAI-compatible servers (test_vllm_backend, test_openai_backend) --
+
+
+@pytest.fixture(scope="session")
+def vllm_engine() -> Iterator[object]:
+    """One real in-process vLLM engine on the tiny "writes" model for the whole session."""
+    from tests.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+
+    for key, value in VLLM_ENV.items():
+        os.environ.setdefault(key, value)
+    import vllm
+
+    llm = vllm.LLM(model=str(tiny_models.tiny_hf_folder("writes")), **VLLM_ENGINE_KWARGS)
+    yield llm
+    llm.llm_engine.engine_core.shutdown()
+
+
+@pytest.fixture(scope="session")
+def vllm_backends(vllm_engine: object) -> dict[str, object]:
+    """A vLLM backend per template variant, sharing the one engine (templates differ)."""
+    from sealion_agents.backends.vllm import VLLMBackend
+
+    return {
+        name: VLLMBackend(llm=vllm_engine, name="sealion-tiny", chat_template=template)
+        for name, template in tiny_models.TEMPLATES.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def vllm_servers() -> Iterator[dict[str, object]]:
+    """Real vLLM OpenAI servers on 127.0.0.1, started together and stopped by pid.
+
+    "vllm": no reasoning parser (reasoning inline in content); "vllm-r1":
+    ``--reasoning-parser deepseek_r1`` (reasoning in the ``reasoning`` field).
+    """
+    from tests.servers import vllm_server
+
+    folder = tiny_models.tiny_hf_folder("writes")
+    servers = {
+        "vllm": vllm_server(folder, reasoning_parser=None, name="vllm-plain"),
+        "vllm-r1": vllm_server(folder, reasoning_parser="deepseek_r1", name="vllm-r1"),
+    }
+    try:
+        for server in servers.values():
+            server.start()
+        for server in servers.values():
+            server.wait(timeout=300)
+        yield servers  # type: ignore[misc]
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+#: The llama.cpp test server's API key (a test value, not a secret).
+LLAMACPP_TEST_KEY = "sk-test-not-a-secret-4242"
+
+
+@pytest.fixture(scope="session")
+def llamacpp_server(tiny_gguf_paths: dict[str, Path]) -> Iterator[object]:
+    """A real llama-cpp-python server serving each variant as "<variant>-on" / "<variant>-off".
+
+    Its per-request ``chat_template_kwargs`` are ignored, so the thinking mode is fixed per
+    model alias in the server's config file.
+    """
+    from tests.servers import llamacpp_server as make
+
+    models = {
+        f"{variant}-{mode}": (path, mode)
+        for variant, path in tiny_gguf_paths.items()
+        for mode in ("on", "off")
+    }
+    server = make(models, api_key=LLAMACPP_TEST_KEY)
+    try:
+        server.start().wait(timeout=120)
+        yield server
+    finally:
+        server.stop()

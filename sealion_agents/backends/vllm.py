@@ -1,0 +1,344 @@
+"""SEA-LION on vLLM in-process (``vllm.LLM``), with one-call batching.
+
+Data flow: template messages -> the model's chat template via the engine's own tokenizer
+(``thinking_mode`` set, assistant prefix appended) -> prompt token ids ->
+``SamplingParams`` -> engine -> token ids / text -> ``TextDelta`` events.
+
+* ``stream``: the request is added to ``LLM.llm_engine`` with ``RequestOutputKind.DELTA``
+  and the engine is stepped until it finishes. Every streaming caller steps the same
+  engine (whoever holds the lock steps it and hands each request its deltas), so
+  concurrent streams and ``ainvoke``s are batched by vLLM's scheduler.
+* ``generate_batch``: all prompts go to ONE ``LLM.generate`` call. Prompts are rendered
+  here rather than by ``LLM.chat``, whose ``chat_template_kwargs`` and
+  ``continue_final_message`` apply to every conversation of a call, while a batch may mix
+  thinking modes and thinking-budget continuations.
+* ``astream`` runs ``stream`` in a worker thread (``SyncBackend``); the event loop stays free.
+
+``vllm.LLM`` is not thread-safe: every use of the engine holds the backend's lock, and a
+batch waits until no stream is running (``LLM.generate`` steps the engine until it is idle,
+which would swallow other requests' outputs).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import itertools
+import logging
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sealion_agents.backends.base import (
+    Event,
+    Finished,
+    GenerationRequest,
+    PromptInfo,
+    SyncBackend,
+    TextDelta,
+)
+from sealion_agents.chat_template import thinking_mode
+from sealion_agents.errors import ContextWindowExceededError, require
+from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
+
+__all__ = ["VLLMBackend"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TEMPERATURE = 0.6
+DEFAULT_TOP_P = 0.95
+
+_MAX_PENDING_BYTES = 4  # a UTF-8 character spans at most four byte-level tokens
+_WINDOW = 4  # tokens of context when decoding one token
+_DECODE = {"skip_special_tokens": False, "clean_up_tokenization_spaces": False}
+
+
+class _EngineState:
+    """What every backend sharing one ``vllm.LLM`` must agree on: its lock and its streams."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()  # guards the engine and the fields below
+        self.queues: dict[str, deque[Any]] = {}  # streaming request id -> pending outputs
+        self.batch_waiting = 0
+        self.ids = itertools.count()
+        self.sampling_defaults: dict[str, Any] | None = None  # from generation_config.json
+        self.think_close_id = -2  # -2: not looked up yet; -1: not a single token
+
+
+_STATES: weakref.WeakKeyDictionary[Any, _EngineState] = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def _state(llm: Any) -> _EngineState:
+    with _STATES_LOCK:
+        state = _STATES.get(llm)
+        if state is None:
+            state = _STATES[llm] = _EngineState()
+        return state
+
+
+class VLLMBackend(SyncBackend):
+    """Runs a Hugging Face model folder or repo id with ``vllm.LLM``; starts on first use."""
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        llm: Any = None,
+        name: str | None = None,
+        chat_template: str | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
+        """Describe the engine; nothing is loaded until the first generation.
+
+        Args:
+            model: a Hugging Face repo id or a local model folder.
+            llm: an already started ``vllm.LLM`` to use instead (its owner closes it).
+            name: model name for metadata (default: ``model``).
+            chat_template: a Jinja template overriding the model's own.
+            engine_kwargs: passed on to ``vllm.LLM`` (``tensor_parallel_size``,
+                ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, ``quantization``,
+                ``enforce_eager``, ...).
+        """
+        if model is None and llm is None:
+            raise ValueError("Give a model (repo id or folder) or a started vllm.LLM.")
+        self._model = str(model) if model is not None else None
+        self._engine_kwargs = engine_kwargs
+        self._llm = llm
+        self._owns_llm = llm is None
+        self._name = name
+        self._chat_template = chat_template
+        self._load_lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        """The given name, the model id or folder name, or the engine's model."""
+        if self._name:
+            return self._name
+        if self._model:
+            return Path(self._model).name if Path(self._model).exists() else self._model
+        return str(getattr(self._llm.model_config, "model", "vllm"))
+
+    @property
+    def llm(self) -> Any:
+        """The ``vllm.LLM`` engine, starting it on first access."""
+        return self.load()
+
+    def load(self) -> Any:
+        """Start the engine now (otherwise the first generation does)."""
+        with self._load_lock:
+            if self._llm is None:
+                if self._model is None:
+                    raise RuntimeError("This backend's injected vllm.LLM was closed.")
+                vllm = require("vllm", extra="vllm", feature="In-process vLLM")
+                logger.info("starting vLLM on %s", self._model)
+                self._llm = vllm.LLM(model=self._model, **self._engine_kwargs)
+                self._owns_llm = True
+                atexit.register(_close_at_exit, weakref.ref(self))
+            return self._llm
+
+    @property
+    def max_model_len(self) -> int:
+        """The engine's context window."""
+        return int(self.llm.llm_engine.model_config.max_model_len)
+
+    def close(self) -> None:
+        """Shut the engine down if this backend started it; the next call starts it again."""
+        with self._load_lock:
+            llm = self._llm
+            if llm is None or not self._owns_llm:
+                return  # an injected engine is freed by its owner
+            with _state(llm).lock:
+                self._llm = None
+                try:
+                    llm.llm_engine.engine_core.shutdown()
+                except Exception:  # best effort: the engine may already be gone
+                    logger.debug("vLLM engine shutdown failed", exc_info=True)
+            del llm
+            gc.collect()
+
+    # -- prompts and sampling -------------------------------------------------------
+
+    def render(self, request: GenerationRequest, llm: Any = None) -> str:
+        """The prompt text for a request, as the model will see it."""
+        tokenizer = (llm or self.load()).get_tokenizer()
+        text = tokenizer.apply_chat_template(
+            request.messages,
+            chat_template=self._chat_template,
+            tokenize=False,
+            add_generation_prompt=True,
+            thinking_mode=thinking_mode(request.thinking),
+        )
+        return str(text) + request.assistant_prefix
+
+    def _prepare(self, llm: Any, request: GenerationRequest) -> tuple[list[int], bool, Any]:
+        """Prompt ids, whether the prompt opens reasoning, and the sampling parameters."""
+        vllm = require("vllm", extra="vllm", feature="In-process vLLM")
+        prompt = self.render(request, llm)
+        ids = list(llm.get_tokenizer().encode(prompt, add_special_tokens=False))
+        limit = int(llm.llm_engine.model_config.max_model_len)
+        if len(ids) + (request.max_tokens or 1) > limit:
+            raise ContextWindowExceededError(
+                prompt_tokens=len(ids), max_tokens=request.max_tokens, n_ctx=limit
+            )
+        state = _state(llm)
+        if state.sampling_defaults is None:  # reads generation_config.json: once per engine
+            state.sampling_defaults = dict(llm.llm_engine.model_config.get_diff_sampling_param())
+        options: dict[str, Any] = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
+        options.update(state.sampling_defaults)
+        given = {
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "top_k": None if request.top_k is None else (request.top_k or -1),
+            "seed": request.seed,
+        }
+        options.update({key: value for key, value in given.items() if value is not None})
+        options.pop("max_new_tokens", None)
+        options["max_tokens"] = request.max_tokens or (limit - len(ids))
+        options["skip_special_tokens"] = False  # keep <think> tags even if marked special
+        params = vllm.SamplingParams(**options)
+        return ids, prompt.rstrip().endswith(THINK_OPEN), params
+
+    # -- streaming -----------------------------------------------------------------
+
+    def stream(self, request: GenerationRequest) -> Iterator[Event]:
+        """Generate through the engine with delta outputs, yielding one event per step."""
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        llm = self.load()  # outside the engine lock: close() takes the two locks in this order
+        state = _state(llm)
+        with state.lock:
+            while state.batch_waiting:
+                state.lock.wait()
+            ids, opens, params = self._prepare(llm, request)
+            params.output_kind = RequestOutputKind.DELTA
+            request_id = f"sealion-stream-{next(state.ids)}"
+            llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=ids), params)
+            queue: deque[Any] = deque()
+            state.queues[request_id] = queue
+        finished = False
+        produced = 0
+        try:
+            yield PromptInfo(prompt_tokens=len(ids), opens_reasoning=opens)
+            while not finished:
+                output = _next_output(llm, state, request_id, queue)
+                piece = output.outputs[0]
+                tokens = len(piece.token_ids)
+                finished = output.finished
+                if finished and piece.finish_reason == "stop" and _ends_on_stop_token(piece):
+                    tokens = max(0, tokens - 1)  # the end-of-turn token is not part of the reply
+                produced += tokens
+                if piece.text or tokens:
+                    yield TextDelta(text=piece.text, tokens=tokens)
+            reason = "length" if piece.finish_reason == "length" else "stop"
+            yield Finished(reason=reason, completion_tokens=produced)
+        finally:
+            with state.lock:
+                state.queues.pop(request_id, None)
+                if not finished:
+                    llm.llm_engine.abort_request([request_id])
+                state.lock.notify_all()
+
+    # -- batching ------------------------------------------------------------------
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[list[Event]]:
+        """Run all requests in ONE ``LLM.generate`` call; return each request's events."""
+        from vllm.inputs import TokensPrompt
+
+        llm = self.load()
+        state = _state(llm)
+        with state.lock:
+            state.batch_waiting += 1
+            try:
+                while state.queues:  # streams in flight: let them finish first
+                    state.lock.wait()
+                prepared = [self._prepare(llm, request) for request in requests]
+                prompts = [TokensPrompt(prompt_token_ids=ids) for ids, _, _ in prepared]
+                outputs = llm.generate(
+                    prompts, [params for _, _, params in prepared], use_tqdm=False
+                )
+                tokenizer = llm.get_tokenizer()
+                close_id = _think_close_id(state, tokenizer)
+            finally:
+                state.batch_waiting -= 1
+                state.lock.notify_all()
+        events: list[list[Event]] = []
+        for (ids, opens, _), output in zip(prepared, outputs, strict=True):
+            piece = output.outputs[0]
+            token_ids = list(piece.token_ids)
+            if piece.finish_reason == "stop" and token_ids and _ends_on_stop_token(piece):
+                token_ids = token_ids[:-1]
+            one: list[Event] = [PromptInfo(prompt_tokens=len(ids), opens_reasoning=opens)]
+            pieces = _pieces(tokenizer, token_ids, close_id)
+            one += [TextDelta(text=text, tokens=n) for text, n in pieces]
+            reason = "length" if piece.finish_reason == "length" else "stop"
+            one.append(Finished(reason=reason, completion_tokens=len(token_ids)))
+            events.append(one)
+        return events
+
+
+def _next_output(llm: Any, state: _EngineState, request_id: str, queue: deque[Any]) -> Any:
+    """This request's next output, stepping the engine for every stream when none is ready."""
+    with state.lock:
+        while not queue:
+            for output in llm.llm_engine.step():
+                target = state.queues.get(output.request_id)
+                if target is not None:
+                    target.append(output)
+            if not queue and not llm.llm_engine.has_unfinished_requests():
+                raise RuntimeError(f"vLLM dropped request {request_id} without finishing it.")
+        return queue.popleft()
+
+
+def _think_close_id(state: _EngineState, tokenizer: Any) -> int | None:
+    """The id of ``</think>`` when it is a single token of the vocabulary, else None."""
+    if state.think_close_id == -2:
+        ids = tokenizer.encode(THINK_CLOSE, add_special_tokens=False)
+        state.think_close_id = ids[0] if len(ids) == 1 else -1
+    return state.think_close_id if state.think_close_id >= 0 else None
+
+
+def _ends_on_stop_token(piece: Any) -> bool:
+    """True when generation ended on an end-of-sequence or stop token (not a stop string)."""
+    return not isinstance(piece.stop_reason, str)
+
+
+def _pieces(tokenizer: Any, token_ids: list[int], close_id: int | None) -> list[tuple[str, int]]:
+    """Text pieces of a finished output and their token counts, for the decoder.
+
+    Up to the ``</think>`` token the pieces are token by token (the thinking budget and the
+    reasoning count need that); the answer after it is one piece. Each token's text is the
+    difference between decoding a short window with and without it, which keeps leading
+    spaces (SentencePiece) and multi-byte characters (byte-level BPE) right.
+    """
+    end = len(token_ids)
+    if close_id is not None and close_id in token_ids:
+        end = token_ids.index(close_id) + 1
+    pieces: list[tuple[str, int]] = []
+    start = 0  # window start
+    read = 0  # tokens already emitted
+    seen = ""  # decode(token_ids[start:read])
+    for i in range(end):
+        text = tokenizer.decode(token_ids[start : i + 1], **_DECODE)
+        if text.endswith("\ufffd") and i + 1 - read < _MAX_PENDING_BYTES and i + 1 < end:
+            continue  # a character split across tokens: wait for the rest
+        pieces.append((text[len(seen) :], i + 1 - read))
+        read, seen = i + 1, text
+        if read - start >= 2 * _WINDOW:  # slide the window now and then, not every token
+            start = read - _WINDOW
+            seen = tokenizer.decode(token_ids[start:read], **_DECODE)
+    if end < len(token_ids):
+        pieces.append((tokenizer.decode(token_ids[end:], **_DECODE), len(token_ids) - end))
+    return pieces
+
+
+def _close_at_exit(ref: weakref.ref[VLLMBackend]) -> None:
+    backend = ref()
+    if backend is not None:
+        backend.close()
