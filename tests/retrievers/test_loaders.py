@@ -43,6 +43,7 @@ def test_pdf_gives_one_document_per_page(tmp_path: Path) -> None:
 
 def test_docx(tmp_path: Path) -> None:
     import docx
+
     document = docx.Document()
     document.add_paragraph("ภาษาไทย")
     document.save(tmp_path / "d.docx")
