@@ -56,6 +56,9 @@ def vllm_engine() -> Iterator[object]:
 
     for key, value in VLLM_ENV.items():
         os.environ.setdefault(key, value)
+    from sealion_agents.backends.vllm import guard_kernel_scan
+
+    guard_kernel_scan()
     import vllm
 
     llm = vllm.LLM(model=str(tiny_models.tiny_hf_folder("writes")), **VLLM_ENGINE_KWARGS)

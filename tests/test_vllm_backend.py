@@ -8,6 +8,7 @@ so a template override is enough). The engine starts once per session.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from sealion_agents import ChatSeaLion, ContextWindowExceededError
 from sealion_agents.backends.base import BatchBackend, ChatBackend, GenerationRequest
 from sealion_agents.backends.vllm import VLLMBackend, _pieces
 from sealion_agents.messages import to_template_messages
+from tests import tiny_models
 from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected here too)
     QUESTION,
     expected,
@@ -239,3 +241,32 @@ class TestVLLMIntegration(ChatModelIntegrationTests):
         for chunk in llm.stream("Hello"):
             full = chunk if full is None else full + chunk
         return full
+
+
+def test_vllm_starts_after_numba_was_imported() -> None:
+    """bm25s (our BM25) imports numba; vLLM's kernel scan used to crash on llvmlite then."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+
+    code = textwrap.dedent(
+        f"""
+        import bm25s, sys
+        assert "llvmlite.binding.ffi" in sys.modules
+        from sealion_agents import ChatSeaLion
+        llm = ChatSeaLion.from_vllm({str(tiny_models.tiny_hf_folder("writes"))!r},
+                                    **{VLLM_ENGINE_KWARGS!r})
+        print("ANSWER:", llm.invoke("hi", thinking=False).content)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **VLLM_ENV},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"ANSWER: {tiny_models.ANSWER}" in result.stdout

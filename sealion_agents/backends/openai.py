@@ -533,38 +533,6 @@ class OpenAIBackend:
             client = self._aclients[id(loop)] = httpx.AsyncClient(timeout=self._timeout())
         return client
 
-    async def _aprobe(self, thinking: bool) -> None:
-        if thinking in self._probed or self._prefilled.get(thinking) is not None:
-            return
-        self._probed.add(thinking)
-        client = self._async_client()
-        try:
-            response = await client.post(
-                self._root + "/tokenize",
-                json=self._probe_body(thinking),
-                headers=self._headers_for(),
-            )
-            if response.status_code != 200:
-                return
-            if self._continues is None:
-                self._continues = True  # vLLM: it honours continue_final_message
-            document = response.json()
-            tokens, strings = document.get("tokens") or [], document.get("token_strs") or []
-            if strings:
-                self._prefilled[thinking] = strings[-1] == THINK_OPEN
-                return
-            if not tokens:
-                return
-            response = await client.post(
-                self._root + "/detokenize",
-                json={"model": self.model_for(thinking), "tokens": tokens[-1:]},
-                headers=self._headers_for(),
-            )
-            if response.status_code == 200:
-                self._prefilled[thinking] = response.json().get("prompt", "").strip() == THINK_OPEN
-        except Exception:
-            logger.debug("no /tokenize on %s", self._root, exc_info=True)
-
     async def _aopen(self, request: _Request) -> Any:
         client = self._async_client()
         last: Exception | None = None
@@ -598,8 +566,8 @@ class OpenAIBackend:
 
     async def astream(self, request: GenerationRequest) -> AsyncIterator[Event]:
         """Async twin of ``stream``, on ``httpx.AsyncClient``."""
-        if request.thinking:
-            await self._aprobe(request.thinking)
+        if request.thinking and request.thinking not in self._probed:
+            await asyncio.to_thread(self._probe, request.thinking)  # once per mode
         reader = self._reader(request)
         response = await self._aopen(self.build(request))
         try:

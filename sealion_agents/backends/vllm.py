@@ -25,6 +25,7 @@ import atexit
 import gc
 import itertools
 import logging
+import sys
 import threading
 import weakref
 from collections import deque
@@ -78,6 +79,20 @@ def _state(llm: Any) -> _EngineState:
         if state is None:
             state = _STATES[llm] = _EngineState()
         return state
+
+
+def guard_kernel_scan() -> None:
+    """Let vLLM start in a process that has imported numba (bm25s, our BM25, does).
+
+    At engine start vLLM rebinds kernels by scanning every module's objects and reading
+    ``vars(obj).get("kernel")``. llvmlite's ``ffi.lib`` answers any attribute, ``__dict__``
+    included, with a function wrapper, so that scan raises AttributeError. Giving ``lib`` a
+    real (empty) ``__dict__`` entry in its function table makes the scan pass it by.
+    """
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    table = getattr(getattr(ffi, "lib", None), "_fntab", None)
+    if isinstance(table, dict):
+        table.setdefault("__dict__", {})
 
 
 class VLLMBackend(SyncBackend):
@@ -135,6 +150,7 @@ class VLLMBackend(SyncBackend):
             if self._llm is None:
                 if self._model is None:
                     raise RuntimeError("This backend's injected vllm.LLM was closed.")
+                guard_kernel_scan()
                 vllm = require("vllm", extra="vllm", feature="In-process vLLM")
                 logger.info("starting vLLM on %s", self._model)
                 self._llm = vllm.LLM(model=self._model, **self._engine_kwargs)
