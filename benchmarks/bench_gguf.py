@@ -41,18 +41,20 @@ def decode_rate(timestamps: list[float]) -> float:
 
 def raw_decode(llama, tokens: list[int], n: int) -> float:
     stamps = []
-    for _ in llama.create_completion(
+    for chunk in llama.create_completion(
         prompt=tokens, max_tokens=n, temperature=0.0, top_k=1, stream=True
     ):
-        stamps.append(time.perf_counter())
+        if chunk["choices"][0]["text"]:  # the closing chunk (finish_reason only) is no token
+            stamps.append(time.perf_counter())
     return decode_rate(stamps)
 
 
 def ours_decode(llm: ChatSeaLion, messages, n: int) -> float:
     stamps = []
-    for _ in llm.stream(messages, max_tokens=n):
-        stamps.append(time.perf_counter())
-    return decode_rate(stamps[:-1])  # the last chunk carries usage only
+    for chunk in llm.stream(messages, max_tokens=n):
+        if chunk.content or chunk.additional_kwargs.get("reasoning_content"):
+            stamps.append(time.perf_counter())  # the closing chunk (usage only) is no token
+    return decode_rate(stamps)
 
 
 def ttft(llm: ChatSeaLion, messages) -> float:
