@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sealion_agents.backends.base import iterate_in_thread
 from sealion_agents.qa.citations import cited_numbers, split_claims
-from sealion_agents.qa.language import LANGUAGES, Language, detect_language
+from sealion_agents.qa.language import Language, detect_language
 from sealion_agents.qa.packing import Source, pack_sources, render_sources
 from sealion_agents.qa.prompts import (
     DECLINE_TOKEN,
@@ -114,6 +114,8 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
     """Also search with the query in this language when the question is in another one."""
     answer_max_tokens: int = 1024
     """Most tokens for step 4 (reasoning included)."""
+    query_max_tokens: int = 128
+    """Most tokens for a rewritten or translated query (step 1, without thinking)."""
     context_window: int | None = None
     """Token budget of one call (default: the model's context window, or 8192)."""
     return_reasoning: bool = True
@@ -192,17 +194,19 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
         language: Language,
         config: RunnableConfig | None,
     ) -> list[str]:
-        thinking = {"thinking": self.rewrite_thinking}
+        # a query is short; with thinking on, leave room for the reasoning before it
+        limit = self.query_max_tokens * (8 if self.rewrite_thinking else 1)
+        options = {"thinking": self.rewrite_thinking, "max_tokens": limit}
         query = question
         if history:
             rewritten = self._ask(
-                rewrite_messages(question, history, language=language.name), config, **thinking
+                rewrite_messages(question, history, language=language.name), config, **options
             )
             query = rewritten.splitlines()[0].strip() if rewritten else question
         queries = [query]
         target = self.translate_to
-        if target and LANGUAGES.get(language.code, language).name != target:
-            translated = self._ask(translate_messages(query, target=target), config, **thinking)
+        if target and language.name != target:
+            translated = self._ask(translate_messages(query, target=target), config, **options)
             translated = translated.splitlines()[0].strip() if translated else ""
             if translated and translated != query:
                 queries.append(translated)
