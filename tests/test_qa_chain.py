@@ -174,6 +174,7 @@ def test_follow_up_is_rewritten_with_thinking_off(llm: Any, store: Any) -> None:
     assert result.answer == GROUNDED and result.status == "grounded"
     thinking_by_step = [r.thinking for r in requests]
     assert thinking_by_step == [False, True, False]  # rewrite, answer, verify
+    assert [r.max_tokens for r in requests] == [128, 1024, 64]  # each step bounded
     assert requests[1].messages[-1]["content"] == STANDALONE
 
 
