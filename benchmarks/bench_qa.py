@@ -127,6 +127,8 @@ def tokens(text: str, by_char: bool) -> list[str]:
 
 def f1(prediction: str, gold: str, by_char: bool) -> float:
     pred, ref = tokens(prediction, by_char), tokens(gold, by_char)
+    if not pred or not ref:
+        return 0.0
     common = sum((Counter(pred) & Counter(ref)).values())
     if not common:
         return 0.0
@@ -195,7 +197,8 @@ def main() -> None:
                 result = chain.invoke(row["question"])
                 if result.status == "declined":
                     declined_answerable += 1
-                answer = strip_citations(result.answer)
+                # a decline is no answer: its words must not score by chance overlap
+                answer = "" if result.status == "declined" else strip_citations(result.answer)
                 em += max(int(normalize(answer) == normalize(g)) for g in row["answers"])
                 f1_sum += max(f1(answer, g, by_char) for g in row["answers"])
                 cited_right += int(any(c.source == row["pid"] for c in result.citations))
