@@ -24,8 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-from langchain_core.messages import AIMessage
-from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from sealion_agents import ChatSeaLion
 from sealion_agents.backends.base import ChatBackend, GenerationRequest
@@ -41,6 +39,7 @@ from sealion_agents.backends.openai import (
 from tests import tiny_models
 from tests.conftest import LLAMACPP_TEST_KEY
 from tests.servers import free_port, llamacpp_server
+from tests.suites import SeaLionIntegrationSuite
 from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected here too)
     QUESTION,
     REASONING_PIECES,
@@ -329,7 +328,7 @@ async def test_server_killed_mid_astream_is_a_clear_error(endless_gguf: Path) ->
 # -- langchain-tests' standard suite, on each server ------------------------------------
 
 
-class _OpenAISuite(ChatModelIntegrationTests):
+class _OpenAISuite(SeaLionIntegrationSuite):
     server_name = "vllm"
 
     @pytest.fixture(autouse=True)
@@ -337,25 +336,8 @@ class _OpenAISuite(ChatModelIntegrationTests):
         type(self).backend = make_backend(request, self.server_name, "writes")
 
     @property
-    def chat_model_class(self) -> type[ChatSeaLion]:
-        return ChatSeaLion
-
-    @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"backend": type(self).backend}
-
-    @property
-    def supported_usage_metadata_details(self) -> dict[str, list[str]]:
-        return {"invoke": ["reasoning_output"], "stream": ["reasoning_output"]}
-
-    def invoke_with_reasoning_output(self, *, stream: bool = False) -> AIMessage:
-        llm = self.chat_model_class(**self.chat_model_params, thinking=True)
-        if not stream:
-            return llm.invoke("Hello")
-        full: Any = None
-        for chunk in llm.stream("Hello"):
-            full = chunk if full is None else full + chunk
-        return full
 
 
 class TestOpenAIOnVLLM(_OpenAISuite):

@@ -9,14 +9,13 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from langchain_core.messages import AIMessage
-from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from sealion_agents import ChatSeaLion
 from sealion_agents.backends.llamacpp import LlamaCppBackend
 from tests import tiny_models
 from tests.conftest import LLAMA_TEST_KWARGS
+from tests.suites import SeaLionIntegrationSuite
 
 
 @cache
@@ -36,27 +35,10 @@ class TestChatSeaLionUnit(ChatModelUnitTests):
         return {"backend": LlamaCppBackend(tiny_models.tiny_gguf("writes"))}
 
 
-class TestChatSeaLionIntegrationWrites(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[ChatSeaLion]:
-        return ChatSeaLion
-
+class TestChatSeaLionIntegrationWrites(SeaLionIntegrationSuite):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"backend": shared_backend("writes")}
-
-    @property
-    def supported_usage_metadata_details(self) -> dict[str, list[str]]:
-        return {"invoke": ["reasoning_output"], "stream": ["reasoning_output"]}
-
-    def invoke_with_reasoning_output(self, *, stream: bool = False) -> AIMessage:
-        llm = self.chat_model_class(**self.chat_model_params, thinking=True)
-        if not stream:
-            return llm.invoke("Hello")
-        full: Any = None
-        for chunk in llm.stream("Hello"):
-            full = chunk if full is None else full + chunk
-        return full
 
 
 class TestChatSeaLionIntegrationPrefilled(TestChatSeaLionIntegrationWrites):

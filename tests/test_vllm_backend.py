@@ -12,14 +12,14 @@ import os
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
-from langchain_tests.integration_tests import ChatModelIntegrationTests
+from langchain_core.messages import HumanMessage
 
 from sealion_agents import ChatSeaLion, ContextWindowExceededError
 from sealion_agents.backends.base import BatchBackend, ChatBackend, GenerationRequest
 from sealion_agents.backends.vllm import VLLMBackend, _pieces
 from sealion_agents.messages import to_template_messages
 from tests import tiny_models
+from tests.suites import SeaLionIntegrationSuite
 from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected here too)
     QUESTION,
     expected,
@@ -216,31 +216,14 @@ def test_abandoned_stream_is_aborted_in_the_engine(vllm_backends: dict[str, Any]
 # -- langchain-tests' standard suite --------------------------------------------------------
 
 
-class TestVLLMIntegration(ChatModelIntegrationTests):
+class TestVLLMIntegration(SeaLionIntegrationSuite):
     @pytest.fixture(autouse=True)
     def _backend(self, vllm_backends: dict[str, Any]) -> None:
         type(self).backend = vllm_backends["writes"]
 
     @property
-    def chat_model_class(self) -> type[ChatSeaLion]:
-        return ChatSeaLion
-
-    @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"backend": type(self).backend}
-
-    @property
-    def supported_usage_metadata_details(self) -> dict[str, list[str]]:
-        return {"invoke": ["reasoning_output"], "stream": ["reasoning_output"]}
-
-    def invoke_with_reasoning_output(self, *, stream: bool = False) -> AIMessage:
-        llm = self.chat_model_class(**self.chat_model_params, thinking=True)
-        if not stream:
-            return llm.invoke("Hello")
-        full: Any = None
-        for chunk in llm.stream("Hello"):
-            full = chunk if full is None else full + chunk
-        return full
 
 
 def test_vllm_starts_after_numba_was_imported() -> None:
