@@ -72,7 +72,7 @@ def main() -> None:
     base_url = args.base_url
     if base_url is None:
         from tests.servers import vllm_server
-        from tests.tiny_models import tiny_hf_folder
+        from sealion_agents.testing import tiny_hf_folder
 
         server = vllm_server(tiny_hf_folder("writes"), reasoning_parser="deepseek_r1", name="bench")
         server.start().wait(300)

@@ -58,7 +58,7 @@ def main() -> None:
     if args.model:
         model = args.model
     else:
-        from tests.tiny_models import tiny_hf_folder
+        from sealion_agents.testing import tiny_hf_folder
 
         model = str(tiny_hf_folder("writes"))
     engine = vllm.LLM(model=model, **({} if args.gpu else CPU_ENGINE))

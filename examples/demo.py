@@ -51,7 +51,7 @@ def main() -> None:
     show(llm, "Name three languages spoken in Southeast Asia.", max_tokens=30)
     llm.close()
 
-    from tests.tiny_models import tiny_gguf
+    from sealion_agents.testing import tiny_gguf
 
     print("\n== 2. The tiny scripted SEA-LION-shaped model: reasoning (dim) vs answer")
     tiny = ChatSeaLion.from_gguf(tiny_gguf("writes"))

@@ -7,79 +7,55 @@ Data flow:
          budget, usage) -> ``AIMessageChunk``s -> ``AIMessage`` whose reasoning sits in
          ``additional_kwargs["reasoning_content"]`` and never in ``content``.
 
-The sync and async paths share one decoder and differ only in how they iterate.
+The sync and async paths share one decoder and differ only in how they iterate. Inside a
+``batch()`` on a batching backend, generations go to that call's ``BatchRounds`` (one engine
+call per round) instead of streaming one by one; everything else is LangChain's machinery.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import (
-    AsyncCallbackManager,
     AsyncCallbackManagerForLLMRun,
-    CallbackManager,
+    BaseCallbackManager,
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.language_models.base import LanguageModelInput
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult, LLMResult
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import get_config_list
 from pydantic import ConfigDict, Field, field_validator
 
-from sealion_agents.backends.base import (
-    BatchBackend,
-    ChatBackend,
-    Event,
-    GenerationRequest,
-    close_iterator,
-)
+from sealion_agents.backends.base import ChatBackend, Event, GenerationRequest, close_iterator
+from sealion_agents.batching import CURRENT_ROUNDS, BatchRounds
 from sealion_agents.decoding import TurnDecoder
 from sealion_agents.messages import to_template_messages
+from sealion_agents.options import GenerationOptions, option_names
 
 __all__ = ["ChatSeaLion"]
 
-_CALL_OPTIONS = (
-    "thinking",
-    "max_thinking_tokens",
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "seed",
-)
+_CALL_OPTIONS = option_names()
 
 
-class ChatSeaLion(BaseChatModel):
+class ChatSeaLion(BaseChatModel, GenerationOptions):
     """Chat model for AI Singapore's SEA-LION, with its thinking mode switchable.
 
-    Build it from a backend: ``ChatSeaLion.from_gguf(...)`` (llama.cpp in-process) or
-    ``ChatSeaLion(backend=...)``. Every option below can also be given per call
-    (``llm.invoke(msgs, thinking=False)``) or per chain step (``llm.with_thinking(False)``,
-    ``llm.bind(max_tokens=256)``).
+    Build it from a backend: ``ChatSeaLion.from_gguf(...)`` (llama.cpp in-process),
+    ``from_vllm(...)``, ``from_openai(...)`` or ``ChatSeaLion(backend=...)``. The generation
+    options (``thinking``, ``max_thinking_tokens``, ``max_tokens``, ``temperature``,
+    ``top_p``, ``top_k``, ``seed``: see ``GenerationOptions``) are instance defaults here and
+    can be given per call (``llm.invoke(msgs, thinking=False)``) or per chain step
+    (``llm.with_thinking(False)``, ``llm.bind(max_tokens=256)``).
     """
 
-    backend: Any = Field(exclude=True, repr=False)
-    """The engine that runs the model (implements ``ChatBackend``)."""
-    thinking: bool = True
-    """Let the model reason in ``<think>`` before answering (SEA-LION's default: on)."""
-    max_thinking_tokens: int | None = Field(default=None, ge=1)
-    """Thinking budget: at this many reasoning tokens the reasoning closes and the model answers."""
-    max_tokens: int | None = Field(default=None, ge=1)
-    """Most tokens to generate in all, reasoning included (None: up to the context window)."""
-    temperature: float | None = Field(default=None, ge=0.0)
-    """Sampling temperature (None: the backend's default, 0.6 for the GGUF runtime)."""
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    """Nucleus sampling probability mass."""
-    top_k: int | None = Field(default=None, ge=0)
-    """Sample from the k most likely tokens (0: no limit)."""
-    seed: int | None = None
-    """Random seed for reproducible sampling."""
+    backend: ChatBackend = Field(exclude=True, repr=False)
+    """The engine that runs the model (a ``ChatBackend``)."""
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Stop sequences; they cut the answer, never the reasoning."""
     timeout: float | None = Field(default=None, gt=0)
@@ -91,14 +67,14 @@ class ChatSeaLion(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
-    @field_validator("backend")
+    @field_validator("backend", mode="before")
     @classmethod
     def _check_backend(cls, backend: Any) -> Any:
         if not isinstance(backend, ChatBackend):
             raise TypeError(
-                f"backend must implement sealion_agents.backends.base.ChatBackend "
-                f"(model_name, stream, astream, close); got {type(backend).__name__}. "
-                "Use ChatSeaLion.from_gguf(...) to build one."
+                f"backend must be a sealion_agents.backends.base.ChatBackend; got "
+                f"{type(backend).__name__}. Use ChatSeaLion.from_gguf(...), from_vllm(...) or "
+                "from_openai(...) to build one."
             )
         return backend
 
@@ -188,9 +164,12 @@ class ChatSeaLion(BaseChatModel):
         """SEA-LION behind an OpenAI-compatible server (``vllm serve``, llama.cpp, AI Singapore).
 
         ``api_key`` defaults to the ``SEALION_API_KEY`` environment variable. ``timeout`` and
-        ``max_retries`` apply to the HTTP requests. Backend options (``thinking_off_model``,
-        ``reasoning_prefilled``, ``extra_body``, ``headers``) go to ``OpenAIBackend``; other
-        keyword arguments are ``ChatSeaLion`` fields.
+        ``max_retries`` apply to the HTTP requests. Token counting uses the server's tokenize
+        endpoint (vLLM, llama.cpp) or ``tokenizer=`` (a local tokenizer folder or GGUF); the
+        context window comes from the server or ``context_window=``. Other backend options
+        (``thinking_off_model``, ``reasoning_prefilled``, ``extra_body``, ``headers``,
+        ``continues``) go to ``OpenAIBackend``; other keyword arguments are ``ChatSeaLion``
+        fields.
         """
         from sealion_agents.backends.openai import OpenAIBackend
 
@@ -220,10 +199,8 @@ class ChatSeaLion(BaseChatModel):
         return str(self.backend.model_name)
 
     def load(self) -> ChatSeaLion:
-        """Load (and download) the model now rather than on the first call."""
-        load = getattr(self.backend, "load", None)
-        if callable(load):
-            load()
+        """Load (and download) the model, or reach the server, now rather than on first use."""
+        self.backend.load()
         return self
 
     def close(self) -> None:
@@ -231,15 +208,13 @@ class ChatSeaLion(BaseChatModel):
         self.backend.close()
 
     def get_num_tokens(self, text: str) -> int:
-        """Count tokens with the model's own tokenizer when the backend has one."""
-        count = getattr(self.backend, "count_tokens", None)
-        return int(count(text)) if callable(count) else super().get_num_tokens(text)
+        """Count tokens with the model's own tokenizer (the text read as message text)."""
+        return int(self.backend.count_tokens(text))
 
     @property
-    def context_window(self) -> int | None:
-        """The backend's context window in tokens, when it knows it."""
-        n_ctx = getattr(self.backend, "n_ctx", None)
-        return int(n_ctx) if n_ctx is not None else None
+    def context_window(self) -> int:
+        """The model's context window in tokens."""
+        return int(self.backend.context_window)
 
     @property
     def _llm_type(self) -> str:
@@ -280,26 +255,22 @@ class ChatSeaLion(BaseChatModel):
                 f"ChatSeaLion got unknown call options {unknown}; per-call options are "
                 f"{list(_CALL_OPTIONS)}."
             )
-        options = {name: kwargs.get(name, getattr(self, name)) for name in _CALL_OPTIONS}
-        budget = options["max_thinking_tokens"]
-        if budget is not None and budget < 1:
-            raise ValueError("max_thinking_tokens must be at least 1; use thinking=False for none.")
-        request = GenerationRequest(
-            messages=to_template_messages(messages),
-            thinking=bool(options["thinking"]),
-            max_tokens=options["max_tokens"],
-            temperature=options["temperature"],
-            top_p=options["top_p"],
-            top_k=options["top_k"],
-            seed=options["seed"],
+        options = GenerationOptions(
+            **{name: kwargs.get(name, getattr(self, name)) for name in _CALL_OPTIONS}
         )
+        request = GenerationRequest(messages=to_template_messages(messages), options=options)
         decoder = TurnDecoder(
             model_name=self.model_name,
             stop=list(stop if stop is not None else self.stop or []),
-            max_thinking_tokens=budget if request.thinking else None,
-            max_tokens=request.max_tokens,
+            max_thinking_tokens=options.max_thinking_tokens if options.thinking else None,
+            max_tokens=options.max_tokens,
         )
         return request, decoder
+
+    def _rounds(self) -> BatchRounds | None:
+        """The ``batch()`` call this generation belongs to, if it batches on this backend."""
+        rounds = CURRENT_ROUNDS.get()
+        return rounds if rounds is not None and rounds.backend is self.backend else None
 
     def _stream(
         self,
@@ -310,8 +281,10 @@ class ChatSeaLion(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         request: GenerationRequest | None
         request, decoder = self._prepare(messages, stop, kwargs)
+        rounds = self._rounds()
         while request is not None:
-            events = self.backend.stream(request)
+            events: Iterator[Event]
+            events = iter(rounds.submit(request)) if rounds else self.backend.stream(request)
             try:
                 for event in events:
                     for chunk in decoder.feed(event):
@@ -334,10 +307,21 @@ class ChatSeaLion(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         request: GenerationRequest | None
         request, decoder = self._prepare(messages, stop, kwargs)
+        rounds = self._rounds()
         while request is not None:
-            events = self.backend.astream(request)
+            if rounds is not None:
+                for event in await rounds.asubmit(request):
+                    for chunk in decoder.feed(event):
+                        if run_manager:
+                            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                        yield chunk
+                    if decoder.interrupted:
+                        break
+                request = decoder.next_request(request)
+                continue
+            stream = self.backend.astream(request)
             try:
-                async for event in events:
+                async for event in stream:
                     for chunk in decoder.feed(event):
                         if run_manager:
                             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -345,7 +329,7 @@ class ChatSeaLion(BaseChatModel):
                     if decoder.interrupted:
                         break
             finally:
-                aclose = getattr(events, "aclose", None)
+                aclose = getattr(stream, "aclose", None)
                 if aclose is not None:
                     await aclose()
             request = decoder.next_request(request)
@@ -370,7 +354,7 @@ class ChatSeaLion(BaseChatModel):
     ) -> ChatResult:
         return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
 
-    # -- batches: one engine call for backends that batch (vLLM) ---------------------------
+    # -- batches: LangChain's machinery, one engine call per round on vLLM ------------------
 
     def batch(
         self,
@@ -380,33 +364,25 @@ class ChatSeaLion(BaseChatModel):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[AIMessage]:  # type: ignore[override]
-        """Run many inputs; a batching backend gets them all in one engine call."""
-        if not isinstance(self.backend, BatchBackend) or len(inputs) < 2:
+        """Run many inputs; on a batching backend each round of them is ONE engine call.
+
+        LangChain runs the inputs (``max_concurrency``, cache, rate limiter, callbacks as
+        for any chat model); without a ``max_concurrency`` a batching backend gets them all
+        at once, since the engine batches them anyway.
+        """
+        if not self.backend.supports_batch or len(inputs) < 2:
             return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
-        configs = get_config_list(config, len(inputs))
-        stop = kwargs.pop("stop", None)
-        conversations = [self._convert_input(item).to_messages() for item in inputs]
-        runs = [
-            self._callback_manager(CallbackManager, cfg).on_chat_model_start(
-                self._serialized,
-                [messages],
-                invocation_params=self._get_invocation_params(stop=stop, **kwargs),
-                name=cfg.get("run_name"),
-                run_id=cfg.get("run_id"),
-                batch_size=len(inputs),
-            )[0]
-            for messages, cfg in zip(conversations, configs, strict=True)
-        ]
+        configs = self._batch_configs(config, len(inputs))
+        rounds = BatchRounds(
+            self.backend, size=len(inputs), concurrency=configs[0]["max_concurrency"] or 1
+        )
+        token = CURRENT_ROUNDS.set(rounds)
         try:
-            rounds = self._batch_rounds(conversations, stop, kwargs)
-            requests = next(rounds)
-            while True:
-                requests = rounds.send(self.backend.generate_batch(requests))
-        except StopIteration as done:
-            results: list[ChatResult | BaseException] = done.value
-        except Exception as exc:  # the engine call failed: every input failed
-            results = [exc] * len(inputs)
-        return self._finish_batch(runs, results, return_exceptions)
+            configs = self._with_counter(configs, rounds)
+            return super().batch(inputs, configs, return_exceptions=return_exceptions, **kwargs)
+        finally:
+            CURRENT_ROUNDS.reset(token)
+            rounds.close()
 
     async def abatch(
         self,
@@ -416,112 +392,47 @@ class ChatSeaLion(BaseChatModel):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[AIMessage]:  # type: ignore[override]
-        """Async ``batch``: the engine call runs in a worker thread."""
-        if not isinstance(self.backend, BatchBackend) or len(inputs) < 2:
+        """Async ``batch``: the same rounds, awaited; the engine call runs in a thread."""
+        if not self.backend.supports_batch or len(inputs) < 2:
             return await super().abatch(
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             )
-        configs = get_config_list(config, len(inputs))
-        stop = kwargs.pop("stop", None)
-        conversations = [self._convert_input(item).to_messages() for item in inputs]
-        runs = [
-            (
-                await self._callback_manager(AsyncCallbackManager, cfg).on_chat_model_start(
-                    self._serialized,
-                    [messages],
-                    invocation_params=self._get_invocation_params(stop=stop, **kwargs),
-                    name=cfg.get("run_name"),
-                    run_id=cfg.get("run_id"),
-                    batch_size=len(inputs),
-                )
-            )[0]
-            for messages, cfg in zip(conversations, configs, strict=True)
-        ]
-        try:
-            rounds = self._batch_rounds(conversations, stop, kwargs)
-            requests = next(rounds)
-            while True:
-                outputs = await asyncio.to_thread(self.backend.generate_batch, requests)
-                requests = rounds.send(outputs)
-        except StopIteration as done:
-            results: list[ChatResult | BaseException] = done.value
-        except Exception as exc:
-            results = [exc] * len(inputs)
-        out: list[Any] = []
-        for run, result in zip(runs, results, strict=True):
-            if isinstance(result, BaseException):
-                await run.on_llm_error(result)
-                if not return_exceptions:
-                    raise result
-                out.append(result)
-            else:
-                await run.on_llm_end(LLMResult(generations=[list(result.generations)]))
-                out.append(result.generations[0].message)
-        return out
-
-    def _callback_manager(self, kind: Any, config: RunnableConfig) -> Any:
-        return kind.configure(
-            config.get("callbacks"),
-            self.callbacks,
-            self.verbose,
-            config.get("tags"),
-            self.tags,
-            config.get("metadata"),
-            self.metadata,
+        configs = self._batch_configs(config, len(inputs))
+        rounds = BatchRounds(
+            self.backend, size=len(inputs), concurrency=configs[0]["max_concurrency"] or 1
         )
-
-    def _batch_rounds(
-        self, conversations: list[list[BaseMessage]], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> Generator[list[GenerationRequest], list[list[Event]], list[ChatResult | BaseException]]:
-        """Decode batched generations; yields the requests of each engine round.
-
-        A thinking budget may need a second round for the inputs it cut short.
-        """
-        prepared: list[tuple[GenerationRequest, TurnDecoder] | BaseException] = []
-        for messages in conversations:
-            try:
-                prepared.append(self._prepare(messages, stop, dict(kwargs)))
-            except Exception as exc:  # bad input fails alone, not the whole batch
-                prepared.append(exc)
-        chunks: list[list[ChatGenerationChunk]] = [[] for _ in conversations]
-        pending = [i for i, item in enumerate(prepared) if not isinstance(item, BaseException)]
-        requests = {i: prepared[i][0] for i in pending}  # type: ignore[index]
-        while pending:
-            outputs = yield [requests[i] for i in pending]
-            follow_up: list[int] = []
-            for i, events in zip(pending, outputs, strict=True):
-                decoder = prepared[i][1]  # type: ignore[index]
-                for event in events:
-                    chunks[i] += decoder.feed(event)
-                    if decoder.interrupted:
-                        break
-                following = decoder.next_request(requests[i])
-                if following is not None:
-                    requests[i] = following
-                    follow_up.append(i)
-            pending = follow_up
-        results: list[ChatResult | BaseException] = []
-        for i, item in enumerate(prepared):
-            if isinstance(item, BaseException):
-                results.append(item)
-            else:
-                results.append(generate_from_stream(iter(chunks[i] + item[1].finish())))
-        return results
+        token = CURRENT_ROUNDS.set(rounds)
+        try:
+            configs = self._with_counter(configs, rounds)
+            return await super().abatch(
+                inputs, configs, return_exceptions=return_exceptions, **kwargs
+            )
+        finally:
+            CURRENT_ROUNDS.reset(token)
+            rounds.close()
 
     @staticmethod
-    def _finish_batch(
-        runs: list[CallbackManagerForLLMRun],
-        results: list[ChatResult | BaseException],
-        return_exceptions: bool,
-    ) -> list[Any]:
-        out: list[Any] = []
-        for run, result in zip(runs, results, strict=True):
-            if isinstance(result, BaseException):
-                run.on_llm_error(result)
-                if not return_exceptions:
-                    raise result
-                out.append(result)
+    def _batch_configs(
+        config: RunnableConfig | list[RunnableConfig] | None, size: int
+    ) -> list[RunnableConfig]:
+        """Each input's config; no ``max_concurrency`` means all inputs at once."""
+        configs = []
+        for cfg in get_config_list(config, size):
+            cfg = RunnableConfig(**cfg)  # type: ignore[typeddict-item]
+            if cfg.get("max_concurrency") is None:
+                cfg["max_concurrency"] = size
+            configs.append(cfg)
+        return configs
+
+    @staticmethod
+    def _with_counter(configs: list[RunnableConfig], rounds: BatchRounds) -> list[RunnableConfig]:
+        """The configs with the rounds' run counter among their callbacks."""
+        for cfg in configs:
+            callbacks = cfg.get("callbacks")
+            if isinstance(callbacks, BaseCallbackManager):
+                manager = callbacks.copy()
+                manager.add_handler(rounds, inherit=False)
+                cfg["callbacks"] = manager
             else:
-                run.on_llm_end(LLMResult(generations=[list(result.generations)]))
-                out.append(result.generations[0].message)
-        return out
+                cfg["callbacks"] = [*(callbacks or []), rounds]
+        return configs

@@ -1,7 +1,7 @@
 """Turn backend events into LangChain message chunks: one pure decoder for sync and async.
 
-Data flow: backend events (``PromptInfo``, ``TextDelta``, ``Finished``) ->
-``ReasoningParser`` (reasoning vs answer) -> stop-sequence cut on the answer ->
+Data flow: backend events (``PromptInfo``, ``TextDelta``, ``ReasoningDelta``, ``Finished``)
+-> ``ReasoningParser`` (reasoning vs answer) -> stop-sequence cut on the answer ->
 ``ChatGenerationChunk`` with ``additional_kwargs["reasoning_content"]`` -> a last chunk with
 ``usage_metadata`` and ``response_metadata``.
 
@@ -19,7 +19,13 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk
 
-from sealion_agents.backends.base import Event, Finished, GenerationRequest, PromptInfo
+from sealion_agents.backends.base import (
+    Event,
+    Finished,
+    GenerationRequest,
+    PromptInfo,
+    ReasoningDelta,
+)
 from sealion_agents.reasoning import THINK_CLOSE, Phase, ReasoningParser, Split
 
 __all__ = ["CLOSE_REASONING", "TurnDecoder"]
@@ -77,7 +83,7 @@ class TurnDecoder:
         self.max_tokens = max_tokens
         self._parser: ReasoningParser | None = None
         self._stop = _StopCutter(stop or [])
-        self._raw: list[str] = []  # raw text of the current generation
+        self._raw_start = 0  # where the current generation begins in the parser's raw text
         self.input_tokens = 0
         self.output_tokens = 0
         self.reasoning_tokens = 0
@@ -101,14 +107,17 @@ class TurnDecoder:
         if isinstance(event, Finished):
             self.finish_reason = event.reason
             return []
-        self._raw.append(event.text)
         self.output_tokens += event.tokens
         before = parser.phase
-        split = parser.feed(event.text)
-        if event.reasoning:
-            split = Split(reasoning=event.reasoning + split.reasoning, content=split.content)
-        if event.reasoning or Phase.REASONING in (before, parser.phase):
+        if isinstance(event, ReasoningDelta):
+            split = parser.feed_reasoning(event.text)
             self.reasoning_tokens += event.tokens
+        else:
+            split = parser.feed(event.text)
+            # the token that closes inline reasoning is reasoning; a server that splits
+            # reasoning out sends the answer's first token after it
+            if parser.in_reasoning or (before is Phase.REASONING and not parser.server_split):
+                self.reasoning_tokens += event.tokens
         if (
             self.max_thinking_tokens is not None
             and parser.in_reasoning
@@ -131,10 +140,13 @@ class TurnDecoder:
             if remaining <= 0:
                 self.finish_reason = "length"
                 return None
-        prefix = request.assistant_prefix + "".join(self._raw).rstrip() + CLOSE_REASONING
-        self._raw = []
+        parser = self._require_parser()
+        generated = parser.raw[self._raw_start :]
+        self._raw_start = len(parser.raw)
+        prefix = request.assistant_prefix + generated.rstrip() + CLOSE_REASONING
         self.finish_reason = None
-        return dataclasses.replace(request, assistant_prefix=prefix, max_tokens=remaining)
+        options = request.options.model_copy(update={"max_tokens": remaining})
+        return dataclasses.replace(request, assistant_prefix=prefix, options=options)
 
     def finish(self) -> list[ChatGenerationChunk]:
         """Flush held text and emit the closing chunk with usage and metadata."""

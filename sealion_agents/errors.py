@@ -1,14 +1,33 @@
-"""Errors that name the problem and what to do about it."""
+"""Errors that name the problem and what to do about it.
+
+Every error this package raises on purpose derives from ``SeaLionError``, so callers (the
+CLI, a service) can tell a user's mistake or an unreachable server from a bug by type.
+"""
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
 
-__all__ = ["ContextWindowExceededError", "ModelDownloadError", "require"]
+__all__ = [
+    "BackendBusyError",
+    "ContextWindowExceededError",
+    "ModelDownloadError",
+    "SeaLionError",
+    "ServerAuthenticationError",
+    "ServerError",
+    "ServerModelNotFoundError",
+    "ServerUnavailableError",
+    "TokenizerUnavailableError",
+    "require",
+]
 
 
-class ContextWindowExceededError(ValueError):
+class SeaLionError(Exception):
+    """Base class of the errors sealion-agents raises for a reason it can explain."""
+
+
+class ContextWindowExceededError(SeaLionError, ValueError):
     """The prompt plus the tokens asked for do not fit the model's context window."""
 
     def __init__(self, *, prompt_tokens: int, max_tokens: int | None, n_ctx: int) -> None:
@@ -27,8 +46,32 @@ class ContextWindowExceededError(ValueError):
         )
 
 
-class ModelDownloadError(RuntimeError):
+class ModelDownloadError(SeaLionError, RuntimeError):
     """A model file could not be fetched from the Hugging Face Hub."""
+
+
+class BackendBusyError(SeaLionError, RuntimeError):
+    """A call that would wait forever: this thread still holds an open stream of the model."""
+
+
+class TokenizerUnavailableError(SeaLionError, RuntimeError):
+    """Tokens cannot be counted: the server has no tokenize endpoint and none was named."""
+
+
+class ServerError(SeaLionError, RuntimeError):
+    """An OpenAI-compatible server failed the request."""
+
+
+class ServerUnavailableError(ServerError):
+    """The server could not be reached, or kept failing, after all retries."""
+
+
+class ServerAuthenticationError(ServerError):
+    """The server refused the API key (HTTP 401/403)."""
+
+
+class ServerModelNotFoundError(ServerError):
+    """The server does not serve the requested model."""
 
 
 def require(module: str, *, extra: str, feature: str | None = None) -> ModuleType:

@@ -1,7 +1,9 @@
 """Split a model's raw output into reasoning and answer, streaming-safe.
 
 Data flow: raw text pieces (any chunking; tags may be split across pieces) ->
-``ReasoningParser.feed`` -> ``Split(reasoning, content)`` deltas -> ``finish``.
+``ReasoningParser.feed`` -> ``Split(reasoning, content)`` deltas -> ``finish``. Reasoning a
+server already split out arrives through ``feed_reasoning``; the answer text after it ends
+the reasoning. This is the only module that reads or writes ``<think>`` tags in model output.
 
 SEA-LION R models write ``<think> ... </think>`` before the answer. A chat template may
 pre-fill the opening tag in the prompt, in which case the output holds only
@@ -59,17 +61,52 @@ class ReasoningParser:
         self._buffer = ""  # text held back: a possible partial tag or pending whitespace
         self._reasoning_started = False  # leading whitespace of reasoning is dropped
         self._answer_started = False  # leading whitespace of the answer is dropped
+        self._server_split = False  # reasoning arrives apart from the answer (feed_reasoning)
+        self._raw: list[str] = []  # the output as the model wrote it, tags inline
+
+    @property
+    def raw(self) -> str:
+        """Everything consumed so far, as the model wrote it (server-split reasoning in tags)."""
+        return "".join(self._raw)
+
+    @property
+    def server_split(self) -> bool:
+        """True once reasoning arrived apart from the answer (``feed_reasoning``)."""
+        return self._server_split
 
     @property
     def in_reasoning(self) -> bool:
         """True while the output is inside the reasoning."""
         return self.phase is Phase.REASONING
 
+    def feed_reasoning(self, text: str) -> Split:
+        """Consume reasoning a server sent apart from the answer (``reasoning`` fields)."""
+        if self.phase is Phase.ANSWER:
+            return Split(reasoning=text)  # late reasoning: still reasoning, never answer
+        if self.phase is Phase.START:
+            self._buffer = ""
+            self.phase = Phase.REASONING
+            self._raw.append(THINK_OPEN)
+        self._server_split = True
+        self._raw.append(text)
+        self._buffer += text
+        return self._drain([], [])
+
     def feed(self, text: str) -> Split:
         """Consume one piece of raw output and return what can be emitted now."""
-        self._buffer += text
+        self._raw.append(text)
         reasoning: list[str] = []
         content: list[str] = []
+        if self._server_split and self.phase is Phase.REASONING and text:
+            # answer text from a server that splits reasoning: the reasoning is over
+            reasoning.append(self._reasoning_text(self._buffer.rstrip(), final=True))
+            self._raw.insert(len(self._raw) - 1, THINK_CLOSE)
+            self._buffer = ""
+            self.phase = Phase.ANSWER
+        self._buffer += text
+        return self._drain(reasoning, content)
+
+    def _drain(self, reasoning: list[str], content: list[str]) -> Split:
         while True:
             if self.phase is Phase.START:
                 stripped = self._buffer.lstrip()

@@ -7,13 +7,17 @@ import os
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")  # no gdb backtrace on a ggml abort
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# the tiny models are cached in the checkout (ignored by git), shared by test processes
+os.environ.setdefault(
+    "SEALION_TEST_CACHE", str(os.path.join(os.path.dirname(__file__), "..", ".cache", "tiny-models"))
+)
 
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests import tiny_models  # noqa: E402
+from sealion_agents import testing as tiny_models  # noqa: E402
 
 #: llama.cpp settings for tests: one thread each (two threads collapse under load).
 LLAMA_TEST_KWARGS = {"n_threads": 1, "n_threads_batch": 1, "n_batch": 512}

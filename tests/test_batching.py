@@ -1,12 +1,12 @@
 """The batch path of ChatSeaLion (one engine call per round) on the real llama.cpp runtime.
 
-``OneCallBatch`` puts the real GGUF backend behind the ``BatchBackend`` capability and
+``OneCallBatch`` puts the real GGUF backend behind the ``supports_batch`` capability and
 records each engine round, so the chat model's batching logic is checked without vLLM.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,29 +14,38 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage
 
 from sealion_agents import ChatSeaLion
-from sealion_agents.backends.base import Event, GenerationRequest
-from tests.tiny_models import ANSWER, REASONING
+from sealion_agents.backends.base import ChatBackend, Event, GenerationRequest
+from sealion_agents.testing import ANSWER, REASONING
 
 
-class OneCallBatch:
-    def __init__(self, inner: Any) -> None:
+class OneCallBatch(ChatBackend):
+    supports_batch = True
+
+    def __init__(self, inner: ChatBackend) -> None:
         self.inner = inner
         self.rounds: list[list[GenerationRequest]] = []
 
     @property
     def model_name(self) -> str:
-        return str(self.inner.model_name)
+        return self.inner.model_name
+
+    @property
+    def context_window(self) -> int:
+        return self.inner.context_window
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def load(self) -> None:
+        self.inner.load()
 
     def stream(self, request: GenerationRequest) -> Iterator[Event]:
         return self.inner.stream(request)
 
-    def astream(self, request: GenerationRequest) -> AsyncIterator[Event]:
-        return self.inner.astream(request)
-
     def close(self) -> None:
         self.inner.close()
 
-    def generate_batch(self, requests: list[GenerationRequest]) -> list[list[Event]]:
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[list[Event] | Exception]:
         self.rounds.append(list(requests))
         return [list(self.inner.stream(request)) for request in requests]
 

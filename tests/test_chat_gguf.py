@@ -19,7 +19,7 @@ from sealion_agents import ChatSeaLion, ContextWindowExceededError
 from sealion_agents.backends.base import GenerationRequest
 from sealion_agents.messages import to_template_messages
 from tests.conftest import LLAMA_TEST_KWARGS
-from tests.tiny_models import ANSWER, REASONING, encode
+from sealion_agents.testing import ANSWER, REASONING, encode
 
 QUESTION = [HumanMessage("Hello there")]
 
@@ -206,7 +206,7 @@ def test_context_window_error_before_generation(tiny_gguf_paths: dict[str, Any])
     llm = ChatSeaLion.from_gguf(
         tiny_gguf_paths["writes"], n_ctx=200, llama_kwargs=LLAMA_TEST_KWARGS
     )
-    assert llm.backend.n_ctx == 256  # rounded up to llama.cpp's multiple of 256
+    assert llm.backend.context_window == 256  # rounded up to llama.cpp's multiple of 256
     long = [HumanMessage("word " * 300)]
     prompt_tokens = len(encode(llm.backend.render(GenerationRequest(to_template_messages(long)))))
     with pytest.raises(ContextWindowExceededError) as error:
@@ -222,7 +222,7 @@ def test_context_window_error_before_generation(tiny_gguf_paths: dict[str, Any])
 
 def test_default_context_is_bounded_by_training(tiny_gguf_paths: dict[str, Any]) -> None:
     llm = ChatSeaLion.from_gguf(tiny_gguf_paths["writes"], llama_kwargs=LLAMA_TEST_KWARGS)
-    assert llm.backend.n_ctx == 4096  # the tiny model's trained context (default cap: 8192)
+    assert llm.backend.context_window == 4096  # the tiny model's trained context (default cap: 8192)
     with pytest.raises(ValueError, match="more than the 4096 tokens"):
         ChatSeaLion.from_gguf(tiny_gguf_paths["writes"], n_ctx=10_000).load()
     llm.close()
@@ -311,7 +311,7 @@ async def test_abandoned_astream_releases_the_model(llm: ChatSeaLion) -> None:
 
 # token pieces of the scripted texts, as the tiny model emits them
 def _pieces(text: str) -> list[str]:
-    from tests.tiny_models import hf_tokenizer
+    from sealion_agents.testing import hf_tokenizer
 
     tokenizer = hf_tokenizer()
     return [tokenizer.decode([t]) for t in encode(text)]
@@ -323,7 +323,7 @@ ANSWER_PIECES = _pieces(ANSWER)
 
 def test_user_template_overrides_the_stored_one(tiny_gguf_paths: dict[str, Any]) -> None:
     """The 'writes' GGUF driven by the 'prefilled' template: the prompt now holds <think>."""
-    from tests.tiny_models import TEMPLATES
+    from sealion_agents.testing import TEMPLATES
 
     llm = ChatSeaLion.from_gguf(
         tiny_gguf_paths["writes"],

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import tiny_models
+from sealion_agents import testing as tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "examples" / "docs"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessageChunk
 
-from sealion_agents.backends.base import Finished, GenerationRequest, PromptInfo, TextDelta
+from sealion_agents.backends.base import (
+    Finished,
+    GenerationRequest,
+    PromptInfo,
+    ReasoningDelta,
+    TextDelta,
+)
 from sealion_agents.decoding import CLOSE_REASONING, TurnDecoder
 
 
@@ -86,7 +92,7 @@ def test_budget_interrupts_and_continues_the_same_turn() -> None:
 def test_server_split_reasoning_field_is_reasoning() -> None:
     decoder = TurnDecoder(model_name="m")
     decoder.feed(PromptInfo(prompt_tokens=1))
-    chunks = decoder.feed(TextDelta(reasoning="thought"))
+    chunks = decoder.feed(ReasoningDelta(text="thought"))
     chunks += decoder.feed(TextDelta(text="answer"))
     message = merged(chunks + decoder.finish())
     assert message.additional_kwargs["reasoning_content"] == "thought"

@@ -27,6 +27,7 @@ import pytest
 
 from sealion_agents import ChatSeaLion
 from sealion_agents.backends.base import ChatBackend, GenerationRequest
+from sealion_agents.options import GenerationOptions
 from sealion_agents.backends.openai import (
     API_KEY_ENV,
     OpenAIBackend,
@@ -36,7 +37,7 @@ from sealion_agents.backends.openai import (
     ServerUnavailableError,
     _ChunkReader,
 )
-from tests import tiny_models
+from sealion_agents import testing as tiny_models
 from tests.conftest import LLAMACPP_TEST_KEY
 from tests.servers import free_port, llamacpp_server
 from tests.suites import SeaLionIntegrationSuite
@@ -65,7 +66,7 @@ from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected 
     test_unknown_call_option_is_a_clear_error,
     test_usage_metadata_counts_reasoning,
 )
-from tests.tiny_models import ANSWER, REASONING, TEMPLATES
+from sealion_agents.testing import ANSWER, REASONING, TEMPLATES
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -355,7 +356,9 @@ class TestOpenAIOnLlamaCpp(_OpenAISuite):
 def test_requests_carry_thinking_per_request(request: pytest.FixtureRequest) -> None:
     backend = make_backend(request, "vllm", "writes")
     on = backend.build(GenerationRequest(messages=[{"role": "user", "content": "x"}]))
-    off = backend.build(GenerationRequest(messages=[], thinking=False, max_tokens=5, top_k=3))
+    off = backend.build(GenerationRequest(
+        messages=[], options=GenerationOptions(thinking=False, max_tokens=5, top_k=3)
+    ))
     assert on.body["chat_template_kwargs"]["thinking_mode"] == "on"
     assert off.body["chat_template_kwargs"]["thinking_mode"] == "off"
     assert off.body["max_tokens"] == 5 and off.body["top_k"] == 3

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import sealion_agents
-from tests import tiny_models
+from sealion_agents import testing as tiny_models
 
 REPO = Path(__file__).resolve().parents[1]
 

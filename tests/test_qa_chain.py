@@ -1,6 +1,6 @@
 """GroundedQA end to end: real Chroma, real embeddings, the real llama.cpp runtime.
 
-The tiny model is scripted per scenario with prompt-keyed rules (tests/tiny_models.py):
+The tiny model is scripted per scenario with prompt-keyed rules (sealion_agents/testing.py):
 each step of the chain has a marker word in its own prompt (" numbered" in the answer step,
 " claim" in the verifier, " rewritten" in the rewrite step, "Translate" in the translation
 step), and each scenario a marker in the question, so every model call of the chain has an
@@ -21,7 +21,7 @@ from sealion_agents.backends.base import GenerationRequest
 from sealion_agents.qa.chain import GroundedQA
 from sealion_agents.qa.language import LANGUAGES
 from sealion_agents.qa.packing import pack_sources, render_sources
-from tests import tiny_models as tm
+from sealion_agents import testing as tm
 from tests.conftest import LLAMA_TEST_KWARGS
 
 THINK_PROMPT_END = tm.NEWLINES_ID  # thinking on: the prompt ends with "\n\n"

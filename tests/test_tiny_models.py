@@ -11,7 +11,7 @@ os.environ.setdefault("GGML_NO_BACKTRACE", "1")  # no gdb on a ggml crash
 import llama_cpp  # noqa: E402
 import pytest
 
-from tests import tiny_models as tm
+from sealion_agents import testing as tm
 
 SAMPLES = [
     "Hello world! How are you?",

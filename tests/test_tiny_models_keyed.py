@@ -11,7 +11,7 @@ import llama_cpp  # noqa: E402
 import numpy as np
 import pytest
 
-from tests import tiny_models as tm
+from sealion_agents import testing as tm
 
 Rule = tm.Rule
 

@@ -15,10 +15,10 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from sealion_agents import ChatSeaLion, ContextWindowExceededError
-from sealion_agents.backends.base import BatchBackend, ChatBackend, GenerationRequest
+from sealion_agents.backends.base import ChatBackend, GenerationRequest
 from sealion_agents.backends.vllm import VLLMBackend, _pieces
 from sealion_agents.messages import to_template_messages
-from tests import tiny_models
+from sealion_agents import testing as tiny_models
 from tests.suites import SeaLionIntegrationSuite
 from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected here too)
     QUESTION,
@@ -45,7 +45,7 @@ from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected 
     test_unknown_call_option_is_a_clear_error,
     test_usage_metadata_counts_reasoning,
 )
-from tests.tiny_models import ANSWER, TEMPLATES, THINK_CLOSE_ID, encode
+from sealion_agents.testing import ANSWER, TEMPLATES, THINK_CLOSE_ID, encode
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -57,7 +57,7 @@ def llm(vllm_backends: dict[str, Any], variant: str) -> ChatSeaLion:
 
 def test_backend_implements_both_protocols(vllm_backends: dict[str, Any]) -> None:
     backend = vllm_backends["writes"]
-    assert isinstance(backend, ChatBackend) and isinstance(backend, BatchBackend)
+    assert isinstance(backend, ChatBackend) and backend.supports_batch
 
 
 def test_instance_default_off(vllm_backends: dict[str, Any], variant: str) -> None:

@@ -1,27 +1,36 @@
-"""The one narrow protocol every backend implements.
+"""The one contract every backend honours: ``ChatBackend``.
 
-Data flow: ``GenerationRequest`` -> backend -> events: one ``PromptInfo``, then
-``TextDelta`` pieces of raw model output (reasoning tags included), then one ``Finished``.
-All LangChain logic (reasoning parsing, stop sequences, thinking budget, usage) lives in
-``ChatSeaLion``; a backend only renders, generates and reports.
+Data flow: ``GenerationRequest`` (template messages + ``GenerationOptions``) -> backend ->
+events: one ``PromptInfo``, then ``TextDelta`` pieces of raw model output (``<think>`` tags
+included, parsed later by ``ReasoningParser``) or ``ReasoningDelta`` pieces a server already
+split out, then one ``Finished``. All LangChain logic (reasoning parsing, stop sequences,
+thinking budget, usage) lives in ``ChatSeaLion``; a backend renders, counts, generates and
+reports.
+
+A backend knows its model's name, context window and tokenizer (``count_tokens`` counts
+with the model's own tokenizer, never an approximation), loads lazily (``load``), frees
+what it holds (``close``), and streams sync and async. ``supports_batch`` backends also take
+many requests in one engine call (``generate_batch``).
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import ClassVar, TypeVar
+
+from sealion_agents.options import GenerationOptions
 
 __all__ = [
-    "BatchBackend",
     "ChatBackend",
     "Event",
     "Finished",
     "GenerationRequest",
     "PromptInfo",
-    "SyncBackend",
+    "ReasoningDelta",
     "TextDelta",
     "close_iterator",
     "iterate_in_thread",
@@ -30,18 +39,23 @@ __all__ = [
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One generation: template messages, the thinking switch and sampling options."""
+    """One generation: template messages, the options, and an assistant prefix to continue."""
 
     messages: list[dict[str, str]]
-    thinking: bool = True
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    seed: int | None = None
+    options: GenerationOptions = field(default_factory=GenerationOptions)
     assistant_prefix: str = ""
     """Text the assistant turn already holds; generation continues after it."""
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def thinking(self) -> bool:
+        """Whether the model may reason first."""
+        return self.options.thinking
+
+    @property
+    def max_tokens(self) -> int | None:
+        """Most tokens to generate (None: up to the context window)."""
+        return self.options.max_tokens
 
 
 @dataclass(frozen=True)
@@ -54,10 +68,17 @@ class PromptInfo:
 
 @dataclass(frozen=True)
 class TextDelta:
-    """A piece of raw output; ``reasoning`` is set only by servers that split it out."""
+    """A piece of raw model output (reasoning tags inline, as the model wrote them)."""
 
     text: str = ""
-    reasoning: str = ""
+    tokens: int = 1
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of reasoning that a server already separated from the answer."""
+
+    text: str = ""
     tokens: int = 1
 
 
@@ -69,38 +90,53 @@ class Finished:
     completion_tokens: int | None = None
 
 
-Event = PromptInfo | TextDelta | Finished
+Event = PromptInfo | TextDelta | ReasoningDelta | Finished
 
 
-@runtime_checkable
-class ChatBackend(Protocol):
+class ChatBackend(abc.ABC):
     """What ``ChatSeaLion`` needs from a way of running the model."""
 
+    supports_batch: ClassVar[bool] = False
+    """True when ``generate_batch`` runs many requests in one engine call (vLLM)."""
+
     @property
+    @abc.abstractmethod
     def model_name(self) -> str:
         """A name for tracing and metadata."""
-        ...
 
+    @property
+    @abc.abstractmethod
+    def context_window(self) -> int:
+        """The model's context window in tokens (loads the model or asks the server)."""
+
+    @abc.abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """How many tokens of the model's own tokenizer ``text`` is (as message text)."""
+
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Load the model (or reach the server) now rather than on first use."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Free the model or connections; the next call loads again."""
+
+    @abc.abstractmethod
     def stream(self, request: GenerationRequest) -> Iterator[Event]:
         """Generate, yielding events; closing the iterator stops generation."""
-        ...
 
-    def astream(self, request: GenerationRequest) -> AsyncIterator[Event]:
-        """Async twin of ``stream``; must not block the event loop."""
-        ...
+    async def astream(self, request: GenerationRequest) -> AsyncIterator[Event]:
+        """Async twin of ``stream``; by default ``stream`` runs in a worker thread."""
+        async for event in iterate_in_thread(lambda: self.stream(request)):
+            yield event
 
-    def close(self) -> None:
-        """Free the model or connection; the backend may load again on next use."""
-        ...
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[list[Event] | Exception]:
+        """Run all requests in ONE engine call; return each request's events in order.
 
-
-@runtime_checkable
-class BatchBackend(Protocol):
-    """A backend whose engine takes many requests in one call (vLLM)."""
-
-    def generate_batch(self, requests: list[GenerationRequest]) -> list[list[Event]]:
-        """Run all requests in ONE engine call; return each request's events in order."""
-        ...
+        A request that fails alone (too long for the context window...) gets its error in
+        its place; the others still run.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not batch; use stream().")
 
 
 T = TypeVar("T")
@@ -158,16 +194,3 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]]) -> AsyncIt
             yield item  # type: ignore[misc]
     finally:
         cancelled.set()
-
-
-class SyncBackend:
-    """Base for backends whose engine is blocking: ``astream`` runs ``stream`` in a thread."""
-
-    def stream(self, request: GenerationRequest) -> Iterator[Event]:  # pragma: no cover
-        """Generate, yielding events."""
-        raise NotImplementedError
-
-    async def astream(self, request: GenerationRequest) -> AsyncIterator[Event]:
-        """Run ``stream`` in a worker thread so the event loop stays free."""
-        async for event in iterate_in_thread(lambda: self.stream(request)):
-            yield event

@@ -1,20 +1,30 @@
 """The GGUF runtime in-process, through llama-cpp-python.
 
-Data flow: template messages -> the GGUF's own chat template (``thinking_mode`` set) ->
-prompt text (+ an assistant prefix when continuing) -> token ids -> ``Llama.generate`` ->
-token ids -> incremental UTF-8 text -> ``TextDelta`` events.
+Data flow: template messages -> control-token strings in message text hidden
+(``literal_text``) -> the GGUF's own chat template (``thinking_mode`` set) -> prompt text
+(+ an assistant prefix when continuing) -> token ids (template parts with special tokens,
+message text as text) -> ``Llama.generate`` -> token ids -> incremental UTF-8 text ->
+``TextDelta`` events.
 
-One ``Llama`` object crashes the process when two threads use it at once, so every
-generation holds the backend's lock from tokenizing to the last token. Consecutive calls
-that share a prompt prefix reuse llama.cpp's KV cache (``Llama.generate`` keeps it).
+One ``Llama`` object crashes the process when two threads use it at once, so every use
+holds the backend's ``ModelLock`` from tokenizing to the last token, and the model object is
+only touched under it (``close`` waits for a running generation; a second call from the
+thread that holds an open stream raises at once instead of hanging). Locks are always
+taken in the order model lock -> load lock. Consecutive calls that share a prompt prefix
+reuse llama.cpp's KV cache (``Llama.generate`` keeps it).
+
+On CPUs where llama.cpp would repack weights for AMX, which crashes on quantized models
+(``ggml_cpu``), models load without extra buffer types; elsewhere nothing changes.
 """
 
 from __future__ import annotations
 
 import atexit
 import codecs
+import contextlib
 import logging
 import random
+import re
 import threading
 import weakref
 from collections.abc import Iterator
@@ -22,18 +32,21 @@ from pathlib import Path
 from typing import Any
 
 from sealion_agents.backends.base import (
+    ChatBackend,
     Event,
     Finished,
     GenerationRequest,
     PromptInfo,
-    SyncBackend,
     TextDelta,
 )
+from sealion_agents.backends.ggml_cpu import amx_repack_active
+from sealion_agents.backends.locks import ModelLock
 from sealion_agents.chat_template import ChatTemplate
 from sealion_agents.errors import ContextWindowExceededError, require
+from sealion_agents.literal_text import encode_prompt, protect, reveal, special_pattern
 from sealion_agents.reasoning import THINK_OPEN
 
-__all__ = ["DEFAULT_N_CTX", "LlamaCppBackend"]
+__all__ = ["DEFAULT_N_CTX", "LlamaCppBackend", "read_gguf_metadata"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +55,50 @@ DEFAULT_N_CTX = 8192
 
 _CTX_PAD = 256
 
-DEFAULT_TEMPERATURE = 0.6
-DEFAULT_TOP_P = 0.95
-DEFAULT_TOP_K = 40
+#: Sampling defaults of SEA-LION's generation config, used when a call sets none.
+SAMPLING_DEFAULTS = {"temperature": 0.6, "top_p": 0.95, "top_k": 40}
+
+_PARAMS_LOCK = threading.Lock()
 
 
-class LlamaCppBackend(SyncBackend):
+def read_gguf_metadata(path: Path) -> dict[str, str]:
+    """A GGUF's metadata, read without loading weights or creating a context."""
+    llama_cpp = require("llama_cpp", extra="gguf", feature="The GGUF runtime")
+    from llama_cpp._internals import LlamaModel
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = LlamaModel(path_model=str(path), params=params, verbose=False)
+    try:
+        return dict(model.metadata())
+    finally:
+        model.close()
+
+
+@contextlib.contextmanager
+def _model_params(use_extra_bufts: bool) -> Iterator[None]:
+    """Let ``llama_cpp.Llama`` load with ``use_extra_bufts`` set (it has no argument for it)."""
+    if use_extra_bufts:
+        yield
+        return
+    from llama_cpp import llama_cpp as lib
+
+    original = lib.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    with _PARAMS_LOCK:
+        lib.llama_model_default_params = without_extra_buffers
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = original
+
+
+class LlamaCppBackend(ChatBackend):
     """Runs a GGUF file with llama-cpp-python; loads on first use."""
 
     def __init__(
@@ -61,6 +112,7 @@ class LlamaCppBackend(SyncBackend):
         verbose: bool = False,
         llama: Any = None,
         name: str | None = None,
+        use_extra_bufts: bool | None = None,
         **llama_kwargs: Any,
     ) -> None:
         """Describe the model; nothing is read until the first generation.
@@ -76,6 +128,8 @@ class LlamaCppBackend(SyncBackend):
             verbose: let llama.cpp log to stderr.
             llama: an already loaded ``llama_cpp.Llama`` to use instead of loading.
             name: model name for metadata (default: the file name without ``.gguf``).
+            use_extra_bufts: let llama.cpp repack weights into extra buffer types (default:
+                yes, except where that is AMX, which crashes: see ``ggml_cpu``).
             llama_kwargs: passed on to ``llama_cpp.Llama`` (n_threads, n_batch, ...).
         """
         if model_path is None and resolve is None and llama is None:
@@ -96,12 +150,16 @@ class LlamaCppBackend(SyncBackend):
         self._n_gpu_layers = n_gpu_layers
         self._template_override = chat_template
         self._verbose = verbose
+        self._use_extra_bufts = use_extra_bufts
         self._llama_kwargs = llama_kwargs
         self._llama = llama
         self._template: ChatTemplate | None = None
+        self._specials: re.Pattern[str] | None = None
         self._name = name
-        self._lock = threading.Lock()
+        self._lock = ModelLock(f"The GGUF model {self.model_name}")
         self._load_lock = threading.Lock()
+        self.extra_buffers_used: bool | None = None
+        """Whether the loaded model uses extra buffer types (None: not loaded here)."""
 
     # -- loading -------------------------------------------------------------------
 
@@ -117,10 +175,13 @@ class LlamaCppBackend(SyncBackend):
     @property
     def llama(self) -> Any:
         """The ``llama_cpp.Llama`` object, loading it on first access."""
-        return self.load()
+        return self._loaded()
 
-    def load(self) -> Any:
+    def load(self) -> None:
         """Load the model now (otherwise the first generation does)."""
+        self._loaded()
+
+    def _loaded(self) -> Any:
         with self._load_lock:
             if self._llama is None:
                 self._llama = self._load()
@@ -128,13 +189,15 @@ class LlamaCppBackend(SyncBackend):
                 atexit.register(_close_at_exit, weakref.ref(self))
             if self._template is None:
                 self._template = self._read_template(self._llama)
+            if self._specials is None:
+                self._specials = special_pattern(_control_token_texts(self._llama))
             return self._llama
 
     def _load(self) -> Any:
         llama_cpp = require("llama_cpp", extra="gguf", feature="The GGUF runtime")
         if self._path is None:
             self._path = Path(self._resolve())
-        trained = self._trained_context(llama_cpp, self._path)
+        trained = self._trained_context(self._path)
         if self._requested_n_ctx:
             # llama.cpp pads the context to a multiple of 256; llama-cpp-python sizes its
             # token buffer from the number it was given, so give it the padded number.
@@ -146,23 +209,26 @@ class LlamaCppBackend(SyncBackend):
                 f"n_ctx={n_ctx} is more than the {trained} tokens {self._path.name} was "
                 f"trained for; use n_ctx <= {trained}."
             )
-        logger.info("loading %s with n_ctx=%d", self._path, n_ctx)
-        return llama_cpp.Llama(
-            model_path=str(self._path),
-            n_ctx=n_ctx,
-            n_gpu_layers=self._n_gpu_layers,
-            verbose=self._verbose,
-            **self._llama_kwargs,
-        )
+        extra = self._use_extra_bufts
+        if extra is None:
+            extra = not amx_repack_active()
+        self.extra_buffers_used = extra
+        logger.info("loading %s with n_ctx=%d, extra buffer types %s", self._path, n_ctx, extra)
+        with _model_params(use_extra_bufts=extra):
+            return llama_cpp.Llama(
+                model_path=str(self._path),
+                n_ctx=n_ctx,
+                n_gpu_layers=self._n_gpu_layers,
+                verbose=self._verbose,
+                **self._llama_kwargs,
+            )
 
-    def _trained_context(self, llama_cpp: Any, path: Path) -> int:
-        """The trained context from the GGUF metadata (a vocab-only load reads no weights)."""
-        vocab = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=self._verbose)
-        try:
-            arch = vocab.metadata.get("general.architecture", "llama")
-            trained = int(vocab.metadata.get(f"{arch}.context_length", 0))
-        finally:
-            vocab.close()
+    @staticmethod
+    def _trained_context(path: Path) -> int:
+        """The trained context from the GGUF metadata (no weights, no context)."""
+        metadata = read_gguf_metadata(path)
+        arch = metadata.get("general.architecture", "llama")
+        trained = int(metadata.get(f"{arch}.context_length", 0) or 0)
         return trained if trained > 0 else DEFAULT_N_CTX
 
     def _read_template(self, llama: Any) -> ChatTemplate:
@@ -183,49 +249,58 @@ class LlamaCppBackend(SyncBackend):
         )
 
     @property
-    def n_ctx(self) -> int:
+    def context_window(self) -> int:
         """The context window of the loaded model."""
-        return int(self.llama.n_ctx())
+        return int(self._loaded().n_ctx())
 
     def close(self) -> None:
-        """Free the model; the next generation loads it again."""
-        with self._load_lock, self._lock:
+        """Free the model (after a running generation ends); the next call loads it again."""
+        with self._lock, self._load_lock:
             if self._llama is not None:
                 self._llama.close()
             self._llama = None
 
-    # -- generation ----------------------------------------------------------------
+    # -- prompts -------------------------------------------------------------------
 
     def render(self, request: GenerationRequest) -> str:
-        """The prompt text for a request, as the model will see it."""
-        self.load()
+        """The prompt text for a request, as the model will read it."""
+        self._loaded()
         assert self._template is not None
         return (
             self._template.render(request.messages, thinking=request.thinking)
             + request.assistant_prefix
         )
 
-    def count_tokens(self, text: str) -> int:
-        """Number of model tokens in ``text`` (special tokens parsed)."""
-        llama = self.load()
-        with self._lock:
-            return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
-    @staticmethod
-    def _tokenize_prompt(llama: Any, prompt: str) -> list[int]:
-        """Prompt ids with exactly one BOS where the model wants one (templates often hold it)."""
-        tokens: list[int] = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+    def _encode(self, llama: Any, request: GenerationRequest) -> tuple[list[int], str]:
+        """Prompt ids (message text as text, one BOS where the model wants one) and text."""
+        assert self._template is not None and self._specials is not None
+        hidden = protect(request.messages, self._specials)
+        prompt = self._template.render(hidden.messages, thinking=request.thinking)
+        prompt += request.assistant_prefix
+        tokens = encode_prompt(
+            prompt,
+            hidden.literals,
+            encode_template=lambda s: llama.tokenize(s.encode("utf-8"), False, True),
+            encode_text=lambda s: llama.tokenize(s.encode("utf-8"), False, False),
+        )
         bos = llama.token_bos()
         if llama._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
             tokens.insert(0, bos)
-        return tokens
+        return tokens, reveal(prompt, hidden.literals)
+
+    def count_tokens(self, text: str) -> int:
+        """Number of model tokens in ``text``, read as message text."""
+        with self._lock:
+            llama = self._loaded()
+            return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    # -- generation ----------------------------------------------------------------
 
     def stream(self, request: GenerationRequest) -> Iterator[Event]:
-        """Generate under the lock, yielding one ``TextDelta`` per token."""
-        llama = self.load()
-        prompt = self.render(request)
+        """Generate under the model lock, yielding one ``TextDelta`` per token."""
         with self._lock:
-            tokens = self._tokenize_prompt(llama, prompt)
+            llama = self._loaded()
+            tokens, prompt = self._encode(llama, request)
             n_ctx = int(llama.n_ctx())
             if len(tokens) + (request.max_tokens or 1) > n_ctx:
                 raise ContextWindowExceededError(
@@ -236,6 +311,19 @@ class LlamaCppBackend(SyncBackend):
             )
             yield from self._generate(llama, tokens, request, n_ctx)
 
+    @staticmethod
+    def sampling(request: GenerationRequest) -> dict[str, Any]:
+        """The sampler settings ``Llama.generate`` gets for a request."""
+        options = {**SAMPLING_DEFAULTS, **request.options.sampling()}
+        options.pop("seed", None)
+        return {
+            "temp": options["temperature"],
+            "top_p": options["top_p"],
+            "top_k": options["top_k"],
+            "min_p": 0.0,
+            "repeat_penalty": 1.0,
+        }
+
     def _generate(
         self, llama: Any, tokens: list[int], request: GenerationRequest, n_ctx: int
     ) -> Iterator[Event]:
@@ -244,18 +332,12 @@ class LlamaCppBackend(SyncBackend):
         budget = n_ctx - len(tokens)
         if request.max_tokens is not None:
             budget = min(budget, request.max_tokens)
-        llama.set_seed(request.seed if request.seed is not None else random.randint(0, 2**31 - 1))
+        seed = request.options.seed
+        llama.set_seed(seed if seed is not None else random.randint(0, 2**31 - 1))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
         reason = "length"
-        generator = llama.generate(
-            tokens,
-            temp=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
-            top_p=DEFAULT_TOP_P if request.top_p is None else request.top_p,
-            top_k=DEFAULT_TOP_K if request.top_k is None else request.top_k,
-            min_p=0.0,
-            repeat_penalty=1.0,
-        )
+        generator = llama.generate(tokens, **self.sampling(request))
         try:
             for token in generator:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
@@ -274,7 +356,22 @@ class LlamaCppBackend(SyncBackend):
         yield Finished(reason=reason, completion_tokens=produced)
 
 
+def _control_token_texts(llama: Any) -> list[str]:
+    """The text of every control token of the model's vocabulary (``<|eot_id|>``...)."""
+    from llama_cpp import llama_cpp as lib
+
+    vocab = llama._model.vocab
+    texts = []
+    for token in range(lib.llama_vocab_n_tokens(vocab)):
+        if lib.llama_vocab_get_attr(vocab, token) & lib.LLAMA_TOKEN_ATTR_CONTROL:
+            text = lib.llama_vocab_get_text(vocab, token)
+            if text:
+                texts.append(text.decode("utf-8", "replace"))
+    return texts
+
+
 def _close_at_exit(ref: weakref.ref[LlamaCppBackend]) -> None:
     backend = ref()
     if backend is not None:
-        backend.close()
+        with contextlib.suppress(Exception):
+            backend.close()

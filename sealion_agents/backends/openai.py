@@ -1,14 +1,15 @@
 """SEA-LION on any OpenAI-compatible server: ``vllm serve``, llama.cpp's server, AI Singapore's API.
 
-Data flow: template messages + options -> one request body (``_Request.body``; thinking as
+Data flow: template messages (control tokens in their text neutralised, since the server
+renders and tokenizes) + options -> one request body (``_Request.body``; thinking as
 ``chat_template_kwargs``) -> ``POST {base_url}/chat/completions`` with ``stream: true`` ->
-SSE lines -> JSON chunks -> ``_ChunkReader`` -> ``TextDelta`` events whose text holds the
-reasoning inline between ``<think>`` tags, whichever way the server sent it:
+SSE lines -> JSON chunks -> ``_ChunkReader`` -> events, whichever way the server sent the
+reasoning:
 
 * a ``reasoning`` field (vLLM with ``--reasoning-parser``), or ``reasoning_content`` (older
-  vLLM, llama.cpp's C++ server): wrapped back into tags, so ``TurnDecoder``'s one parser
-  sees the same text on every backend and the thinking budget works on these servers too;
-* inline ``<think>`` tags in ``content`` (no reasoning parser on the server): passed through.
+  vLLM, llama.cpp's C++ server): ``ReasoningDelta`` events;
+* inline ``<think>`` tags in ``content`` (no reasoning parser on the server): ``TextDelta``
+  events, parsed by ``ReasoningParser`` like every other backend's output.
   When the chat template pre-fills ``<think>`` in the prompt the output starts inside the
   reasoning; the backend asks vLLM's ``/tokenize`` once per thinking mode whether the prompt
   ends with ``<think>``, and on other servers holds the first reply back until the output
@@ -17,6 +18,11 @@ reasoning inline between ``<think>`` tags, whichever way the server sent it:
 With thinking off, text a server puts in the reasoning field is answer text (vLLM's
 reasoning parser can misfile the whole answer there when the prompt already closed the
 reasoning).
+
+Tokens are counted by the server's own tokenizer (vLLM's ``/tokenize``, llama.cpp's
+``/tokenize``, llama-cpp-python's ``/extras/tokenize/count``) or by a tokenizer the user
+names (a local tokenizer folder or GGUF); the context window comes from the server
+(vLLM's ``max_model_len``, llama.cpp's ``/props``) or from the user.
 
 Sync and async share the request builder and the chunk reader; only the HTTP loop differs.
 Opening a request is retried with exponential backoff on connection errors, 429 and 5xx;
@@ -32,30 +38,35 @@ import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from sealion_agents.backends.base import (
+    ChatBackend,
     Event,
     Finished,
     GenerationRequest,
     PromptInfo,
+    ReasoningDelta,
     TextDelta,
 )
 from sealion_agents.chat_template import thinking_mode
+from sealion_agents.errors import (
+    ServerAuthenticationError,
+    ServerError,
+    ServerModelNotFoundError,
+    ServerUnavailableError,
+    TokenizerUnavailableError,
+    require,
+)
+from sealion_agents.literal_text import neutralise
 from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
 
-__all__ = [
-    "API_KEY_ENV",
-    "OpenAIBackend",
-    "ServerAuthenticationError",
-    "ServerError",
-    "ServerModelNotFoundError",
-    "ServerUnavailableError",
-]
+__all__ = ["API_KEY_ENV", "OpenAIBackend", "local_token_counter"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,22 +80,6 @@ CONNECT_TIMEOUT = 10.0
 BACKOFF = 0.5
 """First retry delay in seconds; it doubles on every retry (with jitter)."""
 MAX_BACKOFF = 8.0
-
-
-class ServerError(RuntimeError):
-    """An OpenAI-compatible server failed the request."""
-
-
-class ServerUnavailableError(ServerError):
-    """The server could not be reached, or kept failing, after all retries."""
-
-
-class ServerAuthenticationError(ServerError):
-    """The server refused the API key (HTTP 401/403)."""
-
-
-class ServerModelNotFoundError(ServerError):
-    """The server does not serve the requested model."""
 
 
 class _Retryable(Exception):
@@ -120,9 +115,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 class _ChunkReader:
     """Turn the server's stream chunks into backend events (one reader per generation).
 
-    ``opens``: whether the prompt ends inside the reasoning (None: unknown; the text is
-    held back until the output shows it). Server-split reasoning is wrapped back into
-    ``<think>`` tags, so the decoder parses every server's output the same way.
+    ``opens``: whether the prompt ends inside the reasoning (None: unknown; the output is
+    held back until it shows). Server-split reasoning becomes ``ReasoningDelta`` events;
+    tags in ``content`` stay as they are, for the reasoning parser.
     """
 
     def __init__(self, *, thinking: bool, opens: bool | None, continuing: bool) -> None:
@@ -135,9 +130,8 @@ class _ChunkReader:
         self.finish_reason: str | None = None
         self.done = False
         self._started = False
-        self._split = False  # the server sends reasoning in its own field
-        self._in_reasoning = bool(self.opens)  # inside reasoning that we wrap in tags
-        self._held: list[TextDelta] = []
+        self._in_split_reasoning = False  # the server is sending reasoning in its own field
+        self._held: list[TextDelta | ReasoningDelta] = []
         self._completion = 0  # cumulative completion tokens the server reported
         self._produced = 0
 
@@ -176,9 +170,8 @@ class _ChunkReader:
                     tokens = max(0, tokens - 1)  # the server counted the end-of-turn token
                 elif not (reasoning or content):
                     tokens = 0
-            if reasoning or content:
-                for text, count in self._inline(reasoning, content, tokens):
-                    events += self._route(text, count, bool(reasoning))
+            for piece in self._pieces(reasoning, content, tokens):
+                events += self._route(piece)
         return events
 
     def finish(self) -> list[Event]:
@@ -200,31 +193,35 @@ class _ChunkReader:
         self._completion = int(completion)
         return tokens
 
-    def _inline(self, reasoning: str, content: str, tokens: int) -> list[tuple[str, int]]:
-        """Raw text pieces with the reasoning back between tags, and their token counts."""
+    def _pieces(
+        self, reasoning: str, content: str, tokens: int
+    ) -> list[TextDelta | ReasoningDelta]:
+        """The chunk's events, its tokens shared out between reasoning and answer."""
+        if not (reasoning or content):
+            return []
         if not self.thinking:
-            return [(reasoning + content, tokens)]  # no reasoning with thinking off: answer
-        text = ""
+            return [TextDelta(reasoning + content, tokens)]  # thinking off: it is all answer
+        pieces: list[TextDelta | ReasoningDelta] = []
         if reasoning:
-            self._split = True
-            if not self._in_reasoning:
-                text += THINK_OPEN if not self.opens else ""
-                self._in_reasoning = True
-            text += reasoning
-        if content and self._split and self._in_reasoning:
-            self._in_reasoning = False
-            if tokens > 1:  # the server swallowed the </think> token into this chunk
-                return [(text + THINK_CLOSE, tokens - 1), (content, 1)]
-            text += THINK_CLOSE
-        return [(text + content, tokens)]
+            self._in_split_reasoning = True
+            pieces.append(ReasoningDelta(reasoning, tokens if not content else max(0, tokens - 1)))
+            tokens = min(tokens, 1) if content else 0
+        if content:
+            if self._in_split_reasoning and not reasoning and tokens > 1:
+                # the server swallowed the </think> token: count it with the reasoning
+                pieces.append(ReasoningDelta("", tokens - 1))
+                tokens = 1
+            self._in_split_reasoning = False
+            pieces.append(TextDelta(content, tokens))
+        return pieces
 
-    def _route(self, text: str, tokens: int, split: bool) -> list[Event]:
+    def _route(self, piece: TextDelta | ReasoningDelta) -> list[Event]:
         if self.opens is not None:
-            self._produced += tokens
-            return [TextDelta(text=text, tokens=tokens)]
-        self._held.append(TextDelta(text=text, tokens=tokens))
-        held = "".join(piece.text for piece in self._held)
-        if split or held.lstrip().startswith(THINK_OPEN):
+            self._produced += piece.tokens
+            return [piece]
+        self._held.append(piece)
+        held = "".join(p.text for p in self._held if isinstance(p, TextDelta))
+        if isinstance(piece, ReasoningDelta) or held.lstrip().startswith(THINK_OPEN):
             self.learned = False  # the output opened the reasoning itself
             return self._release(False)
         if THINK_CLOSE in held:
@@ -245,7 +242,34 @@ class _ChunkReader:
 # -- the backend ------------------------------------------------------------------------
 
 
-class OpenAIBackend:
+def local_token_counter(path: str | Path) -> Callable[[str], int]:
+    """Count tokens with a local tokenizer: a folder holding ``tokenizer.json``, or a GGUF."""
+    path = Path(path).expanduser()
+    if path.is_dir() and (path / "tokenizer.json").is_file():
+        tokenizers = require("tokenizers", extra="tokenizers", feature="A local tokenizer")
+        tokenizer = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+        return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
+    if path.is_file() and path.suffix == ".gguf":
+        llama_cpp = require("llama_cpp", extra="gguf", feature="A GGUF tokenizer")
+        from llama_cpp._internals import LlamaModel
+
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        model = LlamaModel(path_model=str(path), params=params, verbose=False)
+        lock = threading.Lock()
+
+        def count(text: str) -> int:
+            with lock:
+                return len(model.tokenize(text.encode("utf-8"), False, False))
+
+        return count
+    raise FileNotFoundError(
+        f"tokenizer={str(path)!r} is neither a folder holding tokenizer.json nor a .gguf file. "
+        "Pass the model's Hugging Face folder (with tokenizer.json) or its GGUF file."
+    )
+
+
+class OpenAIBackend(ChatBackend):
     """Streams chat completions from an OpenAI-compatible server over HTTP (``httpx``)."""
 
     def __init__(
@@ -261,6 +285,8 @@ class OpenAIBackend:
         extra_body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         continues: bool | None = None,
+        tokenizer: str | Path | None = None,
+        context_window: int | None = None,
     ) -> None:
         """Describe the server; nothing is sent until the first generation.
 
@@ -282,9 +308,25 @@ class OpenAIBackend:
             headers: more HTTP headers.
             continues: whether the server honours ``continue_final_message`` (needed by the
                 thinking budget); default: yes for vLLM (found by its ``/tokenize``).
+            tokenizer: count tokens with this local tokenizer (a folder holding
+                ``tokenizer.json``, or a ``.gguf``) instead of the server's tokenize endpoint.
+            context_window: the served context length in tokens (default: asked from the
+                server: vLLM's ``max_model_len``, llama.cpp's ``/props``).
         """
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more.")
+        if context_window is not None and context_window < 16:
+            raise ValueError(f"context_window={context_window} is too small.")
+        if tokenizer is not None:
+            tokenizer = Path(tokenizer).expanduser()
+            if not tokenizer.exists():
+                raise FileNotFoundError(
+                    f"tokenizer={str(tokenizer)!r} does not exist: pass the model's tokenizer "
+                    "folder (with tokenizer.json) or its GGUF file."
+                )
+        self._tokenizer_path = tokenizer
+        self._counter: Callable[[str], int] | None = None
+        self._window = context_window
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
@@ -310,6 +352,123 @@ class OpenAIBackend:
         """The model name sent to the server."""
         return self.model
 
+    # -- what the contract asks: window, token counts, load ----------------------------
+
+    def load(self) -> None:
+        """Reach the server now: check it serves the model and learn its context window."""
+        self._models()
+        if self._window is None:
+            try:
+                self.context_window  # noqa: B018  (asks the server)
+            except TokenizerUnavailableError:
+                pass  # generation works without it; counting will say what to pass
+
+    def _models(self) -> list[dict[str, Any]]:
+        response = self._get("/models")
+        if response.status_code != 200:
+            error = self._failure(response.status_code, response.text, None)
+            if isinstance(error, _Retryable):
+                raise ServerUnavailableError(str(error))
+            raise error
+        models = [m for m in response.json().get("data", []) if isinstance(m, dict)]
+        names = {str(m.get("id")) for m in models}
+        wanted = {self.model} | ({self.thinking_off_model} if self.thinking_off_model else set())
+        missing = sorted(wanted - names)
+        if missing and names:
+            raise ServerModelNotFoundError(
+                f"{self.base_url} does not serve {missing[0]!r}; it serves {sorted(names)}."
+            )
+        return models
+
+    @property
+    def context_window(self) -> int:
+        """The served context length: given, or asked from the server once."""
+        if self._window is not None:
+            return self._window
+        window = None
+        for model in self._models():
+            if model.get("id") == self.model and model.get("max_model_len"):
+                window = int(model["max_model_len"])  # vLLM
+        if window is None:
+            response = self._get_root("/props")  # llama.cpp's C++ server
+            if response is not None and response.status_code == 200:
+                settings = response.json().get("default_generation_settings") or {}
+                n_ctx = settings.get("n_ctx") or response.json().get("n_ctx")
+                window = int(n_ctx) if n_ctx else None
+        if window is None:
+            raise TokenizerUnavailableError(
+                f"{self.base_url} (model {self.model!r}) does not report its context length: "
+                "pass context_window=<tokens> (the server's n_ctx or max_model_len) to "
+                "ChatSeaLion.from_openai."
+            )
+        self._window = window
+        return window
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` as the server will read it (message text, neutralised)."""
+        if self._counter is None:
+            self._counter = self._find_counter()
+        return self._counter(neutralise(text))
+
+    def _find_counter(self) -> Callable[[str], int]:
+        if self._tokenizer_path is not None:
+            return local_token_counter(self._tokenizer_path)
+        body = {"model": self.model, "prompt": "", "content": "", "add_special_tokens": False}
+        response = self._post_root("/tokenize", body)  # vLLM and llama.cpp's C++ server
+        if response is not None and response.status_code == 200:
+            return self._server_counter("/tokenize", lambda t: {**body, "prompt": t, "content": t})
+        response = self._post_root("/extras/tokenize/count", {"model": self.model, "input": ""})
+        if response is not None and response.status_code == 200:  # llama-cpp-python
+            offset = int(response.json().get("count", 0))  # its BOS: counted for empty text
+            counter = self._server_counter(
+                "/extras/tokenize/count", lambda t: {"model": self.model, "input": t}
+            )
+            return lambda text: max(0, counter(text) - offset)
+        raise TokenizerUnavailableError(
+            f"{self.base_url} (model {self.model!r}) has no tokenize endpoint, so its tokens "
+            "cannot be counted: pass tokenizer=<the model's tokenizer folder or GGUF file> "
+            "and context_window=<tokens> to ChatSeaLion.from_openai."
+        )
+
+    def _server_counter(
+        self, path: str, body: Callable[[str], dict[str, Any]]
+    ) -> Callable[[str], int]:
+        def count(text: str) -> int:
+            response = self._post_root(path, body(text))
+            if response is None or response.status_code != 200:
+                status = "no answer" if response is None else f"HTTP {response.status_code}"
+                raise ServerError(f"{self._root}{path} failed to count tokens ({status}).")
+            document = response.json()
+            if "count" in document:
+                return int(document["count"])
+            return len(document.get("tokens") or [])
+
+        return count
+
+    def _get(self, path: str) -> Any:
+        try:
+            return self._sync_client().get(self.base_url + path, headers=self._headers_for())
+        except httpx.TransportError as exc:
+            raise ServerUnavailableError(
+                f"{self.base_url} (model {self.model!r}) cannot be reached: {exc}"
+            ) from exc
+
+    def _get_root(self, path: str) -> Any:
+        try:
+            return self._sync_client().get(self._root + path, headers=self._headers_for())
+        except httpx.TransportError:
+            return None
+
+    def _post_root(self, path: str, body: dict[str, Any]) -> Any:
+        try:
+            return self._sync_client().post(
+                self._root + path, json=body, headers=self._headers_for()
+            )
+        except httpx.TransportError as exc:
+            raise ServerUnavailableError(
+                f"{self.base_url} (model {self.model!r}) cannot be reached: {exc}"
+            ) from exc
+
     # -- the request, shared by sync and async -------------------------------------
 
     def model_for(self, thinking: bool) -> str:
@@ -318,7 +477,7 @@ class OpenAIBackend:
 
     def build(self, request: GenerationRequest) -> _Request:
         """The chat-completions request for a generation."""
-        messages: list[dict[str, str]] = list(request.messages)
+        messages = [{**m, "content": neutralise(m.get("content", ""))} for m in request.messages]
         body: dict[str, Any] = {
             "model": self.model_for(request.thinking),
             "messages": messages,
@@ -339,14 +498,9 @@ class OpenAIBackend:
             messages.append({"role": "assistant", "content": prefix})
             body["add_generation_prompt"] = False
             body["continue_final_message"] = True
-        options = {
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "top_k": request.top_k,
-            "seed": request.seed,
-        }
-        body.update({key: value for key, value in options.items() if value is not None})
+        if request.max_tokens is not None:
+            body["max_tokens"] = request.max_tokens
+        body.update(request.options.sampling())
         body = _merge(body, self.extra_body)
         body = _merge(body, dict(request.extra))
         return _Request("/chat/completions", body)

@@ -1,8 +1,9 @@
 """SEA-LION on vLLM in-process (``vllm.LLM``), with one-call batching.
 
-Data flow: template messages -> the model's chat template via the engine's own tokenizer
-(``thinking_mode`` set, assistant prefix appended) -> prompt token ids ->
-``SamplingParams`` -> engine -> token ids / text -> ``TextDelta`` events.
+Data flow: template messages -> control-token strings in message text hidden
+(``literal_text``) -> the model's chat template via the engine's own tokenizer
+(``thinking_mode`` set, assistant prefix appended) -> prompt token ids (message text as
+text) -> ``SamplingParams`` -> engine -> token ids / text -> ``TextDelta`` events.
 
 * ``stream``: the request is added to ``LLM.llm_engine`` with ``RequestOutputKind.DELTA``
   and the engine is stepped until it finishes. Every streaming caller steps the same
@@ -12,11 +13,13 @@ Data flow: template messages -> the model's chat template via the engine's own t
   here rather than by ``LLM.chat``, whose ``chat_template_kwargs`` and
   ``continue_final_message`` apply to every conversation of a call, while a batch may mix
   thinking modes and thinking-budget continuations.
-* ``astream`` runs ``stream`` in a worker thread (``SyncBackend``); the event loop stays free.
+* ``astream`` runs ``stream`` in a worker thread (``ChatBackend``'s default); the event loop
+  stays free.
 
 ``vllm.LLM`` is not thread-safe: every use of the engine holds the backend's lock, and a
 batch waits until no stream is running (``LLM.generate`` steps the engine until it is idle,
-which would swallow other requests' outputs).
+which would swallow other requests' outputs). ``close`` waits for streams in flight; from
+the thread that still holds an open stream it raises ``BackendBusyError`` instead.
 """
 
 from __future__ import annotations
@@ -34,23 +37,24 @@ from pathlib import Path
 from typing import Any
 
 from sealion_agents.backends.base import (
+    ChatBackend,
     Event,
     Finished,
     GenerationRequest,
     PromptInfo,
-    SyncBackend,
     TextDelta,
 )
 from sealion_agents.chat_template import thinking_mode
-from sealion_agents.errors import ContextWindowExceededError, require
+from sealion_agents.errors import BackendBusyError, ContextWindowExceededError, require
+from sealion_agents.literal_text import encode_prompt, protect, reveal, special_pattern
 from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
 
 __all__ = ["VLLMBackend"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TEMPERATURE = 0.6
-DEFAULT_TOP_P = 0.95
+#: SEA-LION's sampling defaults, used when neither the call nor generation_config sets one.
+SAMPLING_DEFAULTS = {"temperature": 0.6, "top_p": 0.95}
 
 _MAX_PENDING_BYTES = 4  # a UTF-8 character spans at most four byte-level tokens
 _WINDOW = 4  # tokens of context when decoding one token
@@ -63,6 +67,8 @@ class _EngineState:
     def __init__(self) -> None:
         self.lock = threading.Condition()  # guards the engine and the fields below
         self.queues: dict[str, deque[Any]] = {}  # streaming request id -> pending outputs
+        self.owners: dict[str, int] = {}  # streaming request id -> the thread reading it
+        self.specials: Any = None  # pattern of the tokenizer's special-token strings
         self.batch_waiting = 0
         self.ids = itertools.count()
         self.sampling_defaults: dict[str, Any] | None = None  # from generation_config.json
@@ -95,8 +101,10 @@ def guard_kernel_scan() -> None:
         table.setdefault("__dict__", {})
 
 
-class VLLMBackend(SyncBackend):
+class VLLMBackend(ChatBackend):
     """Runs a Hugging Face model folder or repo id with ``vllm.LLM``; starts on first use."""
+
+    supports_batch = True
 
     def __init__(
         self,
@@ -142,10 +150,13 @@ class VLLMBackend(SyncBackend):
     @property
     def llm(self) -> Any:
         """The ``vllm.LLM`` engine, starting it on first access."""
-        return self.load()
+        return self._engine()
 
-    def load(self) -> Any:
+    def load(self) -> None:
         """Start the engine now (otherwise the first generation does)."""
+        self._engine()
+
+    def _engine(self) -> Any:
         with self._load_lock:
             if self._llm is None:
                 if self._model is None:
@@ -159,17 +170,36 @@ class VLLMBackend(SyncBackend):
             return self._llm
 
     @property
-    def max_model_len(self) -> int:
-        """The engine's context window."""
-        return int(self.llm.llm_engine.model_config.max_model_len)
+    def context_window(self) -> int:
+        """The engine's context window (``max_model_len``)."""
+        return int(self._engine().llm_engine.model_config.max_model_len)
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of the engine's tokenizer in ``text``, read as message text."""
+        llm = self._engine()
+        pattern = _specials(_state(llm), llm.get_tokenizer())
+        hidden = protect([{"role": "user", "content": text}], pattern)
+        return len(_encode(llm.get_tokenizer(), hidden.messages[0]["content"], hidden.literals))
 
     def close(self) -> None:
-        """Shut the engine down if this backend started it; the next call starts it again."""
+        """Shut the engine down if this backend started it; the next call starts it again.
+
+        Waits for streams that other threads are reading; raises ``BackendBusyError`` when
+        this thread still holds an open stream (closing it first is the fix).
+        """
         with self._load_lock:
             llm = self._llm
             if llm is None or not self._owns_llm:
                 return  # an injected engine is freed by its owner
-            with _state(llm).lock:
+            state = _state(llm)
+            with state.lock:
+                if threading.get_ident() in state.owners.values():
+                    raise BackendBusyError(
+                        f"The vLLM model {self.model_name} is still streaming a reply in this "
+                        "thread: read that stream to its end (or close it) before close()."
+                    )
+                while state.queues or state.batch_waiting:
+                    state.lock.wait()
                 self._llm = None
                 try:
                     llm.llm_engine.engine_core.shutdown()
@@ -181,10 +211,12 @@ class VLLMBackend(SyncBackend):
     # -- prompts and sampling -------------------------------------------------------
 
     def render(self, request: GenerationRequest, llm: Any = None) -> str:
-        """The prompt text for a request, as the model will see it."""
-        tokenizer = (llm or self.load()).get_tokenizer()
+        """The prompt text for a request, as the model will read it."""
+        return self._render((llm or self._engine()).get_tokenizer(), request.messages, request)
+
+    def _render(self, tokenizer: Any, messages: list[dict[str, str]], request: Any) -> str:
         text = tokenizer.apply_chat_template(
-            request.messages,
+            messages,
             chat_template=self._chat_template,
             tokenize=False,
             add_generation_prompt=True,
@@ -195,8 +227,11 @@ class VLLMBackend(SyncBackend):
     def _prepare(self, llm: Any, request: GenerationRequest) -> tuple[list[int], bool, Any]:
         """Prompt ids, whether the prompt opens reasoning, and the sampling parameters."""
         vllm = require("vllm", extra="vllm", feature="In-process vLLM")
-        prompt = self.render(request, llm)
-        ids = list(llm.get_tokenizer().encode(prompt, add_special_tokens=False))
+        tokenizer = llm.get_tokenizer()
+        hidden = protect(request.messages, _specials(_state(llm), tokenizer))
+        prompt = self._render(tokenizer, hidden.messages, request)
+        ids = _encode(tokenizer, prompt, hidden.literals)
+        prompt = reveal(prompt, hidden.literals)
         limit = int(llm.llm_engine.model_config.max_model_len)
         if len(ids) + (request.max_tokens or 1) > limit:
             raise ContextWindowExceededError(
@@ -205,15 +240,10 @@ class VLLMBackend(SyncBackend):
         state = _state(llm)
         if state.sampling_defaults is None:  # reads generation_config.json: once per engine
             state.sampling_defaults = dict(llm.llm_engine.model_config.get_diff_sampling_param())
-        options: dict[str, Any] = {"temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P}
-        options.update(state.sampling_defaults)
-        given = {
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "top_k": None if request.top_k is None else (request.top_k or -1),
-            "seed": request.seed,
-        }
-        options.update({key: value for key, value in given.items() if value is not None})
+        options: dict[str, Any] = {**SAMPLING_DEFAULTS, **state.sampling_defaults}
+        options.update(request.options.sampling())
+        if options.get("top_k") == 0:
+            options["top_k"] = -1  # vLLM's "no limit"
         options.pop("max_new_tokens", None)
         options["max_tokens"] = request.max_tokens or (limit - len(ids))
         options["skip_special_tokens"] = False  # keep <think> tags even if marked special
@@ -227,7 +257,7 @@ class VLLMBackend(SyncBackend):
         from vllm.inputs import TokensPrompt
         from vllm.sampling_params import RequestOutputKind
 
-        llm = self.load()  # outside the engine lock: close() takes the two locks in this order
+        llm = self._engine()  # outside the engine lock: close() takes the two locks in this order
         state = _state(llm)
         with state.lock:
             while state.batch_waiting:
@@ -238,6 +268,7 @@ class VLLMBackend(SyncBackend):
             llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=ids), params)
             queue: deque[Any] = deque()
             state.queues[request_id] = queue
+            state.owners[request_id] = threading.get_ident()
         finished = False
         produced = 0
         try:
@@ -257,36 +288,58 @@ class VLLMBackend(SyncBackend):
         finally:
             with state.lock:
                 state.queues.pop(request_id, None)
+                state.owners.pop(request_id, None)
                 if not finished:
                     llm.llm_engine.abort_request([request_id])
                 state.lock.notify_all()
 
     # -- batching ------------------------------------------------------------------
 
-    def generate_batch(self, requests: list[GenerationRequest]) -> list[list[Event]]:
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[list[Event] | Exception]:
         """Run all requests in ONE ``LLM.generate`` call; return each request's events."""
         from vllm.inputs import TokensPrompt
 
-        llm = self.load()
+        llm = self._engine()
         state = _state(llm)
+        prepared: list[tuple[list[int], bool, Any] | Exception] = []
         with state.lock:
+            if threading.get_ident() in state.owners.values():
+                raise BackendBusyError(
+                    f"The vLLM model {self.model_name} is still streaming a reply in this "
+                    "thread: a batch waits for every stream, so read that stream to its end "
+                    "(or close it) first."
+                )
             state.batch_waiting += 1
             try:
                 while state.queues:  # streams in flight: let them finish first
                     state.lock.wait()
-                prepared = [self._prepare(llm, request) for request in requests]
-                prompts = [TokensPrompt(prompt_token_ids=ids) for ids, _, _ in prepared]
-                outputs = llm.generate(
-                    prompts, [params for _, _, params in prepared], use_tqdm=False
+                for request in requests:
+                    try:
+                        prepared.append(self._prepare(llm, request))
+                    except Exception as exc:  # this request fails alone
+                        prepared.append(exc)
+                ready = [item for item in prepared if not isinstance(item, Exception)]
+                outputs = iter(
+                    llm.generate(
+                        [TokensPrompt(prompt_token_ids=ids) for ids, _, _ in ready],
+                        [params for _, _, params in ready],
+                        use_tqdm=False,
+                    )
+                    if ready
+                    else []
                 )
                 tokenizer = llm.get_tokenizer()
                 close_id = _think_close_id(state, tokenizer)
             finally:
                 state.batch_waiting -= 1
                 state.lock.notify_all()
-        events: list[list[Event]] = []
-        for (ids, opens, _), output in zip(prepared, outputs, strict=True):
-            piece = output.outputs[0]
+        events: list[list[Event] | Exception] = []
+        for item in prepared:
+            if isinstance(item, Exception):
+                events.append(item)
+                continue
+            ids, opens, _ = item
+            piece = next(outputs).outputs[0]
             token_ids = list(piece.token_ids)
             if piece.finish_reason == "stop" and token_ids and _ends_on_stop_token(piece):
                 token_ids = token_ids[:-1]
@@ -310,6 +363,35 @@ def _next_output(llm: Any, state: _EngineState, request_id: str, queue: deque[An
             if not queue and not llm.llm_engine.has_unfinished_requests():
                 raise RuntimeError(f"vLLM dropped request {request_id} without finishing it.")
         return queue.popleft()
+
+
+def _specials(state: _EngineState, tokenizer: Any) -> Any:
+    """The pattern of the tokenizer's special-token strings (built once per engine)."""
+    if state.specials is None:
+        texts = set(getattr(tokenizer, "all_special_tokens", []) or [])
+        added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+        texts |= {str(token) for token in added.values() if getattr(token, "special", True)}
+        state.specials = special_pattern(texts)
+    return state.specials
+
+
+def _encode(tokenizer: Any, prompt: str, literals: list[str]) -> list[int]:
+    """Prompt ids: template text with special tokens, hidden message strings as plain text."""
+
+    def as_text(text: str) -> list[int]:
+        # a special-token string split after its first character is no longer that token
+        ids: list[int] = []
+        for part in (text[:1], text[1:]):
+            if part:
+                ids += tokenizer.encode(part, add_special_tokens=False)
+        return ids
+
+    return encode_prompt(
+        prompt,
+        literals,
+        encode_template=lambda text: list(tokenizer.encode(text, add_special_tokens=False)),
+        encode_text=as_text,
+    )
 
 
 def _think_close_id(state: _EngineState, tokenizer: Any) -> int | None:

@@ -1,4 +1,17 @@
-"""Tiny "SEA-LION-shaped" models whose greedy output is a scripted lookup table.
+"""Tiny "SEA-LION-shaped" models whose greedy output is a scripted lookup table: for tests.
+
+Use them to test your own chains deterministically on the REAL runtimes (llama.cpp, vLLM),
+offline and in seconds::
+
+    from sealion_agents import ChatSeaLion
+    from sealion_agents.testing import ANSWER, REASONING, tiny_gguf
+
+    llm = ChatSeaLion.from_gguf(tiny_gguf(), temperature=0)
+    reply = llm.invoke("Hi")   # reply.content == ANSWER, its reasoning == REASONING
+
+Needs ``pip install "sealion-agents[testing]"`` plus the Llama 3 tokenizer file that
+``llama-models`` ships (``pip install --no-deps llama-models==0.3.0``). Files are built once
+and cached in ``$SEALION_TEST_CACHE`` (default ``~/.cache/sealion-agents/tiny-models``).
 
 The models use the Llama 3.1 architecture and the full Llama 3 tokenizer (128,256 tokens, with
 ``<think>`` and ``</think>`` as single tokens at ids 128013/128014 like DeepSeek-R1-Distill-Llama).
@@ -47,6 +60,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+__all__ = [
+    "ANSWER",
+    "EOT_ID",
+    "REASONING",
+    "TEMPLATES",
+    "THINK_CLOSE",
+    "THINK_CLOSE_ID",
+    "THINK_OPEN",
+    "THINK_OPEN_ID",
+    "Rule",
+    "build_gguf",
+    "default_chains",
+    "encode",
+    "encode_one",
+    "hf_tokenizer",
+    "rule_continuation",
+    "save_hf_folder",
+    "tiny_gguf",
+    "tiny_hf_folder",
+    "tiny_rules_gguf",
+    "tiny_rules_hf_folder",
+]
 
 # Bump when the generated files change in any way, so cached files are rebuilt.
 GENERATOR_VERSION = 1
@@ -927,7 +963,8 @@ def save_hf_folder(
 
 def _cache_dir() -> Path:
     env = os.environ.get("SEALION_TEST_CACHE")
-    root = Path(env) if env else Path(__file__).resolve().parent.parent / ".cache" / "tiny-models"
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = Path(env) if env else default / "sealion-agents" / "tiny-models"
     root.mkdir(parents=True, exist_ok=True)
     return root
 

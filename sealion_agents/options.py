@@ -1,0 +1,44 @@
+"""Generation options, declared once.
+
+``GenerationOptions`` is the one definition of every option a call can set: its fields are
+``ChatSeaLion``'s instance defaults (the chat model inherits them), the names accepted per
+call (``llm.invoke(msgs, temperature=0)``), and the validated values a backend receives in
+``GenerationRequest.options``. Each backend maps them to its engine in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["GenerationOptions", "option_names"]
+
+
+class GenerationOptions(BaseModel):
+    """What one generation may set: the thinking switch, its budget, and sampling."""
+
+    thinking: bool = True
+    """Let the model reason in ``<think>`` before answering (SEA-LION's default: on)."""
+    max_thinking_tokens: int | None = Field(default=None, ge=1)
+    """Thinking budget: at this many reasoning tokens the reasoning closes and the model answers."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Most tokens to generate in all, reasoning included (None: up to the context window)."""
+    temperature: float | None = Field(default=None, ge=0.0)
+    """Sampling temperature (None: the backend's default, 0.6 for SEA-LION)."""
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Nucleus sampling probability mass (None: the backend's default, 0.95)."""
+    top_k: int | None = Field(default=None, ge=0)
+    """Sample from the k most likely tokens (0: no limit; None: the backend's default)."""
+    seed: int | None = None
+    """Random seed for reproducible sampling."""
+
+    def sampling(self) -> dict[str, Any]:
+        """The sampling values that were set (None means: the backend's default)."""
+        names = ("temperature", "top_p", "top_k", "seed")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+def option_names() -> tuple[str, ...]:
+    """Every per-call option name, in declaration order."""
+    return tuple(GenerationOptions.model_fields)
