@@ -141,9 +141,11 @@ def strip_citations(text: str) -> str:
 
 
 def build_llm(args: argparse.Namespace) -> Any:
-    from sealion_agents.cli import _chat_model
+    from sealion_agents.cli import build_chat_model
 
-    return _chat_model(args.gguf, args.quant, args.vllm, args.openai_url, args.model, args.n_ctx)
+    return build_chat_model(
+        args.gguf, args.quant, args.vllm, args.openai_url, args.model, args.n_ctx
+    )
 
 
 def main() -> None:

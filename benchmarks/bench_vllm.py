@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.servers import VLLM_ENGINE_KWARGS as CPU_ENGINE  # noqa: E402
-from tests.servers import VLLM_ENV as CPU_ENV  # noqa: E402
+from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS as CPU_ENGINE  # noqa: E402
+from sealion_agents.testing_servers import VLLM_ENV as CPU_ENV  # noqa: E402
 
 
 def timed(fns: dict[str, Any], repeats: int) -> dict[str, tuple[float, Any]]:

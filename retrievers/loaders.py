@@ -16,6 +16,8 @@ from pathlib import Path
 from langchain_core.documents import Document
 from sealion_agents.retrievers._deps import require
 
+from sealion_agents.errors import SeaLionError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -34,7 +36,7 @@ DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 """Files above this size are refused (whole text is held in memory while splitting)."""
 
 
-class LoadError(Exception):
+class LoadError(SeaLionError):
     """A file could not be read; the message names the problem and what to do."""
 
     def __init__(self, source: str, problem: str) -> None:

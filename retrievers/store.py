@@ -17,6 +17,8 @@ from typing import Any
 
 from sealion_agents.retrievers._deps import require
 
+from sealion_agents.errors import SeaLionError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["EmbeddingModelMismatchError", "check_embeddings", "open_store"]
@@ -25,7 +27,7 @@ MODEL_KEY = "embedding_model"
 DIM_KEY = "embedding_dimension"
 
 
-class EmbeddingModelMismatchError(ValueError):
+class EmbeddingModelMismatchError(SeaLionError, ValueError):
     """The collection was built with another embedding model or dimension."""
 
 

@@ -17,16 +17,19 @@ thread -> ``backend.generate_batch(requests)`` -> each invocation's events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import get_config_list
 
 from sealion_agents.backends.base import ChatBackend, Event, GenerationRequest
 
-__all__ = ["CURRENT_ROUNDS", "BatchRounds"]
+__all__ = ["CURRENT_ROUNDS", "BatchRounds", "batch_rounds"]
 
 _QUIET = 0.5  # seconds without any news after which a waiting round runs anyway
 
@@ -160,3 +163,35 @@ class BatchRounds(BaseCallbackHandler):
 def _settle(future: asyncio.Future[Any], result: Any) -> None:
     if not future.done():  # an error travels as a value: _unwrap raises it in the caller
         future.set_result(result)
+
+
+@contextlib.contextmanager
+def batch_rounds(
+    backend: ChatBackend, config: RunnableConfig | list[RunnableConfig] | None, size: int
+) -> Iterator[list[RunnableConfig]]:
+    """Gather one batch call's generations into rounds; yields each input's config.
+
+    Without a ``max_concurrency`` every input runs at once (the engine batches them); each
+    config gets the rounds' run counter among its callbacks.
+    """
+    configs: list[RunnableConfig] = []
+    for cfg in get_config_list(config, size):
+        cfg = RunnableConfig(**cfg)  # type: ignore[typeddict-item]
+        if cfg.get("max_concurrency") is None:
+            cfg["max_concurrency"] = size
+        configs.append(cfg)
+    rounds = BatchRounds(backend, size=size, concurrency=configs[0].get("max_concurrency") or 1)
+    for cfg in configs:
+        callbacks = cfg.get("callbacks")
+        if isinstance(callbacks, BaseCallbackManager):
+            manager = callbacks.copy()
+            manager.add_handler(rounds, inherit=False)
+            cfg["callbacks"] = manager
+        else:
+            cfg["callbacks"] = [*(callbacks or []), rounds]
+    token = CURRENT_ROUNDS.set(rounds)
+    try:
+        yield configs
+    finally:
+        CURRENT_ROUNDS.reset(token)
+        rounds.close()

@@ -18,22 +18,18 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    BaseCallbackManager,
-    CallbackManagerForLLMRun,
-)
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.language_models.base import LanguageModelInput
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import get_config_list
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from langchain_core.runnables.configurable import RunnableConfigurableFields
 from pydantic import ConfigDict, Field, field_validator
 
 from sealion_agents.backends.base import ChatBackend, Event, GenerationRequest, close_iterator
-from sealion_agents.batching import CURRENT_ROUNDS, BatchRounds
+from sealion_agents.batching import CURRENT_ROUNDS, BatchRounds, batch_rounds
 from sealion_agents.decoding import TurnDecoder
 from sealion_agents.messages import to_template_messages
 from sealion_agents.options import GenerationOptions, option_names
@@ -370,19 +366,10 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         for any chat model); without a ``max_concurrency`` a batching backend gets them all
         at once, since the engine batches them anyway.
         """
-        if not self.backend.supports_batch or len(inputs) < 2:
+        if not self._batches(len(inputs)):
             return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
-        configs = self._batch_configs(config, len(inputs))
-        rounds = BatchRounds(
-            self.backend, size=len(inputs), concurrency=configs[0]["max_concurrency"] or 1
-        )
-        token = CURRENT_ROUNDS.set(rounds)
-        try:
-            configs = self._with_counter(configs, rounds)
+        with batch_rounds(self.backend, config, len(inputs)) as configs:
             return super().batch(inputs, configs, return_exceptions=return_exceptions, **kwargs)
-        finally:
-            CURRENT_ROUNDS.reset(token)
-            rounds.close()
 
     async def abatch(
         self,
@@ -393,46 +380,62 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         **kwargs: Any,
     ) -> list[AIMessage]:  # type: ignore[override]
         """Async ``batch``: the same rounds, awaited; the engine call runs in a thread."""
-        if not self.backend.supports_batch or len(inputs) < 2:
+        if not self._batches(len(inputs)):
             return await super().abatch(
                 inputs, config, return_exceptions=return_exceptions, **kwargs
             )
-        configs = self._batch_configs(config, len(inputs))
-        rounds = BatchRounds(
-            self.backend, size=len(inputs), concurrency=configs[0]["max_concurrency"] or 1
-        )
-        token = CURRENT_ROUNDS.set(rounds)
-        try:
-            configs = self._with_counter(configs, rounds)
+        with batch_rounds(self.backend, config, len(inputs)) as configs:
             return await super().abatch(
                 inputs, configs, return_exceptions=return_exceptions, **kwargs
             )
-        finally:
-            CURRENT_ROUNDS.reset(token)
-            rounds.close()
 
-    @staticmethod
-    def _batch_configs(
-        config: RunnableConfig | list[RunnableConfig] | None, size: int
-    ) -> list[RunnableConfig]:
-        """Each input's config; no ``max_concurrency`` means all inputs at once."""
-        configs = []
-        for cfg in get_config_list(config, size):
-            cfg = RunnableConfig(**cfg)  # type: ignore[typeddict-item]
-            if cfg.get("max_concurrency") is None:
-                cfg["max_concurrency"] = size
-            configs.append(cfg)
-        return configs
+    def _batches(self, size: int) -> bool:
+        """Whether a batch of this size gathers rounds here (not already inside one)."""
+        return self.backend.supports_batch and size > 1 and self._rounds() is None
 
-    @staticmethod
-    def _with_counter(configs: list[RunnableConfig], rounds: BatchRounds) -> list[RunnableConfig]:
-        """The configs with the rounds' run counter among their callbacks."""
-        for cfg in configs:
-            callbacks = cfg.get("callbacks")
-            if isinstance(callbacks, BaseCallbackManager):
-                manager = callbacks.copy()
-                manager.add_handler(rounds, inherit=False)
-                cfg["callbacks"] = manager
-            else:
-                cfg["callbacks"] = [*(callbacks or []), rounds]
-        return configs
+    def configurable_fields(self, **kwargs: Any) -> RunnableSerializable[Any, Any]:
+        """Fields set per call through the config; a batch may mix them (``thinking``...).
+
+        On a batching backend, a batch whose inputs configure different values (one input
+        thinking, the next not) is still one engine call per round.
+        """
+        super().configurable_fields(**kwargs)  # LangChain's checks of the field names
+        return _BatchingConfigurableFields(default=self, fields=kwargs)
+
+
+class _BatchingConfigurableFields(RunnableConfigurableFields):
+    """LangChain's configurable fields, with the rounds of a batch gathered around them."""
+
+    def batch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any | None,
+    ) -> list[Any]:
+        """LangChain's batch, one engine call per round on a batching backend."""
+        model = self.default
+        if not (isinstance(model, ChatSeaLion) and model._batches(len(inputs))):
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        with batch_rounds(model.backend, config, len(inputs)) as configs:
+            return super().batch(inputs, configs, return_exceptions=return_exceptions, **kwargs)
+
+    async def abatch(
+        self,
+        inputs: list[Any],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any | None,
+    ) -> list[Any]:
+        """Async ``batch``, gathered the same way."""
+        model = self.default
+        if not (isinstance(model, ChatSeaLion) and model._batches(len(inputs))):
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        with batch_rounds(model.backend, config, len(inputs)) as configs:
+            return await super().abatch(
+                inputs, configs, return_exceptions=return_exceptions, **kwargs
+            )

@@ -20,6 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from sealion_agents.errors import SeaLionError
+
 __all__ = ["app", "main"]
 
 logger = logging.getLogger(__name__)
@@ -78,23 +80,22 @@ MaxTokens = Annotated[
 ]
 
 
-class CliError(Exception):
+class CliError(SeaLionError):
     """A problem the user can fix; printed without a traceback."""
+
+
+#: What a user can fix (our errors, bad paths and values, a missing extra, the OS refusing):
+#: one line, exit status 1. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (SeaLionError, FileNotFoundError, ValueError, ImportError, OSError)
 
 
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
     try:
         yield
-    except (CliError, FileNotFoundError, ValueError, ImportError, OSError) as exc:
+    except USER_ERRORS as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=1) from exc
-    except Exception as exc:
-        name = type(exc).__name__
-        if "Connect" in name or "Timeout" in name or "Download" in name or "Server" in name:
-            err.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(code=1) from exc
-        raise
 
 
 def _client(store: Path | None, chroma_url: str | None) -> Any:
@@ -143,7 +144,7 @@ def _smollm2() -> Path:
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def _chat_model(
+def build_chat_model(
     gguf: str | None,
     quant: str | None,
     vllm: str | None,
@@ -151,6 +152,7 @@ def _chat_model(
     model: str | None,
     n_ctx: int | None,
 ) -> Any:
+    """The chat model the command-line flags name (exactly one backend), loaded or reached."""
     from sealion_agents import ChatSeaLion
 
     chosen = [
@@ -163,7 +165,9 @@ def _chat_model(
     if openai_url:
         if not model:
             raise CliError("--openai-url needs --model (the model name the server serves)")
-        return ChatSeaLion.from_openai(openai_url, model=model)
+        llm = ChatSeaLion.from_openai(openai_url, model=model)
+        llm.load()  # fail here, clearly, if the server or the model is not there
+        return llm
     if vllm:
         return ChatSeaLion.from_vllm(vllm)
     if gguf:
@@ -292,7 +296,7 @@ def ask(
 
     def body() -> None:
         target = _open_collection(collection, store, chroma_url, must_exist=True)
-        llm = _chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+        llm = build_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
         qa = _qa(llm, target, thinking, max_tokens)
         _answer(qa, question, show_reasoning=show_reasoning)
 
@@ -320,7 +324,7 @@ def chat(
         from langchain_core.messages import AIMessage, HumanMessage
 
         target = _open_collection(collection, store, chroma_url, must_exist=True)
-        llm = _chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+        llm = build_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
         qa = _qa(llm, target, thinking, max_tokens)
         history: list[Any] = []
         interactive = sys.stdin.isatty()

@@ -118,6 +118,8 @@ class TurnDecoder:
             # reasoning out sends the answer's first token after it
             if parser.in_reasoning or (before is Phase.REASONING and not parser.server_split):
                 self.reasoning_tokens += event.tokens
+                if not parser.in_reasoning and split.content and event.tokens > 1:
+                    self.reasoning_tokens -= 1  # a merged piece: its answer text is a token too
         if (
             self.max_thinking_tokens is not None
             and parser.in_reasoning

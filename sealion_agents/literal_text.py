@@ -20,7 +20,15 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["Protected", "encode_prompt", "neutralise", "protect", "special_pattern"]
+__all__ = [
+    "Protected",
+    "encode_prompt",
+    "neutralise",
+    "protect",
+    "reveal",
+    "special_pattern",
+    "split_encoder",
+]
 
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
@@ -28,8 +36,8 @@ _LLAMA_STYLE = re.compile(r"<(/?)(\|[^|<>\n]{1,40}\||think)>", re.IGNORECASE)
 
 
 def special_pattern(token_texts: Iterable[str]) -> re.Pattern[str]:
-    """A pattern for the given special-token strings (longest first) and the placeholder marks."""
-    texts = sorted({t for t in token_texts if t}, key=len, reverse=True)
+    """A pattern for special-token strings (longest first), think tags and placeholder marks."""
+    texts = sorted({t for t in token_texts if t} | {"<think>", "</think>"}, key=len, reverse=True)
     alternatives = [re.escape(t) for t in texts] + [f"[{_OPEN}{_CLOSE}]"]
     return re.compile("|".join(alternatives))
 
@@ -57,6 +65,15 @@ def protect(messages: list[dict[str, str]], pattern: re.Pattern[str]) -> Protect
             message = {**message, "content": pattern.sub(hide, content)}
         out.append(message)
     return Protected(out, literals)
+
+
+def split_encoder(encode: Callable[[str], list[int]]) -> Callable[[str], list[int]]:
+    """Encode a hidden string as text: split after its first character, no token matches it."""
+
+    def as_text(text: str) -> list[int]:
+        return [token for part in (text[:1], text[1:]) if part for token in encode(part)]
+
+    return as_text
 
 
 def encode_prompt(

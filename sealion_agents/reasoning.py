@@ -87,6 +87,8 @@ class ReasoningParser:
             self._buffer = ""
             self.phase = Phase.REASONING
             self._raw.append(THINK_OPEN)
+        if not self._reasoning_started and text.lstrip().startswith(THINK_OPEN):
+            text = text.lstrip()[len(THINK_OPEN) :]  # a server that kept the opening tag
         self._server_split = True
         self._raw.append(text)
         self._buffer += text

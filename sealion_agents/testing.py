@@ -1,4 +1,4 @@
-"""Tiny "SEA-LION-shaped" models whose greedy output is a scripted lookup table: for tests.
+r"""Tiny "SEA-LION-shaped" models whose greedy output is a scripted lookup table: for tests.
 
 Use them to test your own chains deterministically on the REAL runtimes (llama.cpp, vLLM),
 offline and in seconds::
@@ -24,7 +24,7 @@ and the next token depends only on the last token of the context:
   context ends the generation at once.
 
 The same weights are written as a GGUF file (llama.cpp) and as a Hugging Face Llama folder (vLLM).
-The default script answers any chat: the last token of the Llama 3 generation prompt (``"\\n\\n"``)
+The default script answers any chat: the last token of the Llama 3 generation prompt (``"\n\n"``)
 leads to ``<think>REASONING</think>ANSWER<|eot_id|>``.
 
 Prompt-keyed scripts (:class:`Rule`, :func:`tiny_rules_gguf`) make the output depend on the
@@ -226,7 +226,7 @@ def llama3_vocab() -> Llama3Vocab:
         if line:
             b64, rank = line.split()
             if int(rank) != len(ranked):
-                raise ValueError(f"tokenizer.model: rank {rank} out of order")
+                raise ValueError(f"tokenizer.model: rank {rank.decode()} out of order")
             ranked.append(base64.b64decode(b64))
     if len(ranked) != N_BASE_TOKENS:
         raise ValueError(f"tokenizer.model has {len(ranked)} ranks, expected {N_BASE_TOKENS}")
@@ -384,7 +384,7 @@ def encode_one(text: str) -> int:
 
 
 def default_chains() -> list[list[int]]:
-    """The default script: ``"\\n\\n"`` -> <think> REASONING </think> ANSWER <|eot_id|>."""
+    r"""The default script: ``"\n\n"`` -> <think> REASONING </think> ANSWER <|eot_id|>."""
     return [
         [NEWLINES_ID, THINK_OPEN_ID, *encode(REASONING), THINK_CLOSE_ID, *encode(ANSWER), EOT_ID]
     ]

@@ -9,7 +9,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # the tiny models are cached in the checkout (ignored by git), shared by test processes
 os.environ.setdefault(
-    "SEALION_TEST_CACHE", str(os.path.join(os.path.dirname(__file__), "..", ".cache", "tiny-models"))
+    "SEALION_TEST_CACHE",
+    str(os.path.join(os.path.dirname(__file__), "..", ".cache", "tiny-models")),
 )
 
 from collections.abc import Iterator  # noqa: E402
@@ -56,7 +57,7 @@ def gguf_backends(tiny_gguf_paths: dict[str, Path]) -> Iterator[dict[str, object
 @pytest.fixture(scope="session")
 def vllm_engine() -> Iterator[object]:
     """One real in-process vLLM engine on the tiny "writes" model for the whole session."""
-    from tests.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+    from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
     for key, value in VLLM_ENV.items():
         os.environ.setdefault(key, value)
@@ -88,7 +89,7 @@ def vllm_servers() -> Iterator[dict[str, object]]:
     "vllm": no reasoning parser (reasoning inline in content); "vllm-r1":
     ``--reasoning-parser deepseek_r1`` (reasoning in the ``reasoning`` field).
     """
-    from tests.servers import vllm_server
+    from sealion_agents.testing_servers import vllm_server
 
     folder = tiny_models.tiny_hf_folder("writes")
     servers = {
@@ -117,7 +118,7 @@ def llamacpp_server(tiny_gguf_paths: dict[str, Path]) -> Iterator[object]:
     Its per-request ``chat_template_kwargs`` are ignored, so the thinking mode is fixed per
     model alias in the server's config file.
     """
-    from tests.servers import llamacpp_server as make
+    from sealion_agents.testing_servers import llamacpp_server as make
 
     models = {
         f"{variant}-{mode}": (path, mode)

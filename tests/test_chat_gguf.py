@@ -18,8 +18,8 @@ from langchain_core.runnables import ConfigurableField
 from sealion_agents import ChatSeaLion, ContextWindowExceededError
 from sealion_agents.backends.base import GenerationRequest
 from sealion_agents.messages import to_template_messages
-from tests.conftest import LLAMA_TEST_KWARGS
 from sealion_agents.testing import ANSWER, REASONING, encode
+from tests.conftest import LLAMA_TEST_KWARGS
 
 QUESTION = [HumanMessage("Hello there")]
 
@@ -222,7 +222,9 @@ def test_context_window_error_before_generation(tiny_gguf_paths: dict[str, Any])
 
 def test_default_context_is_bounded_by_training(tiny_gguf_paths: dict[str, Any]) -> None:
     llm = ChatSeaLion.from_gguf(tiny_gguf_paths["writes"], llama_kwargs=LLAMA_TEST_KWARGS)
-    assert llm.backend.context_window == 4096  # the tiny model's trained context (default cap: 8192)
+    assert (
+        llm.backend.context_window == 4096
+    )  # the tiny model's trained context (default cap: 8192)
     with pytest.raises(ValueError, match="more than the 4096 tokens"):
         ChatSeaLion.from_gguf(tiny_gguf_paths["writes"], n_ctx=10_000).load()
     llm.close()

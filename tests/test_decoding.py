@@ -98,3 +98,25 @@ def test_server_split_reasoning_field_is_reasoning() -> None:
     assert message.additional_kwargs["reasoning_content"] == "thought"
     assert message.content == "answer"
     assert message.usage_metadata["output_token_details"] == {"reasoning": 1}
+
+
+def test_merged_piece_across_the_close_tag_counts_its_answer_token() -> None:
+    """A server that lags merges "</think>" and the answer's first token into one chunk."""
+    decoder = TurnDecoder(model_name="m")
+    decoder.feed(PromptInfo(prompt_tokens=1, opens_reasoning=True))
+    decoder.feed(TextDelta(text="plan", tokens=1))
+    decoder.feed(TextDelta(text="</think>Hi", tokens=2))
+    decoder.feed(TextDelta(text=" there", tokens=1))
+    message = merged(decoder.finish())
+    assert message.usage_metadata["output_token_details"] == {"reasoning": 2}
+    assert message.usage_metadata["output_tokens"] == 4
+
+
+def test_server_reasoning_that_kept_its_opening_tag() -> None:
+    decoder = TurnDecoder(model_name="m")
+    decoder.feed(PromptInfo(prompt_tokens=1))
+    chunks = decoder.feed(ReasoningDelta(text="<think>The plan"))
+    chunks += decoder.feed(TextDelta(text="Done"))
+    message = merged(chunks + decoder.finish())
+    assert message.additional_kwargs["reasoning_content"] == "The plan"
+    assert message.content == "Done"

@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 from sealion_agents import ChatSeaLion
+from sealion_agents import testing as tiny_models
 from sealion_agents.backends.base import ChatBackend, GenerationRequest
-from sealion_agents.options import GenerationOptions
 from sealion_agents.backends.openai import (
     API_KEY_ENV,
     OpenAIBackend,
@@ -37,9 +37,10 @@ from sealion_agents.backends.openai import (
     ServerUnavailableError,
     _ChunkReader,
 )
-from sealion_agents import testing as tiny_models
+from sealion_agents.options import GenerationOptions
+from sealion_agents.testing import ANSWER, REASONING, TEMPLATES
+from sealion_agents.testing_servers import free_port, llamacpp_server
 from tests.conftest import LLAMACPP_TEST_KEY
-from tests.servers import free_port, llamacpp_server
 from tests.suites import SeaLionIntegrationSuite
 from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected here too)
     QUESTION,
@@ -66,7 +67,6 @@ from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected 
     test_unknown_call_option_is_a_clear_error,
     test_usage_metadata_counts_reasoning,
 )
-from sealion_agents.testing import ANSWER, REASONING, TEMPLATES
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -218,7 +218,14 @@ def test_reasoning_content_field_is_read_too() -> None:
         {"choices": [{"delta": {}, "finish_reason": "stop"}]},
     ]
     events = [e for chunk in chunks for e in reader.feed_chunk(chunk)] + reader.finish()
-    assert "".join(getattr(e, "text", "") for e in events) == "<think>Think more</think>Done"
+    kinds = [(type(e).__name__, getattr(e, "text", None)) for e in events]
+    assert kinds == [
+        ("PromptInfo", None),
+        ("ReasoningDelta", "Think"),
+        ("ReasoningDelta", " more"),
+        ("TextDelta", "Done"),
+        ("Finished", None),
+    ]  # typed events: no tags rebuilt for the parser to find again
     assert events[0].prompt_tokens == 7  # type: ignore[union-attr]
 
 
@@ -356,9 +363,11 @@ class TestOpenAIOnLlamaCpp(_OpenAISuite):
 def test_requests_carry_thinking_per_request(request: pytest.FixtureRequest) -> None:
     backend = make_backend(request, "vllm", "writes")
     on = backend.build(GenerationRequest(messages=[{"role": "user", "content": "x"}]))
-    off = backend.build(GenerationRequest(
-        messages=[], options=GenerationOptions(thinking=False, max_tokens=5, top_k=3)
-    ))
+    off = backend.build(
+        GenerationRequest(
+            messages=[], options=GenerationOptions(thinking=False, max_tokens=5, top_k=3)
+        )
+    )
     assert on.body["chat_template_kwargs"]["thinking_mode"] == "on"
     assert off.body["chat_template_kwargs"]["thinking_mode"] == "off"
     assert off.body["max_tokens"] == 5 and off.body["top_k"] == 3

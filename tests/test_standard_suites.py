@@ -12,8 +12,8 @@ from typing import Any
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from sealion_agents import ChatSeaLion
-from sealion_agents.backends.llamacpp import LlamaCppBackend
 from sealion_agents import testing as tiny_models
+from sealion_agents.backends.llamacpp import LlamaCppBackend
 from tests.conftest import LLAMA_TEST_KWARGS
 from tests.suites import SeaLionIntegrationSuite
 

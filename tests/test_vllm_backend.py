@@ -15,10 +15,11 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from sealion_agents import ChatSeaLion, ContextWindowExceededError
+from sealion_agents import testing as tiny_models
 from sealion_agents.backends.base import ChatBackend, GenerationRequest
 from sealion_agents.backends.vllm import VLLMBackend, _pieces
 from sealion_agents.messages import to_template_messages
-from sealion_agents import testing as tiny_models
+from sealion_agents.testing import ANSWER, TEMPLATES, THINK_CLOSE_ID, encode
 from tests.suites import SeaLionIntegrationSuite
 from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected here too)
     QUESTION,
@@ -45,7 +46,6 @@ from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected 
     test_unknown_call_option_is_a_clear_error,
     test_usage_metadata_counts_reasoning,
 )
-from sealion_agents.testing import ANSWER, TEMPLATES, THINK_CLOSE_ID, encode
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -232,7 +232,7 @@ def test_vllm_starts_after_numba_was_imported() -> None:
     import sys
     import textwrap
 
-    from tests.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+    from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
     code = textwrap.dedent(
         f"""

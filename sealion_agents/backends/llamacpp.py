@@ -43,7 +43,13 @@ from sealion_agents.backends.ggml_cpu import amx_repack_active
 from sealion_agents.backends.locks import ModelLock
 from sealion_agents.chat_template import ChatTemplate
 from sealion_agents.errors import ContextWindowExceededError, require
-from sealion_agents.literal_text import encode_prompt, protect, reveal, special_pattern
+from sealion_agents.literal_text import (
+    encode_prompt,
+    protect,
+    reveal,
+    special_pattern,
+    split_encoder,
+)
 from sealion_agents.reasoning import THINK_OPEN
 
 __all__ = ["DEFAULT_N_CTX", "LlamaCppBackend", "read_gguf_metadata"]
@@ -281,7 +287,8 @@ class LlamaCppBackend(ChatBackend):
             prompt,
             hidden.literals,
             encode_template=lambda s: llama.tokenize(s.encode("utf-8"), False, True),
-            encode_text=lambda s: llama.tokenize(s.encode("utf-8"), False, False),
+            # user-defined tokens (<think>) match even as text: split them apart as well
+            encode_text=split_encoder(lambda s: llama.tokenize(s.encode("utf-8"), False, False)),
         )
         bos = llama.token_bos()
         if llama._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
@@ -292,7 +299,17 @@ class LlamaCppBackend(ChatBackend):
         """Number of model tokens in ``text``, read as message text."""
         with self._lock:
             llama = self._loaded()
-            return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+            assert self._specials is not None
+            hidden = protect([{"role": "user", "content": text}], self._specials)
+            plain = split_encoder(lambda s: llama.tokenize(s.encode("utf-8"), False, False))
+            return len(
+                encode_prompt(
+                    hidden.messages[0]["content"],
+                    hidden.literals,
+                    encode_template=lambda s: llama.tokenize(s.encode("utf-8"), False, False),
+                    encode_text=plain,
+                )
+            )
 
     # -- generation ----------------------------------------------------------------
 

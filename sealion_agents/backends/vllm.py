@@ -46,7 +46,13 @@ from sealion_agents.backends.base import (
 )
 from sealion_agents.chat_template import thinking_mode
 from sealion_agents.errors import BackendBusyError, ContextWindowExceededError, require
-from sealion_agents.literal_text import encode_prompt, protect, reveal, special_pattern
+from sealion_agents.literal_text import (
+    encode_prompt,
+    protect,
+    reveal,
+    special_pattern,
+    split_encoder,
+)
 from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
 
 __all__ = ["VLLMBackend"]
@@ -378,19 +384,11 @@ def _specials(state: _EngineState, tokenizer: Any) -> Any:
 def _encode(tokenizer: Any, prompt: str, literals: list[str]) -> list[int]:
     """Prompt ids: template text with special tokens, hidden message strings as plain text."""
 
-    def as_text(text: str) -> list[int]:
-        # a special-token string split after its first character is no longer that token
-        ids: list[int] = []
-        for part in (text[:1], text[1:]):
-            if part:
-                ids += tokenizer.encode(part, add_special_tokens=False)
-        return ids
+    def encode(text: str) -> list[int]:
+        return list(tokenizer.encode(text, add_special_tokens=False))
 
     return encode_prompt(
-        prompt,
-        literals,
-        encode_template=lambda text: list(tokenizer.encode(text, add_special_tokens=False)),
-        encode_text=as_text,
+        prompt, literals, encode_template=encode, encode_text=split_encoder(encode)
     )
 
 

@@ -1,4 +1,4 @@
-"""Real OpenAI-compatible servers on 127.0.0.1 for the tests: start, health-check, stop by pid.
+"""Real OpenAI-compatible model servers on 127.0.0.1 for tests and benchmarks: start, check, stop.
 
 Each server is a child process in its own process group (so the engine processes vLLM
 spawns go with it), logging to a file whose tail is shown when it fails to come up.
@@ -72,6 +72,7 @@ class Server:
 
     @property
     def pid(self) -> int:
+        """The server process's id."""
         assert self.process is not None
         return self.process.pid
 
@@ -132,6 +133,7 @@ class Server:
         self.process = None
 
     def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server's log."""
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
