@@ -140,7 +140,9 @@ class Server:
             return "(no log)"
 
 
-def vllm_server(model_dir: Path, *, reasoning_parser: str | None, name: str) -> Server:
+def vllm_server(
+    model_dir: Path, *, reasoning_parser: str | None, name: str, max_model_len: int = 512
+) -> Server:
     """``python -m vllm.entrypoints.openai.api_server`` on a model folder (not yet started)."""
     port = free_port()
     argv = [
@@ -148,7 +150,7 @@ def vllm_server(model_dir: Path, *, reasoning_parser: str | None, name: str) -> 
         "--model", str(model_dir),
         "--served-model-name", "sealion-tiny",
         "--host", "127.0.0.1", "--port", str(port),
-        "--enforce-eager", "--dtype", "float32", "--max-model-len", "512",
+        "--enforce-eager", "--dtype", "float32", "--max-model-len", str(max_model_len),
         "--trust-request-chat-template",
         "--kv-cache-memory-bytes", str(KV_CACHE_BYTES),
         "--uvicorn-log-level", "warning",

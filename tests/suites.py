@@ -20,6 +20,10 @@ class SeaLionIntegrationSuite(ChatModelIntegrationTests):
         return ChatSeaLion
 
     @property
+    def supports_model_override(self) -> bool:
+        return False  # ChatSeaLion serves one model: a model= call option is an error
+
+    @property
     def supported_usage_metadata_details(self) -> dict[str, list[str]]:
         return {"invoke": ["reasoning_output"], "stream": ["reasoning_output"]}
 

@@ -83,8 +83,12 @@ def test_instance_default_off(gguf_backends: dict[str, Any], variant: str) -> No
 
 
 def test_batch_mixes_modes(llm: ChatSeaLion) -> None:
-    results = llm.batch([QUESTION, QUESTION], config=[{}, {}])
-    assert [split_of(r) for r in results] == [expected(True)] * 2
+    """One batch whose inputs think and do not think (configured per input)."""
+    mixed = llm.configurable_fields(thinking=ConfigurableField(id="thinking"))
+    modes = [True, False, False, True]
+    configs: list[Any] = [{"configurable": {"thinking": mode}} for mode in modes]
+    results = mixed.batch([QUESTION] * 4, config=configs)
+    assert [split_of(r) for r in results] == [expected(mode) for mode in modes]
     results = llm.with_thinking(False).batch([QUESTION] * 3)
     assert [split_of(r) for r in results] == [expected(False)] * 3
 

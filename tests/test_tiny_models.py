@@ -150,6 +150,7 @@ def test_chain_conflict_raises(tmp_path) -> None:
 
 def test_cached_builder_reuses_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     first = tm.tiny_gguf("writes")
+    other = tm.tiny_gguf("prefilled")  # built here: the test must not rely on another one
     stamp = first.stat().st_mtime_ns
 
     def no_rebuild(*args: object, **kwargs: object) -> None:
@@ -158,7 +159,7 @@ def test_cached_builder_reuses_the_file(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(tm, "build_gguf", no_rebuild)
     assert tm.tiny_gguf("writes") == first
     assert first.stat().st_mtime_ns == stamp
-    assert tm.tiny_gguf("prefilled") != first
+    assert tm.tiny_gguf("prefilled") == other != first
     assert first.name.startswith("sealion-tiny-writes-") and first.suffix == ".gguf"
 
 

@@ -17,6 +17,13 @@ from .pdfs import write_pdf
 require_retrieval_deps()
 
 
+def _chunks_per_source(store) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for metadata in store._collection.get(include=["metadatas"])["metadatas"]:
+        counts[metadata["source"]] = counts.get(metadata["source"], 0) + 1
+    return counts
+
+
 def _ids(store) -> set[str]:
     return set(store._collection.get(include=[])["ids"])
 
@@ -176,6 +183,9 @@ def test_killed_ingestion_resumes_to_exactly_a_clean_run(tmp_path, e5, splitter)
     store = open_store(e5, persist_directory=db)
     partial = _ids(store)
     assert 0 < len(partial) < len(clean_ids) and partial <= clean_ids
+    per_file, clean_per_file = _chunks_per_source(store), _chunks_per_source(clean)
+    half = [s for s, n in per_file.items() if 0 < n < clean_per_file[s]]
+    assert half, f"no file was left half-stored: {per_file}"  # the kill cut a file mid-way
     report = ingest(store, folder, splitter, show_progress=False)
     assert report.ok
     assert report.chunks_added == len(clean_ids) - len(partial)

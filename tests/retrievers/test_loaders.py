@@ -73,6 +73,17 @@ def test_bad_files_raise_a_clear_error(
     assert info.value.problem.startswith(problem)
 
 
+def test_scanned_pdf_asks_for_ocr(tmp_path: Path) -> None:
+    """A PDF whose pages hold no text layer (a scan) is refused with what to do."""
+    from .pdfs import write_pdf
+
+    path = write_pdf(tmp_path / "scan.pdf", ["", ""])
+    with pytest.raises(LoadError) as info:
+        load_file(path)
+    assert info.value.problem.startswith("no extractable text")
+    assert "a scanned PDF needs OCR first" in info.value.problem
+
+
 def test_file_larger_than_the_limit_is_refused_without_reading(tmp_path: Path) -> None:
     path = tmp_path / "huge.txt"
     with path.open("wb") as f:  # sparse: 64 GiB on paper, no disk used
