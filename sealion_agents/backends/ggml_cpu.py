@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
-from pathlib import Path
 from typing import Any
 
 __all__ = ["amx_repack_active", "cpu_extra_buffer_types", "system_info"]
@@ -31,11 +30,12 @@ def system_info(llama_cpp: Any) -> str:
 
 
 def _ggml_library(llama_cpp: Any) -> Any:
-    folder = Path(llama_cpp.__file__).parent / "lib"
-    for name in ("libggml.so", "libggml.dylib", "ggml.dll"):
-        if (folder / name).exists():
-            return ctypes.CDLL(str(folder / name))
-    return None
+    """The libllama handle that llama-cpp-python loaded.
+
+    Symbol look-ups through it reach the very ggml libraries it is linked to, never a second
+    copy with a registry of its own.
+    """
+    return getattr(getattr(llama_cpp, "llama_cpp", None), "_lib", None)
 
 
 def cpu_extra_buffer_types(llama_cpp: Any) -> list[str] | None:
@@ -44,28 +44,27 @@ def cpu_extra_buffer_types(llama_cpp: Any) -> list[str] | None:
     None when this build of llama.cpp does not expose ggml's backend registry.
     """
     try:
-        ggml = _ggml_library(llama_cpp)
-        if ggml is None:
+        lib = _ggml_library(llama_cpp)
+        if lib is None:
             return None
-        ggml.ggml_backend_dev_count.restype = ctypes.c_size_t
-        ggml.ggml_backend_dev_get.restype = ctypes.c_void_p
-        ggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
-        ggml.ggml_backend_dev_type.restype = ctypes.c_int
-        ggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
-        ggml.ggml_backend_dev_backend_reg.restype = ctypes.c_void_p
-        ggml.ggml_backend_dev_backend_reg.argtypes = [ctypes.c_void_p]
-        ggml.ggml_backend_reg_get_proc_address.restype = ctypes.c_void_p
-        ggml.ggml_backend_reg_get_proc_address.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        ggml.ggml_backend_buft_name.restype = ctypes.c_char_p
-        ggml.ggml_backend_buft_name.argtypes = [ctypes.c_void_p]
-        for index in range(ggml.ggml_backend_dev_count()):
-            device = ggml.ggml_backend_dev_get(index)
-            if ggml.ggml_backend_dev_type(device) != _GGML_DEVICE_CPU:
+
+        def function(name: str, restype: Any, *argtypes: Any) -> Any:
+            found = lib[name]  # a fresh function object: llama-cpp-python's stay untouched
+            found.restype, found.argtypes = restype, list(argtypes)
+            return found
+
+        voidp = ctypes.c_void_p
+        dev_count = function("ggml_backend_dev_count", ctypes.c_size_t)
+        dev_get = function("ggml_backend_dev_get", voidp, ctypes.c_size_t)
+        dev_type = function("ggml_backend_dev_type", ctypes.c_int, voidp)
+        dev_reg = function("ggml_backend_dev_backend_reg", voidp, voidp)
+        proc_address = function("ggml_backend_reg_get_proc_address", voidp, voidp, ctypes.c_char_p)
+        buft_name = function("ggml_backend_buft_name", ctypes.c_char_p, voidp)
+        for index in range(dev_count()):
+            device = dev_get(index)
+            if dev_type(device) != _GGML_DEVICE_CPU:
                 continue
-            registry = ggml.ggml_backend_dev_backend_reg(device)
-            address = ggml.ggml_backend_reg_get_proc_address(
-                registry, b"ggml_backend_dev_get_extra_bufts"
-            )
+            address = proc_address(dev_reg(device), b"ggml_backend_dev_get_extra_bufts")
             if not address:
                 return []
             get_extra = ctypes.CFUNCTYPE(ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p)(address)
@@ -73,7 +72,7 @@ def cpu_extra_buffer_types(llama_cpp: Any) -> list[str] | None:
             names: list[str] = []
             i = 0
             while table and table[i]:
-                names.append(ggml.ggml_backend_buft_name(table[i]).decode("utf-8", "replace"))
+                names.append(buft_name(table[i]).decode("utf-8", "replace"))
                 i += 1
             return names
         return []
