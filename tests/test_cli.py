@@ -124,3 +124,22 @@ def test_chat_reads_questions_from_stdin(store: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(tiny_models.ANSWER) == 2
     assert result.stdout.count("(declined: no claim was supported by its sources)") == 2
+
+
+def test_user_errors_are_told_from_bugs_by_type(capsys: pytest.CaptureFixture[str]) -> None:
+    """Our errors print one line and exit 1; anything else is a bug and keeps its traceback."""
+    import typer
+
+    from sealion_agents import ServerUnavailableError
+    from sealion_agents.cli import _friendly_errors
+
+    with pytest.raises(typer.Exit) as exit_info, _friendly_errors():
+        raise ServerUnavailableError("http://127.0.0.1:9/v1 did not answer")
+    assert exit_info.value.exit_code == 1
+    assert "error: http://127.0.0.1:9/v1 did not answer" in capsys.readouterr().err
+
+    class ServerLookingBug(RuntimeError):  # a name that once matched "Server": still a bug
+        pass
+
+    with pytest.raises(ServerLookingBug), _friendly_errors():
+        raise ServerLookingBug("a bug")

@@ -84,9 +84,13 @@ def build_store(folder: Path, docs: dict[str, str]) -> Any:
 BACKENDS = ["gguf", "vllm", "server"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rules_engine() -> Any:
-    """In-process vLLM on the scripted Q&A model (a second engine beside the session's)."""
+    """In-process vLLM on the scripted Q&A model (a second engine beside the session's).
+
+    It is never shut down before the session ends: vLLM's shutdown tears down process-wide
+    parallel state that the session's other engine still uses.
+    """
     import os
 
     from sealion_agents.backends.vllm import guard_kernel_scan
@@ -98,9 +102,7 @@ def rules_engine() -> Any:
     import vllm
 
     kwargs = {**VLLM_ENGINE_KWARGS, "max_model_len": 4096}
-    engine = vllm.LLM(model=str(tm.tiny_rules_hf_folder("qa-chain", RULES)), **kwargs)
-    yield engine
-    engine.llm_engine.engine_core.shutdown()
+    return vllm.LLM(model=str(tm.tiny_rules_hf_folder("qa-chain", RULES)), **kwargs)
 
 
 @pytest.fixture(scope="module")
