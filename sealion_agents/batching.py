@@ -72,7 +72,6 @@ class BatchRounds(BaseCallbackHandler):
         with self._cond:
             self._started += 1
             self._active.add(run_id)
-            self._cond.notify_all()
 
     def on_llm_end(self, response: Any, *, run_id: Any, **_: Any) -> None:
         """A run ended (generated, or served from the cache)."""
@@ -85,7 +84,7 @@ class BatchRounds(BaseCallbackHandler):
     def _ended(self, run_id: Any) -> None:
         with self._cond:
             self._active.discard(run_id)
-            self._cond.notify_all()
+            self._wake_if_ready()
 
     # -- submitting ---------------------------------------------------------------------------
 
@@ -125,7 +124,7 @@ class BatchRounds(BaseCallbackHandler):
             if self._closed:
                 raise RuntimeError("this batch call has already ended")
             self._waiting.append(slot)
-            self._cond.notify_all()
+            self._wake_if_ready()
 
     @staticmethod
     def _unwrap(result: Any) -> list[Event]:
@@ -151,6 +150,11 @@ class BatchRounds(BaseCallbackHandler):
                 results = [exc] * len(slots)
             for slot, result in zip(slots, results, strict=True):
                 slot.deliver(result)
+
+    def _wake_if_ready(self) -> None:
+        """Wake the runner only when a round can start (fewer thread switches)."""
+        if self._ready():
+            self._cond.notify_all()
 
     def _ready(self) -> bool:
         """Every running input has handed in its request, and no other is about to start."""
