@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MESSAGES = [{"role": "user", "content": "Hello there, what is the capital of Singapore?"}]
 

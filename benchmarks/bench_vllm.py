@@ -14,12 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS as CPU_ENGINE  # noqa: E402
 from sealion_agents.testing_servers import VLLM_ENV as CPU_ENV  # noqa: E402
