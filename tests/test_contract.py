@@ -246,7 +246,7 @@ async def test_leaving_astream_stops_llama_cpp(endless: Path) -> None:
         await asyncio.sleep(0.5)
         after_leaving = produced[0]
         await asyncio.sleep(0.5)
-        assert produced[0] == after_leaving < 200  # stopped, far below max_tokens
+        assert produced[0] == after_leaving < 1000  # stopped, far below max_tokens
         reply = await asyncio.wait_for(llm.ainvoke("Again", max_tokens=5), 30)
         assert reply.usage_metadata["output_tokens"] == 5
     finally:

@@ -365,6 +365,8 @@ class OpenAIBackend(ChatBackend):
 
     def _models(self) -> list[dict[str, Any]]:
         response = self._get("/models")
+        if response.status_code == 404:
+            return []  # a server without a model list: nothing to check
         if response.status_code != 200:
             error = self._failure(response.status_code, response.text, None)
             if isinstance(error, _Retryable):
