@@ -113,8 +113,18 @@ def _files(paths: Iterable[str | os.PathLike[str]], report: IngestReport) -> lis
             report.errors[source_name(p)] = "no such file or folder; check the path"
             continue
         in_folder = p.is_dir()
-        for f in iter_files(p):
-            if in_folder and f.suffix.lower() not in SUPPORTED_SUFFIXES:
+
+        def unreadable(error: OSError, folder: Path = p) -> None:
+            name = source_name(error.filename or folder)
+            report.errors[name] = f"cannot read this folder ({error.strerror}); check permissions"
+
+        for f in iter_files(p, on_error=unreadable):
+            if in_folder and f.is_symlink():
+                report.errors[source_name(f)] = (
+                    "symbolic link, not followed (it may point outside the folder); pass its "
+                    "target explicitly to index it"
+                )
+            elif in_folder and f.suffix.lower() not in SUPPORTED_SUFFIXES:
                 report.ignored.append(source_name(f))
             else:
                 out.append(f)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html.parser
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from langchain_core.documents import Document
@@ -34,6 +34,15 @@ HTML_SUFFIXES = frozenset({".html", ".htm"})
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".pdf", ".docx"}
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 """Files above this size are refused (whole text is held in memory while splitting)."""
+MAX_EXPANSION = 4
+"""A compressed document (.docx) may expand to at most this many times max_file_bytes."""
+
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
 
 
 class LoadError(SeaLionError):
@@ -54,13 +63,20 @@ def source_name(path: str | os.PathLike[str]) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def iter_files(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield ``path`` itself, or every file below it in sorted order (symlinks not followed)."""
+def iter_files(
+    path: str | os.PathLike[str], on_error: Callable[[OSError], None] | None = None
+) -> Iterator[Path]:
+    """Yield ``path`` itself, or every file below it in sorted order.
+
+    Symbolic links below a folder are yielded as they are (callers decide; ``ingest`` does not
+    follow them), linked folders are not entered, and folders that cannot be read go to
+    ``on_error``.
+    """
     p = Path(path)
     if not p.is_dir():
         yield p
         return
-    for root, dirs, files in os.walk(p):
+    for root, dirs, files in os.walk(p, onerror=on_error):
         dirs.sort()
         for name in sorted(files):
             yield Path(root) / name
@@ -85,7 +101,20 @@ def _check_size(path: Path, source: str, max_bytes: int) -> int:
 
 
 def _read_text(path: Path, source: str) -> str:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(
+            source, f"cannot read the file ({exc.strerror}); check its permissions"
+        ) from exc
+    for bom, encoding in _BOMS:  # UTF-16/32 text holds NUL bytes: known by its byte-order mark
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise LoadError(
+                    source, f"invalid {encoding.upper()} at byte {exc.start}; re-save as UTF-8"
+                ) from exc
     if b"\x00" in data[:8192]:
         raise LoadError(
             source,
@@ -177,6 +206,24 @@ def _pdf_pages(path: Path, source: str) -> list[tuple[int, str]]:
         ) from exc
 
 
+def _check_expansion(path: Path, source: str, max_bytes: int) -> None:
+    """Refuse a zip-based document whose parts expand beyond ``MAX_EXPANSION * max_bytes``."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise LoadError(source, f"not a readable .docx ({type(exc).__name__}: {exc})") from exc
+    limit = MAX_EXPANSION * max_bytes
+    if expanded > limit:
+        raise LoadError(
+            source,
+            f"expands to {expanded:,} bytes, above {limit:,} ({MAX_EXPANSION} x max_file_bytes); "
+            "an archive bomb or a huge document: split it, or raise max_file_bytes",
+        )
+
+
 def _docx_text(path: Path, source: str) -> str:
     docx = require("docx", "Loading .docx files")
     try:
@@ -208,6 +255,7 @@ def load_file(
     if suffix == ".pdf":
         pages = _pdf_pages(p, source)
     elif suffix == ".docx":
+        _check_expansion(p, source, max_file_bytes)
         pages = [(0, _docx_text(p, source))]
     elif suffix in HTML_SUFFIXES:
         pages = [(0, _html_text(_read_text(p, source)))]

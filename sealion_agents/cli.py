@@ -80,6 +80,10 @@ MaxTokens = Annotated[
 ]
 
 
+PARTIAL_FAILURE = 3
+"""Exit status of ``sealion ingest`` when some files failed and the others were stored."""
+
+
 class CliError(SeaLionError):
     """A problem the user can fix; printed without a traceback."""
 
@@ -264,14 +268,17 @@ def ingest(
             table.add_row(name, "[dim]unchanged[/]")
         for name, message in report.errors.items():
             table.add_row(name, f"[red]{message}[/]")
+        for name in report.ignored:
+            table.add_row(name, "[dim]skipped: not a supported file type[/]")
         out.print(table)
         out.print(
             f"{report.chunks_added} chunks added, {report.chunks_deleted} removed, "
             f"{len(report.errors)} file(s) failed, collection {collection!r} in "
             f"{_where(store, chroma_url)}"
         )
-        if report.errors and not (report.added or report.replaced or report.unchanged):
-            raise typer.Exit(code=1)
+        if report.errors:  # 1: nothing could be ingested; 3: some files failed
+            stored = report.added or report.replaced or report.unchanged
+            raise typer.Exit(code=PARTIAL_FAILURE if stored else 1)
 
     _run(body)
 

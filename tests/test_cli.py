@@ -47,10 +47,19 @@ def test_ingest_reports_a_bad_file_and_keeps_the_rest(tmp_path: Path) -> None:
     result = sealion(
         "ingest", str(tmp_path), "--collection", "mixed", "--store", str(tmp_path / "s")
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # partial failure: its own exit status
     assert "good.txt" in result.stdout and "added" in result.stdout
     assert "bad.pdf" in result.stdout
     assert "1 file(s) failed" in result.stdout
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    again = sealion(
+        "ingest", str(tmp_path), "--collection", "mixed", "--store", str(tmp_path / "s")
+    )
+    assert "photo.jpg" in again.stdout and "skipped: not a supported file type" in again.stdout
+    only_bad = sealion(
+        "ingest", str(tmp_path / "bad.pdf"), "--collection", "m2", "--store", str(tmp_path / "s")
+    )
+    assert only_bad.returncode == 1  # nothing could be ingested
 
 
 def test_collections_lists_and_deletes(store: Path, tmp_path: Path) -> None:

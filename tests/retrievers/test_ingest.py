@@ -191,3 +191,22 @@ def test_killed_ingestion_resumes_to_exactly_a_clean_run(tmp_path, e5, splitter)
     assert report.chunks_added == len(clean_ids) - len(partial)
     assert _ids(store) == clean_ids
     assert store._collection.count() == len(clean_ids)
+
+
+def test_symlinks_in_a_folder_are_not_followed(tmp_path, e5, splitter) -> None:
+    """A link inside an ingested folder to a file outside it is reported, never read."""
+    outside = tmp_path / "secret.txt"
+    outside.write_text("The launch code is 0000.", encoding="utf-8")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ok.txt").write_text(SAMPLES["en"], encoding="utf-8")
+    (folder / "passwd.txt").symlink_to("/etc/passwd")
+    (folder / "secret.txt").symlink_to(outside)
+    (folder / "linked-dir").symlink_to(tmp_path, target_is_directory=True)
+    store = open_store(e5, persist_directory=tmp_path / "db")
+    report = ingest(store, folder, splitter, show_progress=False)
+    assert report.added == [f"{folder}/ok.txt"]
+    for name in ("passwd.txt", "secret.txt"):
+        assert report.errors[f"{folder}/{name}"].startswith("symbolic link, not followed")
+    texts = store._collection.get(include=["documents"])["documents"]
+    assert not any("launch code" in t or "root:" in t for t in texts)

@@ -99,3 +99,39 @@ def test_undecodable_file_name_becomes_valid_utf8(tmp_path: Path) -> None:
     [doc] = load_file(os.fsdecode(raw))
     assert doc.metadata["source"] == f"{tmp_path}/caf\\xe9.txt"
     doc.metadata["source"].encode("utf-8")  # would raise on surrogates
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_utf16_and_utf32_files_are_read_by_their_byte_order_mark(
+    tmp_path: Path, encoding: str
+) -> None:
+    import codecs
+
+    boms = {
+        "utf-16-le": codecs.BOM_UTF16_LE,
+        "utf-16-be": codecs.BOM_UTF16_BE,
+        "utf-32-le": codecs.BOM_UTF32_LE,
+        "utf-32-be": codecs.BOM_UTF32_BE,
+    }
+    text = "สวัสดีครับ ยินดีต้อนรับสู่สิงคโปร์\nXin chào."
+    path = tmp_path / "notes.txt"
+    path.write_bytes(boms[encoding] + text.encode(encoding))
+    (doc,) = load_file(path)
+    assert doc.page_content == text
+
+
+def test_docx_that_expands_a_thousandfold_is_refused_before_parsing(tmp_path: Path) -> None:
+    import time
+    import zipfile
+
+    path = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", " " * 20_000_000)  # 20 MB of blanks
+    assert path.stat().st_size < 100_000  # compressed: a thousandfold smaller
+    started = time.monotonic()
+    with pytest.raises(LoadError) as info:
+        load_file(path, max_file_bytes=1_000_000)
+    assert info.value.problem.startswith("expands to 20,000,")
+    assert "archive bomb" in info.value.problem
+    assert time.monotonic() - started < 2  # nothing was decompressed
