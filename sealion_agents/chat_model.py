@@ -305,17 +305,11 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         request, decoder = self._prepare(messages, stop, kwargs)
         rounds = self._rounds()
         while request is not None:
+            stream: AsyncIterator[Event]
             if rounds is not None:
-                for event in await rounds.asubmit(request):
-                    for chunk in decoder.feed(event):
-                        if run_manager:
-                            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
-                        yield chunk
-                    if decoder.interrupted:
-                        break
-                request = decoder.next_request(request)
-                continue
-            stream = self.backend.astream(request)
+                stream = _async_iter(await rounds.asubmit(request))
+            else:
+                stream = self.backend.astream(request)
             try:
                 async for event in stream:
                     for chunk in decoder.feed(event):
@@ -401,6 +395,12 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         """
         super().configurable_fields(**kwargs)  # LangChain's checks of the field names
         return _BatchingConfigurableFields(default=self, fields=kwargs)
+
+
+async def _async_iter(events: list[Event]) -> AsyncIterator[Event]:
+    """A round's events as an async iterator, like a backend's ``astream``."""
+    for event in events:
+        yield event
 
 
 class _BatchingConfigurableFields(RunnableConfigurableFields):
