@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | md5sum | cut -
 export GGML_NO_BACKTRACE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: env test lint format bench demo clean
+.PHONY: env test lint format bench demo notebooks clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: env
 
 demo: env
 	PATH="$(abspath $(BIN)):$$PATH" examples/demo.sh
+
+# run every notebook in a Jupyter kernel and store its outputs (what the tests run again)
+notebooks: env
+	cd notebooks && ../$(BIN)/jupyter-execute --inplace *.ipynb
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
