@@ -148,7 +148,8 @@ def ingest(
         splitter: defaults to :class:`SEATextSplitter` measured in the store's model tokens.
         batch_size: chunks per embedding call and per write.
         max_file_bytes: larger files are refused with an error in the report.
-        show_progress: show a tqdm progress bar over files.
+        show_progress: show a tqdm progress bar over the chunks to embed (their total grows
+            as files are split; rate and time left follow), with files done as a postfix.
 
     Returns:
         An :class:`IngestReport`; check ``report.errors``.
@@ -166,8 +167,9 @@ def ingest(
     bar = None
     if show_progress:
         bar = require("tqdm.auto", "The ingestion progress bar").tqdm(
-            total=len(files), unit="file", desc="ingest"
+            total=0, unit="chunk", desc="ingest"
         )
+    files_done = 0
 
     pending_chunks: list[tuple[str, str, dict[str, Any]]] = []
     pending_files: list[_Pending] = []
@@ -176,6 +178,7 @@ def ingest(
         if not pending_chunks:
             _finalize()
             return
+        stored_now = 0
         try:
             for i in range(0, len(pending_chunks), batch_size):
                 batch = pending_chunks[i : i + batch_size]
@@ -185,8 +188,14 @@ def ingest(
                     ids=[c[0] for c in batch],
                 )
                 report.chunks_added += len(batch)
+                stored_now += len(batch)
+                if bar is not None:
+                    bar.update(len(batch))
                 logger.info("stored %d chunks (%d this run)", len(batch), report.chunks_added)
         except Exception as exc:  # embedding or storage failed: report the files, keep old data
+            if bar is not None:  # these chunks will not come: the total shrinks
+                bar.total -= len(pending_chunks) - stored_now
+                bar.refresh()
             logger.exception("storing a batch failed")
             for pend in pending_files:
                 report.errors[pend.source] = f"storing chunks failed ({type(exc).__name__}: {exc})"
@@ -239,6 +248,8 @@ def ingest(
                 pend.ids.append(cid)
                 if cid not in have:
                     pending_chunks.append((cid, chunk.page_content, chunk.metadata))
+                    if bar is not None:
+                        bar.total += 1
             stale = have - set(pend.ids)  # same hash, different chunks: cannot happen, be safe
             pend.old_ids.extend(stale)
             pending_files.append(pend)
@@ -249,9 +260,9 @@ def ingest(
             report.errors[source] = f"unexpected error ({type(exc).__name__}: {exc})"
             logger.exception("failed on %s", source)
         finally:
+            files_done += 1
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(chunks=report.chunks_added + len(pending_chunks))
+                bar.set_postfix(files=f"{files_done}/{len(files)}")
         if len(pending_chunks) >= batch_size:
             flush()
     flush()

@@ -133,9 +133,13 @@ def test_a_file_that_turns_bad_keeps_its_stored_chunks(tmp_path, e5, splitter) -
 
 def test_progress_bar(tmp_path, docs_dir, e5, splitter, capsys) -> None:
     store = open_store(e5, persist_directory=tmp_path / "db")
-    ingest(store, docs_dir, splitter, show_progress=True)
+    report = ingest(store, docs_dir, splitter, show_progress=True)
     err = capsys.readouterr().err
-    assert "ingest" in err and f"{len(SAMPLES)}/{len(SAMPLES)}" in err
+    final = err.replace("\r", "\n").strip().splitlines()[-1]
+    total = report.chunks_added
+    assert total > len(SAMPLES)  # it counts chunks, not files
+    assert final.startswith("ingest: 100%") and f" {total}/{total} " in final
+    assert "chunk/s" in final and f"files={len(SAMPLES)}/{len(SAMPLES)}" in final
 
 
 CHILD = textwrap.dedent(
