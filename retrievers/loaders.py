@@ -188,8 +188,13 @@ def _html_text(raw: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _pdf_pages(path: Path, source: str) -> list[tuple[int, str]]:
+def _pdf_pages(path: Path, source: str, max_bytes: int) -> list[tuple[int, str]]:
+    """Text per page; compressed streams may not expand past ``MAX_EXPANSION * max_bytes``.
+
+    pypdf bounds each stream it decompresses; the running total bounds the whole document.
+    """
     pypdf = require("pypdf", "Loading PDF files")
+    limit = MAX_EXPANSION * max_bytes
     try:
         reader = pypdf.PdfReader(str(path))
         if reader.is_encrypted:
@@ -197,7 +202,20 @@ def _pdf_pages(path: Path, source: str) -> list[tuple[int, str]]:
                 reader.decrypt("")
             except Exception as exc:
                 raise LoadError(source, "encrypted PDF; decrypt it first") from exc
-        return [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
+        pages: list[tuple[int, str]] = []
+        total = 0
+        for i, page in enumerate(reader.pages):
+            text = page.extract_text() or ""
+            total += len(text.encode("utf-8"))
+            if total > limit:
+                raise LoadError(
+                    source,
+                    f"expands to more than {limit:,} bytes of text by page {i + 1} "
+                    f"({MAX_EXPANSION} x max_file_bytes); a decompression bomb or a huge "
+                    "document: split it, or raise max_file_bytes",
+                )
+            pages.append((i + 1, text))
+        return pages
     except LoadError:
         raise
     except Exception as exc:  # pypdf raises many types for broken files
@@ -253,7 +271,7 @@ def load_file(
         )
     _check_size(p, source, max_file_bytes)
     if suffix == ".pdf":
-        pages = _pdf_pages(p, source)
+        pages = _pdf_pages(p, source, max_file_bytes)
     elif suffix == ".docx":
         _check_expansion(p, source, max_file_bytes)
         pages = [(0, _docx_text(p, source))]
