@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "Protected",
+    "encode_message_text",
     "encode_prompt",
     "neutralise",
     "protect",
@@ -96,6 +97,23 @@ def encode_prompt(
     if position < len(prompt):
         ids += encode_template(prompt[position:])
     return ids
+
+
+def encode_message_text(
+    text: str,
+    pattern: re.Pattern[str],
+    *,
+    encode_template: Callable[[str], list[int]],
+    encode_text: Callable[[str], list[int]],
+) -> list[int]:
+    """Token ids of one piece of message text, tokenized the way a prompt's messages are."""
+    hidden = protect([{"role": "user", "content": text}], pattern)
+    return encode_prompt(
+        hidden.messages[0]["content"],
+        hidden.literals,
+        encode_template=encode_template,
+        encode_text=encode_text,
+    )
 
 
 def reveal(prompt: str, literals: list[str]) -> str:

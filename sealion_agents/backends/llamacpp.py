@@ -27,7 +27,7 @@ import random
 import re
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from sealion_agents.backends.locks import ModelLock
 from sealion_agents.chat_template import ChatTemplate
 from sealion_agents.errors import ContextWindowExceededError, require
 from sealion_agents.literal_text import (
+    encode_message_text,
     encode_prompt,
     protect,
     reveal,
@@ -283,13 +284,7 @@ class LlamaCppBackend(ChatBackend):
         hidden = protect(request.messages, self._specials)
         prompt = self._template.render(hidden.messages, thinking=request.thinking)
         prompt += request.assistant_prefix
-        tokens = encode_prompt(
-            prompt,
-            hidden.literals,
-            encode_template=lambda s: llama.tokenize(s.encode("utf-8"), False, True),
-            # user-defined tokens (<think>) match even as text: split them apart as well
-            encode_text=split_encoder(lambda s: llama.tokenize(s.encode("utf-8"), False, False)),
-        )
+        tokens = encode_prompt(prompt, hidden.literals, **_encoders(llama))
         bos = llama.token_bos()
         if llama._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
             tokens.insert(0, bos)
@@ -300,16 +295,7 @@ class LlamaCppBackend(ChatBackend):
         with self._lock:
             llama = self._loaded()
             assert self._specials is not None
-            hidden = protect([{"role": "user", "content": text}], self._specials)
-            plain = split_encoder(lambda s: llama.tokenize(s.encode("utf-8"), False, False))
-            return len(
-                encode_prompt(
-                    hidden.messages[0]["content"],
-                    hidden.literals,
-                    encode_template=lambda s: llama.tokenize(s.encode("utf-8"), False, False),
-                    encode_text=plain,
-                )
-            )
+            return len(encode_message_text(text, self._specials, **_encoders(llama)))
 
     # -- generation ----------------------------------------------------------------
 
@@ -371,6 +357,15 @@ class LlamaCppBackend(ChatBackend):
         if tail:
             yield TextDelta(text=tail, tokens=0)
         yield Finished(reason=reason, completion_tokens=produced)
+
+
+def _encoders(llama: Any) -> dict[str, Callable[[str], list[int]]]:
+    """Template text with special tokens parsed; hidden message strings as plain text."""
+    return {
+        "encode_template": lambda s: llama.tokenize(s.encode("utf-8"), False, True),
+        # user-defined tokens (<think>) match even as text: split them apart as well
+        "encode_text": split_encoder(lambda s: llama.tokenize(s.encode("utf-8"), False, False)),
+    }
 
 
 def _control_token_texts(llama: Any) -> list[str]:

@@ -32,7 +32,7 @@ import sys
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from sealion_agents.backends.base import (
 from sealion_agents.chat_template import thinking_mode
 from sealion_agents.errors import BackendBusyError, ContextWindowExceededError, require
 from sealion_agents.literal_text import (
+    encode_message_text,
     encode_prompt,
     protect,
     reveal,
@@ -183,9 +184,9 @@ class VLLMBackend(ChatBackend):
     def count_tokens(self, text: str) -> int:
         """Number of tokens of the engine's tokenizer in ``text``, read as message text."""
         llm = self._engine()
-        pattern = _specials(_state(llm), llm.get_tokenizer())
-        hidden = protect([{"role": "user", "content": text}], pattern)
-        return len(_encode(llm.get_tokenizer(), hidden.messages[0]["content"], hidden.literals))
+        tokenizer = llm.get_tokenizer()
+        pattern = _specials(_state(llm), tokenizer)
+        return len(encode_message_text(text, pattern, **_encoders(tokenizer)))
 
     def close(self) -> None:
         """Shut the engine down if this backend started it; the next call starts it again.
@@ -236,7 +237,7 @@ class VLLMBackend(ChatBackend):
         tokenizer = llm.get_tokenizer()
         hidden = protect(request.messages, _specials(_state(llm), tokenizer))
         prompt = self._render(tokenizer, hidden.messages, request)
-        ids = _encode(tokenizer, prompt, hidden.literals)
+        ids = encode_prompt(prompt, hidden.literals, **_encoders(tokenizer))
         prompt = reveal(prompt, hidden.literals)
         limit = int(llm.llm_engine.model_config.max_model_len)
         if len(ids) + (request.max_tokens or 1) > limit:
@@ -381,15 +382,13 @@ def _specials(state: _EngineState, tokenizer: Any) -> Any:
     return state.specials
 
 
-def _encode(tokenizer: Any, prompt: str, literals: list[str]) -> list[int]:
-    """Prompt ids: template text with special tokens, hidden message strings as plain text."""
+def _encoders(tokenizer: Any) -> dict[str, Callable[[str], list[int]]]:
+    """Template text with special tokens parsed; hidden message strings as plain text."""
 
     def encode(text: str) -> list[int]:
         return list(tokenizer.encode(text, add_special_tokens=False))
 
-    return encode_prompt(
-        prompt, literals, encode_template=encode, encode_text=split_encoder(encode)
-    )
+    return {"encode_template": encode, "encode_text": split_encoder(encode)}
 
 
 def _think_close_id(state: _EngineState, tokenizer: Any) -> int | None:
