@@ -15,6 +15,7 @@ call per round) instead of streaming one by one; everything else is LangChain's 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -360,9 +361,7 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         for any chat model); without a ``max_concurrency`` a batching backend gets them all
         at once, since the engine batches them anyway.
         """
-        if not self._batches(len(inputs)):
-            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
-        with batch_rounds(self.backend, config, len(inputs)) as configs:
+        with _gathered(self, config, len(inputs)) as configs:
             return super().batch(inputs, configs, return_exceptions=return_exceptions, **kwargs)
 
     async def abatch(
@@ -374,18 +373,10 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         **kwargs: Any,
     ) -> list[AIMessage]:  # type: ignore[override]
         """Async ``batch``: the same rounds, awaited; the engine call runs in a thread."""
-        if not self._batches(len(inputs)):
-            return await super().abatch(
-                inputs, config, return_exceptions=return_exceptions, **kwargs
-            )
-        with batch_rounds(self.backend, config, len(inputs)) as configs:
+        with _gathered(self, config, len(inputs)) as configs:
             return await super().abatch(
                 inputs, configs, return_exceptions=return_exceptions, **kwargs
             )
-
-    def _batches(self, size: int) -> bool:
-        """Whether a batch of this size gathers rounds here (not already inside one)."""
-        return self.backend.supports_batch and size > 1 and self._rounds() is None
 
     def configurable_fields(self, **kwargs: Any) -> RunnableSerializable[Any, Any]:
         """Fields set per call through the config; a batch may mix them (``thinking``...).
@@ -395,6 +386,28 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         """
         super().configurable_fields(**kwargs)  # LangChain's checks of the field names
         return _BatchingConfigurableFields(default=self, fields=kwargs)
+
+
+@contextmanager
+def _gathered(
+    model: Any, config: RunnableConfig | list[RunnableConfig] | None, size: int
+) -> Iterator[RunnableConfig | list[RunnableConfig] | None]:
+    """The configs a batch of ``model`` runs with.
+
+    Gathered into engine rounds where its backend batches (and no outer batch call gathers
+    already), else as given.
+    """
+    gathers = (
+        isinstance(model, ChatSeaLion)
+        and model.backend.supports_batch
+        and size > 1
+        and model._rounds() is None
+    )
+    if not gathers:
+        yield config
+        return
+    with batch_rounds(model.backend, config, size) as configs:
+        yield configs
 
 
 async def _async_iter(events: list[Event]) -> AsyncIterator[Event]:
@@ -415,10 +428,7 @@ class _BatchingConfigurableFields(RunnableConfigurableFields):
         **kwargs: Any | None,
     ) -> list[Any]:
         """LangChain's batch, one engine call per round on a batching backend."""
-        model = self.default
-        if not (isinstance(model, ChatSeaLion) and model._batches(len(inputs))):
-            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
-        with batch_rounds(model.backend, config, len(inputs)) as configs:
+        with _gathered(self.default, config, len(inputs)) as configs:
             return super().batch(inputs, configs, return_exceptions=return_exceptions, **kwargs)
 
     async def abatch(
@@ -430,12 +440,7 @@ class _BatchingConfigurableFields(RunnableConfigurableFields):
         **kwargs: Any | None,
     ) -> list[Any]:
         """Async ``batch``, gathered the same way."""
-        model = self.default
-        if not (isinstance(model, ChatSeaLion) and model._batches(len(inputs))):
-            return await super().abatch(
-                inputs, config, return_exceptions=return_exceptions, **kwargs
-            )
-        with batch_rounds(model.backend, config, len(inputs)) as configs:
+        with _gathered(self.default, config, len(inputs)) as configs:
             return await super().abatch(
                 inputs, configs, return_exceptions=return_exceptions, **kwargs
             )
