@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 
-def write_pdf(path: Path, pages: list[str]) -> Path:
-    """Write a valid PDF whose pages each show one ASCII line with Helvetica."""
+def write_pdf(path: Path, pages: list[str], *, compress: bool = False) -> Path:
+    """Write a valid PDF whose pages each show one ASCII line with Helvetica.
+
+    ``compress`` stores the page streams FlateDecode-compressed, as most real PDFs do.
+    """
     objects: list[bytes] = []
     n = len(pages)
     kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
@@ -19,7 +23,12 @@ def write_pdf(path: Path, pages: list[str]) -> Path:
             f"/Resources << /Font << /F1 {font_ref} 0 R >> >> >>".encode()
         )
         stream = f"BT /F1 12 Tf 72 720 Td ({line}) Tj ET".encode()
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        filters = b""
+        if compress:
+            stream, filters = zlib.compress(stream, 9), b" /Filter /FlateDecode"
+        objects.append(
+            b"<< /Length %d%s >>\nstream\n" % (len(stream), filters) + stream + b"\nendstream"
+        )
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     out = bytearray(b"%PDF-1.4\n")
     offsets = []

@@ -139,40 +139,10 @@ def test_docx_that_expands_a_thousandfold_is_refused_before_parsing(tmp_path: Pa
 
 def test_pdf_whose_streams_expand_past_the_bound_is_refused(tmp_path: Path) -> None:
     """A small PDF of compressed page streams that decompress to far more text than allowed."""
-    import zlib
+    from .pdfs import write_pdf
 
     pages = 4
-    line = b"BT /F1 12 Tf 72 720 Td (" + b"SEA " * 50_000 + b") Tj ET"
-    stream = zlib.compress(line, 9)
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(pages))
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode())
-    font = 3 + 2 * pages
-    for i in range(pages):
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
-            f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
-        )
-        objects.append(
-            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream)
-            + stream
-            + b"\nendstream"
-        )
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    path = tmp_path / "bomb.pdf"
-    path.write_bytes(bytes(out))
+    path = write_pdf(tmp_path / "bomb.pdf", ["SEA " * 50_000] * pages, compress=True)
     assert path.stat().st_size < 10_000  # 800 KB of text in a few KB
     with pytest.raises(LoadError) as info:
         load_file(path, max_file_bytes=100_000)
