@@ -7,6 +7,10 @@ Data flow:
          budget, usage) -> ``AIMessageChunk``s -> ``AIMessage`` whose reasoning sits in
          ``additional_kwargs["reasoning_content"]`` and never in ``content``.
 
+Tools and structured output (``bind_tools``, ``with_structured_output``) become an
+``AnswerPlan``: its instructions join the system message, and the decoder constrains the
+answer (never the reasoning) through the backend's constrained decoding.
+
 The sync and async paths share one decoder and differ only in how they iterate. Inside a
 ``batch()`` on a batching backend, generations go to that call's ``BatchRounds`` (one engine
 call per round) instead of streaming one by one; everything else is LangChain's machinery.
@@ -34,13 +38,16 @@ from sealion_agents.batching import CURRENT_ROUNDS, BatchRounds, batch_rounds
 from sealion_agents.decoding import TurnDecoder
 from sealion_agents.messages import to_template_messages
 from sealion_agents.options import GenerationOptions, option_names
+from sealion_agents.structured import StructuredOutputMixin
+from sealion_agents.tool_calls import AnswerPlan, normalise_choice, tool_specs
 
 __all__ = ["ChatSeaLion"]
 
 _CALL_OPTIONS = option_names()
+_PLAN_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "strict")
 
 
-class ChatSeaLion(BaseChatModel, GenerationOptions):
+class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
     """Chat model for AI Singapore's SEA-LION, with its thinking mode switchable.
 
     Build it from a backend: ``ChatSeaLion.from_gguf(...)`` (llama.cpp in-process),
@@ -61,6 +68,9 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
     """Retries on connection errors for server backends."""
     streaming: bool = False
     """Stream internally even on ``invoke`` (token callbacks fire)."""
+    constraint_retries: int = Field(default=2, ge=0)
+    """Extra attempts for a tool call or structured answer that breaks a rule of its schema
+    that decoding cannot enforce (numeric bounds...), before it is reported invalid."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
@@ -190,6 +200,31 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         """This model with thinking switched on or off for one chain step."""
         return self.bind(thinking=thinking, **options)
 
+    def bind_tools(
+        self,
+        tools: Sequence[Any],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """This model with tools it may call (LangChain tools, functions, Pydantic, dicts).
+
+        ``tool_choice``: "auto" (default: the model answers in text or calls), "any" or
+        "required" or True (a call is certain), a tool name (that tool), "none" (no call).
+        ``parallel_tool_calls=False`` allows one call per answer. Calls are always decoded
+        under their JSON schema (``strict`` is accepted for compatibility and always on).
+        The reasoning is never constrained and never read for calls.
+        """
+        specs = tool_specs(tools)
+        choice = normalise_choice(tool_choice, [spec["name"] for spec in specs])
+        AnswerPlan.for_tools(specs, choice)  # a schema that cannot be enforced fails here
+        bound: dict[str, Any] = {"tools": specs, "tool_choice": choice}
+        if parallel_tool_calls is not None:
+            bound["parallel_tool_calls"] = parallel_tool_calls
+        return self.bind(**bound, **kwargs)
+
     @property
     def model_name(self) -> str:
         """The backend's model name."""
@@ -246,23 +281,65 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
     def _prepare(
         self, messages: list[BaseMessage], stop: Sequence[str] | None, kwargs: dict[str, Any]
     ) -> tuple[GenerationRequest, TurnDecoder]:
-        unknown = sorted(k for k in kwargs if k not in _CALL_OPTIONS and not k.startswith("ls_"))
+        unknown = sorted(
+            k
+            for k in kwargs
+            if k not in _CALL_OPTIONS and k not in _PLAN_OPTIONS and not k.startswith("ls_")
+        )
         if unknown:
             raise TypeError(
                 f"ChatSeaLion got unknown call options {unknown}; per-call options are "
-                f"{list(_CALL_OPTIONS)}."
+                f"{list(_CALL_OPTIONS)} (tools through bind_tools, schemas through "
+                "with_structured_output)."
             )
         options = GenerationOptions(
             **{name: kwargs.get(name, getattr(self, name)) for name in _CALL_OPTIONS}
         )
-        request = GenerationRequest(messages=to_template_messages(messages), options=options)
+        plan = self._plan(kwargs)
+        template_messages = to_template_messages(messages)
+        if plan is not None:
+            template_messages = _with_instructions(template_messages, plan.instructions)
+        request = GenerationRequest(messages=template_messages, options=options)
         decoder = TurnDecoder(
             model_name=self.model_name,
             stop=list(stop if stop is not None else self.stop or []),
             max_thinking_tokens=options.max_thinking_tokens if options.thinking else None,
             max_tokens=options.max_tokens,
+            plan=plan,
+            support=self.backend.constraint_support if plan is not None else "none",
+            continues=self.backend.continues,
         )
-        return request, decoder
+        return decoder.first_request(request), decoder
+
+    def _plan(self, kwargs: dict[str, Any]) -> AnswerPlan | None:
+        """What the answer must be: a tool call, structured JSON, or (None) free text."""
+        response_format = kwargs.get("response_format")
+        if response_format is not None:
+            kind = response_format.get("type") if isinstance(response_format, dict) else None
+            if kind == "json_object":
+                return AnswerPlan.for_json(None, retries=self.constraint_retries)
+            if kind == "json_schema":
+                spec = response_format.get("json_schema") or {}
+                schema = spec.get("schema")
+                name = f"the schema {spec.get('name')!r}" if spec.get("name") else "the schema"
+                return AnswerPlan.for_json(schema, retries=self.constraint_retries, name=name)
+            raise ValueError(
+                f"response_format={response_format!r} is not supported: use "
+                "{'type': 'json_schema', 'json_schema': {'schema': ...}} or "
+                "{'type': 'json_object'} (or with_structured_output)."
+            )
+        tools = kwargs.get("tools")
+        if not tools:
+            return None
+        specs = tool_specs(tools)
+        choice = normalise_choice(kwargs.get("tool_choice"), [s["name"] for s in specs])
+        parallel = kwargs.get("parallel_tool_calls")
+        return AnswerPlan.for_tools(
+            specs,
+            choice,
+            parallel=True if parallel is None else bool(parallel),
+            retries=self.constraint_retries,
+        )
 
     def _rounds(self) -> BatchRounds | None:
         """The ``batch()`` call this generation belongs to, if it batches on this backend."""
@@ -334,7 +411,9 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+        return _with_invalid_calls(
+            generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+        )
 
     async def _agenerate(
         self,
@@ -343,7 +422,9 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+        return _with_invalid_calls(
+            await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+        )
 
     # -- batches: LangChain's machinery, one engine call per round on vLLM ------------------
 
@@ -386,6 +467,29 @@ class ChatSeaLion(BaseChatModel, GenerationOptions):
         """
         super().configurable_fields(**kwargs)  # LangChain's checks of the field names
         return _BatchingConfigurableFields(default=self, fields=kwargs)
+
+
+def _with_instructions(messages: list[dict[str, str]], instructions: str) -> list[dict[str, str]]:
+    """The plan's instructions at the end of the first system message (or as a new one)."""
+    if messages and messages[0]["role"] == "system":
+        first = messages[0]
+        text = first["content"]
+        return [{**first, "content": f"{text}\n\n{instructions}" if text else instructions}, *messages[1:]]
+    return [{"role": "system", "content": instructions}, *messages]
+
+
+def _with_invalid_calls(result: ChatResult) -> ChatResult:
+    """Calls that broke their schema, as the message's ``invalid_tool_calls``.
+
+    A stream carries them in the last chunk's ``response_metadata["invalid_tool_calls"]``:
+    LangChain's chunk merging would read a JSON body as a valid call.
+    """
+    for generation in result.generations:
+        message = generation.message
+        invalid = message.response_metadata.pop("invalid_tool_calls", None)
+        if invalid and isinstance(message, AIMessage):
+            message.invalid_tool_calls = list(invalid)
+    return result
 
 
 @contextmanager

@@ -8,11 +8,21 @@ Data flow: backend events (``PromptInfo``, ``TextDelta``, ``ReasoningDelta``, ``
 The thinking budget: when the reasoning reaches ``max_thinking_tokens`` the decoder
 asks for an interruption; ``next_request`` then continues the same assistant turn from
 the text generated so far plus a closing ``</think>``, so the model answers at once.
+
+Constrained answers (tool calls, structured output; an ``AnswerPlan``): the reasoning is
+never constrained and never read for calls. On backends that constrain from the first
+token, the model reasons freely; when its answer begins (a forced plan) or opens with
+``{``/``[`` ("auto"), the decoder interrupts and continues the turn after ``</think>``
+under the constraint; with thinking off the first generation is constrained. The JSON
+answer is held back, ends the generation as soon as it is complete, is validated, retried
+a bounded number of times when it breaks a rule decoding could not enforce, and is then
+emitted as tool-call chunks (or as the content of a structured answer).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
@@ -20,18 +30,25 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk
 
 from sealion_agents.backends.base import (
+    AnswerConstraint,
     Event,
     Finished,
     GenerationRequest,
     PromptInfo,
     ReasoningDelta,
 )
+from sealion_agents.json_schema import json_value_end
 from sealion_agents.reasoning import THINK_CLOSE, Phase, ReasoningParser, Split
+from sealion_agents.tool_calls import AnswerPlan
 
 __all__ = ["CLOSE_REASONING", "TurnDecoder"]
 
 CLOSE_REASONING = "\n" + THINK_CLOSE
 """Appended to the reasoning when a thinking budget cuts it short."""
+
+
+RETRY_TEMPERATURE = 0.7
+"""Least temperature of a retried constrained answer (a greedy retry would repeat itself)."""
 
 
 class _StopCutter:
@@ -68,7 +85,7 @@ class _StopCutter:
 
 
 class TurnDecoder:
-    """State of one assistant turn across its generations (two when a budget cuts in)."""
+    """State of one assistant turn across its generations (budget cuts, constrained answers)."""
 
     def __init__(
         self,
@@ -77,10 +94,17 @@ class TurnDecoder:
         stop: list[str] | None = None,
         max_thinking_tokens: int | None = None,
         max_tokens: int | None = None,
+        plan: AnswerPlan | None = None,
+        support: str = "none",
+        continues: bool = True,
     ) -> None:
         self.model_name = model_name
         self.max_thinking_tokens = max_thinking_tokens
         self.max_tokens = max_tokens
+        self.plan = plan
+        self._support = support if support in ("answer", "whole") else "none"
+        if self._support == "answer" and not continues:
+            self._support = "none"  # cannot continue after the reasoning: check instead
         self._parser: ReasoningParser | None = None
         self._stop = _StopCutter(stop or [])
         self._raw_start = 0  # where the current generation begins in the parser's raw text
@@ -90,11 +114,41 @@ class TurnDecoder:
         self.finish_reason: str | None = None
         self.budget_reached = False
         self._continue = False  # a budget cut asks for a second generation
+        # the answer under a plan: "free" text, "deciding" (auto: text or call?), "json"
+        self._answer_mode = "free" if plan is None else ("json" if plan.forced else "deciding")
+        self._held = ""  # answer text held while deciding, or the JSON answer
+        self._constrained = False  # the current generation carries the constraint
+        self._switch = False  # interrupt: continue the turn under the constraint
+        self._json_done = False  # the JSON answer is complete: end this generation
+        self._attempts = 0
+        self._mute_reasoning = False  # a regenerated turn: its reasoning was shown already
+        self._result: tuple[list[Any], list[Any]] | None = None
+        self._json_error: str | None = None
 
     @property
     def interrupted(self) -> bool:
-        """True when the current generation must stop now (stop sequence or budget)."""
-        return self._stop.hit or self._continue
+        """True when the current generation must stop now (stop sequence, budget, constraint)."""
+        return self._stop.hit or self._continue or self._switch or self._json_done
+
+    # -- the first request ------------------------------------------------------------
+
+    def first_request(self, request: GenerationRequest) -> GenerationRequest:
+        """The request as it goes to the backend (constrained from the start where it can be)."""
+        plan = self.plan
+        if plan is None or self._support == "none":
+            return request
+        if self._support == "whole":
+            constraint = AnswerConstraint(
+                plan.constraint.schema, after_reasoning=request.thinking, optional=not plan.forced
+            )
+            self._constrained = True
+            return dataclasses.replace(request, constraint=constraint)
+        if plan.forced and not request.thinking:
+            self._constrained = True
+            return dataclasses.replace(request, constraint=AnswerConstraint(plan.constraint.schema))
+        return request
+
+    # -- events -----------------------------------------------------------------------
 
     def feed(self, event: Event) -> list[ChatGenerationChunk]:
         """Consume one backend event; return the chunks to emit for it."""
@@ -102,6 +156,9 @@ class TurnDecoder:
             if self._parser is None:  # a continuation keeps the first prompt's parser
                 self.input_tokens = event.prompt_tokens
                 self._parser = ReasoningParser(in_reasoning=event.opens_reasoning)
+            elif self._mute_reasoning:  # a regenerated turn reads its output afresh
+                self._parser = ReasoningParser(in_reasoning=event.opens_reasoning)
+                self._raw_start = 0
             return []
         parser = self._require_parser()
         if isinstance(event, Finished):
@@ -131,35 +188,160 @@ class TurnDecoder:
             self._continue = True
         return self._chunks(split)
 
+    def _answer(self, text: str) -> str:
+        """Route answer text through the plan; return what may be emitted as content now."""
+        if self._answer_mode == "free" or not text:
+            return text
+        if self._switch or self._json_done:
+            return ""  # text after the point where this generation ends: dropped
+        if self._answer_mode == "deciding":
+            self._held += text
+            assert self.plan is not None
+            opens = self.plan.opens_call(self._held)
+            if opens is None:
+                return ""
+            if not opens:
+                out, self._held = self._held, ""
+                self._answer_mode = "free"
+                return out
+            self._answer_mode = "json"
+            if not self._constrained and self._support == "answer":
+                self._held = ""
+                self._switch = True  # continue under the constraint from the answer's start
+                return ""
+            return ""
+        # "json"
+        if not self._constrained and self._support == "answer":
+            self._switch = True  # a forced plan: the answer is generated again, constrained
+            return ""
+        self._held += text
+        if json_value_end(self._held) is not None:
+            self._json_done = True
+        return ""
+
+    # -- the next generation of the turn -------------------------------------------------
+
     def next_request(self, request: GenerationRequest) -> GenerationRequest | None:
-        """The continuation after a budget cut, or None when the turn is complete."""
-        if not self._continue:
-            return None
-        self._continue = False
-        remaining = None
-        if self.max_tokens is not None:
-            remaining = self.max_tokens - self.output_tokens
-            if remaining <= 0:
-                self.finish_reason = "length"
-                return None
+        """The next generation of this turn (budget cut, constrained answer, retry), or None."""
+        if self._continue:
+            return self._after_budget(request)
+        if self._switch or (
+            self._answer_mode == "json" and not self._constrained and self._support == "answer"
+        ):
+            self._switch = False  # (a forced answer that never began is generated as well)
+            return self._constrained_continuation(request)
+        if self._answer_mode == "json" and self._result is None:
+            return self._check_answer(request)
+        return None
+
+    def _remaining(self) -> tuple[bool, int | None]:
+        if self.max_tokens is None:
+            return True, None
+        remaining = self.max_tokens - self.output_tokens
+        if remaining <= 0:
+            self.finish_reason = "length"
+            return False, None
+        return True, remaining
+
+    def _generated(self) -> str:
         parser = self._require_parser()
         generated = parser.raw[self._raw_start :]
         self._raw_start = len(parser.raw)
-        prefix = request.assistant_prefix + generated.rstrip() + CLOSE_REASONING
+        return generated
+
+    def _after_budget(self, request: GenerationRequest) -> GenerationRequest | None:
+        self._continue = False
+        ok, remaining = self._remaining()
+        if not ok:
+            return None
+        prefix = request.assistant_prefix + self._generated().rstrip() + CLOSE_REASONING
         self.finish_reason = None
         options = request.options.model_copy(update={"max_tokens": remaining})
-        return dataclasses.replace(request, assistant_prefix=prefix, options=options)
+        constraint = None
+        if self.plan is not None and self.plan.forced and self._support in ("answer", "whole"):
+            constraint = AnswerConstraint(self.plan.constraint.schema)
+            self._constrained = True
+        return dataclasses.replace(
+            request, assistant_prefix=prefix, options=options, constraint=constraint
+        )
+
+    def _constrained_continuation(self, request: GenerationRequest) -> GenerationRequest | None:
+        """Continue the turn after the reasoning, under the constraint."""
+        assert self.plan is not None
+        ok, remaining = self._remaining()
+        if not ok:
+            self._answer_mode = "json"
+            return None
+        generated = self._generated()
+        end = generated.rfind(THINK_CLOSE)
+        kept = generated[: end + len(THINK_CLOSE)] if end >= 0 else ""
+        self.finish_reason = None
+        self._held = ""
+        self._constrained = True
+        options = request.options.model_copy(update={"max_tokens": remaining})
+        return dataclasses.replace(
+            request,
+            assistant_prefix=request.assistant_prefix + kept,
+            options=options,
+            constraint=AnswerConstraint(self.plan.constraint.schema),
+        )
+
+    def _check_answer(self, request: GenerationRequest) -> GenerationRequest | None:
+        """Validate the JSON answer; a bounded retry when it breaks the schema."""
+        assert self.plan is not None
+        text = self._held
+        if self.plan.kind == "tools":
+            calls, invalid = self.plan.read(text)
+            error = invalid[0]["error"] if invalid else None
+        else:
+            end = json_value_end(text)
+            _, error = self.plan.constraint.check((text[:end] if end else text).strip())
+            calls, invalid = [], []
+        if error is None or self._attempts >= self.plan.retries:
+            self._result = (calls, invalid)
+            self._json_error = error
+            return None
+        ok, remaining = self._remaining()
+        if not ok:
+            self._result = (calls, invalid)
+            self._json_error = error
+            return None
+        self._attempts += 1
+        self._held = ""
+        self._json_done = False
+        self.finish_reason = None
+        seed = (request.options.seed or 0) + 7919 * self._attempts
+        temperature = max(request.options.temperature or 0.0, RETRY_TEMPERATURE)
+        options = request.options.model_copy(
+            update={"max_tokens": remaining, "seed": seed, "temperature": temperature}
+        )
+        if request.constraint is None and not request.assistant_prefix:
+            # nothing constrained or continued: the whole turn is generated again
+            self._mute_reasoning = True
+            if not self.plan.forced:
+                self._answer_mode = "deciding"
+        self._generated()  # the failed attempt's text is not part of the turn
+        return dataclasses.replace(request, options=options)
+
+    # -- the end of the turn --------------------------------------------------------------
 
     def finish(self) -> list[ChatGenerationChunk]:
         """Flush held text and emit the closing chunk with usage and metadata."""
         parser = self._require_parser()
         chunks = self._chunks(parser.finish()) if not self._stop.hit else []
+        if self._answer_mode == "deciding" and self._held:  # only blanks, or a cut-off reply
+            self._answer_mode = "free"
+            chunks += self._chunks(Split(content=self._held))
+            self._held = ""
         if not self._stop.hit:
             tail = self._stop.flush()
             if tail:
                 chunks.append(self._chunk(content=tail))
         reason = "stop" if self._stop.hit else (self.finish_reason or "stop")
         metadata: dict[str, Any] = {"finish_reason": reason, "model_name": self.model_name}
+        answer: dict[str, Any] = {}
+        if self._answer_mode == "json" and self.plan is not None:
+            answer = self._structured_answer(metadata)
         if parser.phase is Phase.REASONING or (parser.phase is Phase.START and reason == "length"):
             metadata["reasoning_incomplete"] = True
             metadata["warning"] = (
@@ -175,7 +357,8 @@ class TurnDecoder:
             output_token_details={"reasoning": self.reasoning_tokens},
         )
         last = AIMessageChunk(
-            content="",
+            content=answer.get("content", ""),
+            tool_call_chunks=answer.get("tool_call_chunks", []),
             usage_metadata=usage,
             response_metadata=metadata,
             chunk_position="last",
@@ -183,16 +366,52 @@ class TurnDecoder:
         chunks.append(ChatGenerationChunk(message=last, generation_info=metadata))
         return chunks
 
+    def _structured_answer(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        assert self.plan is not None
+        if self._result is None:  # the turn ended before the answer was checked
+            self._check_final()
+        calls, invalid = self._result or ([], [])
+        if self.plan.kind == "json":
+            end = json_value_end(self._held)
+            if self._json_error:
+                metadata["structured_output_error"] = self._json_error
+            return {"content": (self._held[:end] if end else self._held).strip()}
+        if calls:
+            metadata["finish_reason"] = "tool_calls"
+        if invalid:
+            metadata["invalid_tool_calls"] = invalid
+        chunks = [
+            {"name": c["name"], "args": json.dumps(c["args"], ensure_ascii=False), "id": c["id"],
+             "index": i, "type": "tool_call_chunk"}
+            for i, c in enumerate(calls)
+        ]
+        return {"tool_call_chunks": chunks}
+
+    def _check_final(self) -> None:
+        assert self.plan is not None
+        if self.plan.kind == "tools":
+            calls, invalid = self.plan.read(self._held)
+            self._result = (calls, invalid)
+            self._json_error = invalid[0]["error"] if invalid else None
+        else:
+            end = json_value_end(self._held)
+            _, self._json_error = self.plan.constraint.check(
+                (self._held[:end] if end else self._held).strip()
+            )
+            self._result = ([], [])
+
     def _require_parser(self) -> ReasoningParser:
         if self._parser is None:
             raise RuntimeError("backend protocol error: the first event must be PromptInfo")
         return self._parser
 
     def _chunks(self, split: Split) -> list[ChatGenerationChunk]:
-        content = self._stop.feed(split.content) if split.content else ""
-        if not (split.reasoning or content):
+        content = self._answer(split.content) if split.content else ""
+        content = self._stop.feed(content) if content else ""
+        reasoning = "" if self._mute_reasoning else split.reasoning
+        if not (reasoning or content):
             return []
-        return [self._chunk(content=content, reasoning=split.reasoning)]
+        return [self._chunk(content=content, reasoning=reasoning)]
 
     @staticmethod
     def _chunk(*, content: str = "", reasoning: str = "") -> ChatGenerationChunk:

@@ -19,6 +19,7 @@ __all__ = [
     "ServerModelNotFoundError",
     "ServerUnavailableError",
     "TokenizerUnavailableError",
+    "UnsupportedSchemaError",
     "require",
 ]
 
@@ -56,6 +57,10 @@ class BackendBusyError(SeaLionError, RuntimeError):
 
 class TokenizerUnavailableError(SeaLionError, RuntimeError):
     """Tokens cannot be counted: the server has no tokenize endpoint and none was named."""
+
+
+class UnsupportedSchemaError(SeaLionError, ValueError):
+    """A JSON schema holds something constrained decoding cannot enforce (named in the message)."""
 
 
 class ServerError(SeaLionError, RuntimeError):

@@ -2,7 +2,9 @@
 
 Data flow: ``BaseMessage`` list -> ``[{"role": ..., "content": ...}]``. Reasoning from
 earlier assistant turns (``reasoning_content``, reasoning blocks, inline ``<think>``
-tags) is never sent back to the model.
+tags) is never sent back to the model. Tool calls and results follow the format that
+``tool_calls`` documents: calls as JSON in the assistant's text, results in the ``ipython``
+role.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from langchain_core.messages import (
 )
 
 from sealion_agents.reasoning import strip_reasoning
+from sealion_agents.tool_calls import format_calls
 
 __all__ = ["to_template_messages"]
 
 _TEXT_BLOCK_TYPES = {"text", "text-plain"}
 _REASONING_BLOCK_TYPES = {"reasoning", "thinking"}
+_CALL_BLOCK_TYPES = {"tool_use", "tool_call", "function_call"}  # also in ``tool_calls``
 
 
 def _text_of(content: str | list[Any], *, role: str) -> str:
@@ -38,7 +42,7 @@ def _text_of(content: str | list[Any], *, role: str) -> str:
         kind = block.get("type")
         if kind in _TEXT_BLOCK_TYPES:
             parts.append(block.get("text", ""))
-        elif kind in _REASONING_BLOCK_TYPES:
+        elif kind in _REASONING_BLOCK_TYPES or (role == "assistant" and kind in _CALL_BLOCK_TYPES):
             continue
         else:
             raise ValueError(
@@ -75,5 +79,9 @@ def to_template_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]
         text = _text_of(message.content, role=role)
         if role == "assistant":
             text = strip_reasoning(text)
+            if isinstance(message, AIMessage) and message.tool_calls:
+                text = (text + "\n" if text else "") + format_calls(message.tool_calls)
+        if isinstance(message, ToolMessage) and message.status == "error":
+            text = f"Error: {text}"
         out.append({"role": role, "content": text})
     return out

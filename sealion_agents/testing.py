@@ -70,6 +70,16 @@ __all__ = [
     "THINK_CLOSE_ID",
     "THINK_OPEN",
     "THINK_OPEN_ID",
+    "AGENT_ANSWER",
+    "AGENT_CALLS",
+    "AGENT_PASSAGE",
+    "AGENT_QUESTION",
+    "AGENT_REASONING",
+    "JSON_IN_REASONING",
+    "JSON_IN_REASONING_ANSWER",
+    "JSON_IN_REASONING_QUESTION",
+    "JSON_PREFERENCES",
+    "Preference",
     "Rule",
     "build_gguf",
     "default_chains",
@@ -78,6 +88,9 @@ __all__ = [
     "hf_tokenizer",
     "rule_continuation",
     "save_hf_folder",
+    "agent_rules",
+    "tiny_agent_gguf",
+    "tiny_agent_hf_folder",
     "tiny_gguf",
     "tiny_hf_folder",
     "tiny_rules_gguf",
@@ -530,13 +543,58 @@ class Rule:
         return {"chain": list(self.chain), "when": sorted(self.when)}
 
 
-def _as_rules(chains: Sequence[Sequence[int]] | None, rules: Iterable[Rule] | None) -> list[Rule]:
-    out = [Rule(chain) for chain in chains or []]
+PREFERENCE_LOGIT = 60.0
+"""Logit of the first preferred token (the next ones 2 less each) where nothing is scripted.
+
+Below the 64 of ``<|eot_id|>`` there; above the pull of a known token towards itself
+(``64 / sqrt(2)`` in the same units) where a script is running, and far below its successor.
+"""
+
+
+
+@dataclass(frozen=True)
+class Preference:
+    """Tokens the model leans to, in order, with a logit wherever nothing else is scripted.
+
+    The first gets ``logit``, the next ones 2 less each. Scripted successors and the
+    ``<|eot_id|>`` of unscripted tokens (both about 64) win wherever they may be written;
+    preferences decide among the tokens a grammar leaves when it forbids those (constrained
+    decoding). ``JSON_PREFERENCES`` close strings, objects and arrays as early as a grammar
+    lets them, so a constrained reply always ends.
+    """
+
+    tokens: Sequence[int]
+    logit: float = PREFERENCE_LOGIT
+
+    def __post_init__(self) -> None:
+        tokens = tuple(encode_one(t) if isinstance(t, str) else int(t) for t in self.tokens)
+        if not 0 < self.logit <= PREFERENCE_LOGIT or self.logit - 2 * len(tokens) < 0:
+            raise ValueError(
+                f"preference logits must lie in (0, {PREFERENCE_LOGIT}]: {len(tokens)} tokens "
+                f"from {self.logit}"
+            )
+        object.__setattr__(self, "tokens", tokens)
+
+    def spec(self) -> dict[str, list[float]]:
+        """A JSON-able form (for cache keys)."""
+        return {"prefer": [*self.tokens], "logit": [self.logit]}
+
+
+JSON_PREFERENCES = (Preference([1, 92, 60, 90]), Preference([16], logit=10.0))
+"""Close a string (``"``), an object (``}``), an array (``]``), open an object (``{``); and
+start numbers with ``1`` (weakly: a known token's pull towards itself must not keep a number
+going)."""
+
+
+def _as_rules(
+    chains: Sequence[Sequence[int]] | None, rules: Iterable[Rule | Preference] | None
+) -> list[Rule | Preference]:
+    out: list[Rule | Preference] = [Rule(chain) for chain in chains or []]
     for rule in rules or []:
-        if not isinstance(rule, Rule):
+        if not isinstance(rule, (Rule, Preference)):
             raise TypeError(f"rules must be Rule objects, not {type(rule).__name__}")
         out.append(rule)
-    if not out:
+    if not any(isinstance(rule, Rule) for rule in out):
         raise ValueError("give at least one chain or rule")
     return out
 
@@ -607,12 +665,12 @@ def _rule_units(rules: Sequence[Rule]) -> tuple[list[int], list[int], list[_Unit
     return list(known), list(markers), units_out
 
 
-def rule_successor(rules: Sequence[Rule], ids: Sequence[int]) -> int:
+def rule_successor(rules: Sequence[Rule | Preference], ids: Sequence[int]) -> int:
     """What the keyed model writes after ``ids`` (the rules' meaning in plain Python)."""
     present = set(ids)
     best: tuple[int, int] | None = None
     successor = EOT_ID
-    for order, rule in enumerate(rules):
+    for order, rule in enumerate(r for r in rules if isinstance(r, Rule)):
         if rule.when <= present:
             for a, b in zip(rule.chain[:-1], rule.chain[1:], strict=True):
                 if a == ids[-1] and (best is None or (len(rule.when), -order) > best):
@@ -641,7 +699,7 @@ def _f16(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float16).astype(np.float32)
 
 
-def _keyed_weights(rules: Sequence[Rule]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def _keyed_weights(rules: Sequence[Rule | Preference]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Hugging Face Llama weights of a one-layer "compiled" transformer for prompt-keyed rules.
 
     Residual dimensions: 0 a constant bias (1 in every embedding), 1 the shared dimension of
@@ -659,7 +717,13 @@ def _keyed_weights(rules: Sequence[Rule]) -> tuple[dict[str, np.ndarray], dict[s
       projection is the bias, and it writes ``weight * 8`` (or more) to the successor's dimension;
     * ``lm_head`` reads the known-token dimensions (plus the unscripted one, as ``<|eot_id|>``).
     """
-    known, markers, units = _rule_units(rules)
+    preferred = [
+        (token, r.logit - 2 * rank)
+        for r in rules
+        if isinstance(r, Preference)
+        for rank, token in enumerate(r.tokens)
+    ]
+    known, markers, units = _rule_units([r for r in rules if isinstance(r, Rule)])
     n_markers = len(markers)
     n_dims = 2 + len(known) + n_markers
     hidden = max(64, HEAD_DIM * math.ceil(n_dims / HEAD_DIM), HEAD_DIM * n_markers)
@@ -713,6 +777,8 @@ def _keyed_weights(rules: Sequence[Rule]) -> tuple[dict[str, np.ndarray], dict[s
     for token, dim in tok_dim.items():
         lm_head[token, dim] = SCRIPT_LOGIT / math.sqrt(hidden)
     lm_head[EOT_ID, default_dim] = SCRIPT_LOGIT * math.sqrt(2 / hidden)
+    for token, logit in preferred:  # through the bias: a logit everywhere
+        lm_head[token, bias_dim] = logit * math.sqrt(2 / hidden)
 
     ones = np.ones(hidden, dtype=np.float32)
     weights = {
@@ -733,7 +799,7 @@ def _keyed_weights(rules: Sequence[Rule]) -> tuple[dict[str, np.ndarray], dict[s
 
 
 def _weights(
-    chains: Sequence[Sequence[int]] | None, rules: Iterable[Rule] | None
+    chains: Sequence[Sequence[int]] | None, rules: Iterable[Rule | Preference] | None
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     if rules is None:
         if chains is None:
@@ -797,7 +863,7 @@ def reference_logits(weights: dict[str, np.ndarray], ids: Sequence[int]) -> np.n
 
 
 def rule_weights(
-    *, chains: Sequence[Sequence[int]] | None = None, rules: Iterable[Rule] | None = None
+    *, chains: Sequence[Sequence[int]] | None = None, rules: Iterable[Rule | Preference] | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """The HF weights (float32, exact in float16) that ``build_gguf``/``save_hf_folder`` write."""
     return _weights(chains, rules)
@@ -807,7 +873,7 @@ def build_gguf(
     path: str | os.PathLike[str],
     *,
     chains: Sequence[Sequence[int]] | None = None,
-    rules: Iterable[Rule] | None = None,
+    rules: Iterable[Rule | Preference] | None = None,
     chat_template: str,
     context_length: int = 4096,
 ) -> Path:
@@ -880,7 +946,7 @@ def save_hf_folder(
     path: str | os.PathLike[str],
     *,
     chains: Sequence[Sequence[int]] | None = None,
-    rules: Iterable[Rule] | None = None,
+    rules: Iterable[Rule | Preference] | None = None,
     chat_template: str,
     context_length: int = 4096,
 ) -> Path:
@@ -1026,16 +1092,16 @@ def tiny_hf_folder(variant: str = "writes", *, context_length: int = 4096) -> Pa
     return target
 
 
-def _rules_spec(rules: Iterable[Rule]) -> list[dict[str, list[int]]]:
+def _rules_spec(rules: Iterable[Rule | Preference]) -> list[dict[str, Any]]:
     out = []
     for rule in rules:
-        if not isinstance(rule, Rule):
+        if not isinstance(rule, (Rule, Preference)):
             raise TypeError(f"rules must be Rule objects, not {type(rule).__name__}")
         out.append(rule.spec())
     return out
 
 
-def _rules_key(kind: str, name: str, rules: list[Rule], variant: str, context_length: int) -> str:
+def _rules_key(kind: str, name: str, rules: list[Rule | Preference], variant: str, context_length: int) -> str:
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         raise ValueError(f"name {name!r}: use letters, digits, '-' and '_'")
     if variant not in TEMPLATES:
@@ -1054,7 +1120,7 @@ def _rules_key(kind: str, name: str, rules: list[Rule], variant: str, context_le
 
 
 def tiny_rules_gguf(
-    name: str, rules: Iterable[Rule], variant: str = "writes", *, context_length: int = 4096
+    name: str, rules: Iterable[Rule | Preference], variant: str = "writes", *, context_length: int = 4096
 ) -> Path:
     """A prompt-keyed GGUF (see :class:`Rule`) with ``TEMPLATES[variant]``, built once and cached.
 
@@ -1076,7 +1142,7 @@ def tiny_rules_gguf(
 
 
 def tiny_rules_hf_folder(
-    name: str, rules: Iterable[Rule], variant: str = "writes", *, context_length: int = 4096
+    name: str, rules: Iterable[Rule | Preference], variant: str = "writes", *, context_length: int = 4096
 ) -> Path:
     """The same prompt-keyed model as a Hugging Face folder (vLLM), built once and cached."""
     rules = list(rules)
@@ -1113,3 +1179,93 @@ _KEYED_CODE_DIGEST = {
     "gguf": _code_digest(_rule_units, _keyed_weights, build_gguf),
     "hf": _code_digest(_rule_units, _keyed_weights, save_hf_folder),
 }
+
+
+# --------------------------------------------------------------------------- a scripted agent
+
+#: The question the scripted agent answers with two tool calls (``agent_rules``).
+AGENT_QUESTION = "How many days of annual leave do three employees get in total?"
+#: A document passage that holds the fact the agent looks up.
+AGENT_PASSAGE = "Each employee gets 14 days of annual leave per year."
+#: The agent's reasoning at each of its three steps.
+AGENT_REASONING = (
+    "The user asks about annual leave, so I search the documents first.",
+    "The policy gives 14 days each; for three people I multiply with the calculator.",
+    "The calculator has answered.",
+)
+#: The two tool calls, as the model writes them.
+AGENT_CALLS = (
+    {"name": "search_documents", "args": {"query": "annual leave"}},
+    {"name": "calculator", "args": {"expression": "14*3"}},
+)
+#: The final answer, after both tool results.
+AGENT_ANSWER = "Three employees get 42 days of annual leave in total [1]."
+#: A question whose reasoning is full of call-like JSON while the answer is text.
+JSON_IN_REASONING_QUESTION = "Show me a JSON example."
+JSON_IN_REASONING = 'I could write {"name":"calculator","parameters":{"expression":"2+3"}} but no tool is needed'
+JSON_IN_REASONING_ANSWER = "Sure, an example follows."
+
+
+def _call_text(call: dict[str, Any]) -> str:
+    # compact JSON: its '":{"' token appears only in generated calls, never in a prompt
+    return json.dumps({"name": call["name"], "parameters": call["args"]}, separators=(",", ":"))
+
+
+def _split_call(call: str, markers: frozenset[int]) -> list[Rule]:
+    """A compact call's tokens as two rules: before and after its parameters open.
+
+    ``'":"'`` appears twice in a call (the name, then a string argument) with different
+    successors; the second part is keyed on ``'":{"'`` as well, which is in the context by then.
+    """
+    ids = encode(call)
+    opener = encode_one('":{"')
+    cut = ids.index(opener) + 2  # up to and including the first parameter's name
+    return [
+        Rule([THINK_CLOSE_ID, *ids[:cut]], when=markers),
+        Rule([*ids[cut - 1 :], EOT_ID], when=markers | {opener}),
+    ]
+
+
+def agent_rules() -> list[Rule | Preference]:
+    """Rules of a scripted agent: two tool calls, then a cited answer; JSON-friendly fallback.
+
+    * ``AGENT_QUESTION`` -> reasoning 1, a call of ``search_documents``; once the passage
+      ("14") is in the context -> reasoning 2, a call of ``calculator``; once its result
+      ("42") is too -> reasoning 3 and ``AGENT_ANSWER``;
+    * ``JSON_IN_REASONING_QUESTION`` -> reasoning that holds a call-like JSON, then a text answer;
+    * anything else: ``REASONING`` / ``ANSWER`` as in the default model.
+
+    ``JSON_PREFERENCES`` make every grammar-constrained reply end.
+    """
+    leave, fourteen, result = encode_one(" leave"), encode_one("14"), encode_one("42")
+    json_marker = encode_one(" example")
+    steps = [frozenset({leave}), frozenset({leave, fourteen}), frozenset({leave, fourteen, result})]
+    rules: list[Rule | Preference] = [Rule(default_chains()[0])]
+    for when, reasoning, call in zip(steps, AGENT_REASONING, AGENT_CALLS + (None,), strict=True):
+        rules.append(Rule([NEWLINES_ID, THINK_OPEN_ID, *encode(reasoning), THINK_CLOSE_ID], when=when))
+        if call is None:
+            rules.append(Rule([THINK_CLOSE_ID, *encode(AGENT_ANSWER), EOT_ID], when=when))
+        else:
+            rules += _split_call(_call_text(call), when)
+    pretend = frozenset({json_marker})
+    head, _, tail = JSON_IN_REASONING.partition('{"')
+    json_ids = encode(JSON_IN_REASONING)
+    opener = encode_one('":{"')
+    cut = json_ids.index(opener) + 2
+    rules += [
+        Rule([NEWLINES_ID, THINK_OPEN_ID, *json_ids[:cut]], when=pretend),
+        Rule([*json_ids[cut - 1 :], THINK_CLOSE_ID, *encode(JSON_IN_REASONING_ANSWER), EOT_ID],
+             when=pretend | {opener}),
+    ]
+    rules += JSON_PREFERENCES
+    return rules
+
+
+def tiny_agent_gguf(variant: str = "writes") -> Path:
+    """The scripted agent (``agent_rules``) as a GGUF, built once and cached."""
+    return tiny_rules_gguf("agent", agent_rules(), variant)
+
+
+def tiny_agent_hf_folder(variant: str = "writes") -> Path:
+    """The scripted agent (``agent_rules``) as a Hugging Face folder (vLLM), built once and cached."""
+    return tiny_rules_hf_folder("agent", agent_rules(), variant)

@@ -20,11 +20,12 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from sealion_agents.options import GenerationOptions
 
 __all__ = [
+    "AnswerConstraint",
     "ChatBackend",
     "Event",
     "Finished",
@@ -38,6 +39,21 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class AnswerConstraint:
+    """The answer must be JSON matching ``schema`` (prepared by ``json_schema.prepare``).
+
+    Backends whose ``constraint_support`` is "answer" apply it from the first generated
+    token (the caller continues after the reasoning). "whole" backends also honour
+    ``after_reasoning`` (the output may reason freely up to ``</think>`` first) and
+    ``optional`` (the answer may instead be text that does not open with ``{`` or ``[``).
+    """
+
+    schema: dict[str, Any]
+    after_reasoning: bool = False
+    optional: bool = False
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One generation: template messages, the options, and an assistant prefix to continue."""
 
@@ -46,6 +62,8 @@ class GenerationRequest:
     assistant_prefix: str = ""
     """Text the assistant turn already holds; generation continues after it."""
     extra: dict[str, object] = field(default_factory=dict)
+    constraint: AnswerConstraint | None = None
+    """Constrained decoding of the answer (see ``ChatBackend.constraint_support``)."""
 
     @property
     def thinking(self) -> bool:
@@ -98,6 +116,22 @@ class ChatBackend(abc.ABC):
 
     supports_batch: ClassVar[bool] = False
     """True when ``generate_batch`` runs many requests in one engine call (vLLM)."""
+
+    @property
+    def constraint_support(self) -> str:
+        """How ``GenerationRequest.constraint`` is honoured.
+
+        "answer": from the first generated token (``ChatSeaLion`` lets the model reason
+        first, then continues the turn under the constraint); "whole": in one generation,
+        reasoning free and the answer constrained; "none": not at all (replies are
+        validated and retried instead).
+        """
+        return "none"
+
+    @property
+    def continues(self) -> bool:
+        """True when a request's ``assistant_prefix`` is continued (thinking budget, constraints)."""
+        return True
 
     @property
     @abc.abstractmethod

@@ -106,7 +106,16 @@ def _model_params(use_extra_bufts: bool) -> Iterator[None]:
 
 
 class LlamaCppBackend(ChatBackend):
-    """Runs a GGUF file with llama-cpp-python; loads on first use."""
+    """Runs a GGUF file with llama-cpp-python; loads on first use.
+
+    Constrained answers use llama.cpp grammars built from the JSON schema (``grammars``),
+    applied from the first generated token.
+    """
+
+    @property
+    def constraint_support(self) -> str:
+        """Grammars apply from the first generated token: "answer"."""
+        return "answer"
 
     def __init__(
         self,
@@ -340,7 +349,15 @@ class LlamaCppBackend(ChatBackend):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
         reason = "length"
-        generator = llama.generate(tokens, **self.sampling(request))
+        grammar = None
+        if request.constraint is not None:
+            from llama_cpp import LlamaGrammar
+
+            from sealion_agents.grammars import schema_grammar
+
+            text = schema_grammar(request.constraint.schema)
+            grammar = LlamaGrammar.from_string(text, verbose=False)
+        generator = llama.generate(tokens, grammar=grammar, **self.sampling(request))
         try:
             for token in generator:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):

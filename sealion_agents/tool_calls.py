@@ -1,0 +1,237 @@
+"""Tool calls written as JSON text, for a model that has no native tool calling.
+
+SEA-LION v3.5 R has no tool-calling format of its own; its Llama 3.1 base follows the JSON
+style ``{"name": ..., "parameters": {...}}`` best. The one documented format, used on every
+backend:
+
+* the tools are described in a system message (``AnswerPlan.instructions``): each tool as
+  ``{"name", "description", "parameters"}`` JSON, then how to call one;
+* a call is the whole answer: ``{"name": "<tool>", "parameters": {...}}``, or a JSON list of
+  such objects for several calls at once (when ``parallel_tool_calls`` allows);
+* an earlier assistant turn that called tools is rendered as that JSON (its text first, if
+  any); a tool result is a message in the ``ipython`` role (Llama 3.1's role for tool
+  output) holding the tool's output text, prefixed with ``Error:`` when it failed.
+
+Reasoning is never read for calls: only the answer after ``</think>`` is.
+
+Data flow: tools + ``tool_choice`` -> ``AnswerPlan`` (instructions, the JSON schema of an
+allowed answer) -> constrained decoding -> answer text -> ``AnswerPlan.read`` -> tool calls
+(with ids) or invalid tool calls (with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.messages import InvalidToolCall, ToolCall
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from sealion_agents.json_schema import Constraint, hoist_definitions, json_value_end, prepare
+
+__all__ = ["AnswerPlan", "CALL_OPENERS", "format_calls", "tool_specs"]
+
+CALL_OPENERS = "{["
+"""First characters of an answer that is a call (JSON object or list)."""
+
+Kind = Literal["tools", "json"]
+
+
+def tool_specs(tools: Sequence[Any]) -> list[dict[str, Any]]:
+    """Tools (LangChain tools, functions, Pydantic models, OpenAI dicts) as name/description/parameters."""
+    specs: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for tool in tools:
+        function = convert_to_openai_tool(tool)["function"]
+        name = str(function["name"])
+        if name in seen:
+            raise ValueError(f"Two tools are named {name!r}: give each tool its own name.")
+        seen.add(name)
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        specs.append(
+            {
+                "name": name,
+                "description": str(function.get("description") or ""),
+                "parameters": parameters,
+            }
+        )
+    return specs
+
+
+def normalise_choice(tool_choice: Any, names: Sequence[str]) -> str:
+    """LangChain's and OpenAI's ``tool_choice`` spellings as "auto", "none", "any" or a tool name."""
+    if tool_choice is None or tool_choice == "auto":
+        return "auto"
+    if tool_choice is True:  # LangChain: "a tool must be called"; with one tool, that one
+        return names[0] if len(names) == 1 else "any"
+    if tool_choice in ("any", "required"):
+        return "any"
+    if tool_choice is False or tool_choice == "none":
+        return "none"
+    if isinstance(tool_choice, dict):  # {"type": "function", "function": {"name": ...}}
+        name = (tool_choice.get("function") or {}).get("name") or tool_choice.get("name")
+        if name is None:
+            raise ValueError(f"tool_choice={tool_choice!r} names no tool.")
+        tool_choice = name
+    if isinstance(tool_choice, str) and tool_choice in names:
+        return tool_choice
+    raise ValueError(
+        f"tool_choice={tool_choice!r} is not one of the bound tools {list(names)}; use 'auto', "
+        "'any', 'required', 'none', True or a tool name."
+    )
+
+
+def format_calls(calls: Sequence[dict[str, Any]]) -> str:
+    """Earlier tool calls as the model writes them (one object, or a list of several)."""
+    objects = [{"name": c["name"], "parameters": c.get("args") or {}} for c in calls]
+    value: Any = objects[0] if len(objects) == 1 else objects
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class AnswerPlan:
+    """What the answer of one turn must be: a tool call, structured JSON, or free text.
+
+    ``forced``: the answer must match ``constraint`` (tool choice "any" or a tool name, or
+    structured output). Otherwise ("auto") the model chooses: an answer that opens with
+    ``{`` or ``[`` is a call and is then constrained; anything else is text.
+    """
+
+    kind: Kind
+    constraint: Constraint
+    forced: bool
+    tools: tuple[dict[str, Any], ...] = ()
+    instructions: str = ""
+    retries: int = 2
+    """Extra attempts when a reply breaks a rule checked only after decoding."""
+
+    @classmethod
+    def for_tools(
+        cls,
+        specs: Sequence[dict[str, Any]],
+        choice: str,
+        *,
+        parallel: bool = True,
+        retries: int = 2,
+    ) -> AnswerPlan | None:
+        """The plan for bound tools and a normalised choice (None for "none")."""
+        if choice == "none" or not specs:
+            return None
+        allowed = [s for s in specs if choice in ("auto", "any") or s["name"] == choice]
+        options: list[dict[str, Any]] = []
+        definitions: dict[str, Any] = {}
+        for i, spec in enumerate(allowed):
+            parameters, defs = hoist_definitions(spec["parameters"], f"tool{i}_")
+            definitions.update(defs)
+            options.append(
+                {
+                    "type": "object",
+                    "properties": {"name": {"const": spec["name"]}, "parameters": parameters},
+                    "required": ["name", "parameters"],
+                    "additionalProperties": False,
+                }
+            )
+        call: dict[str, Any] = options[0] if len(options) == 1 else {"anyOf": options}
+        schema: dict[str, Any] = call
+        if parallel:
+            schema = {"anyOf": [call, {"type": "array", "items": call, "minItems": 1}]}
+        if definitions:
+            schema = {**schema, "$defs": definitions}
+        names = ", ".join(s["name"] for s in allowed)
+        constraint = prepare(schema, what=f"the parameters of the tool(s) {names}")
+        return cls(
+            kind="tools",
+            constraint=constraint,
+            forced=choice != "auto",
+            tools=tuple(specs),
+            instructions=_instructions(specs, choice, parallel),
+            retries=retries,
+        )
+
+    @classmethod
+    def for_json(
+        cls, schema: dict[str, Any] | None, *, retries: int = 2, name: str = "the schema"
+    ) -> AnswerPlan:
+        """Structured output: the answer is JSON matching ``schema`` (None: any JSON object)."""
+        if schema is None:
+            constraint = Constraint(schema={"type": "object"})
+            instructions = "Answer with only a JSON object, no other text."
+        else:
+            constraint = prepare(schema, what=name)
+            instructions = (
+                "Answer with only a JSON object that matches this JSON schema, no other text:\n"
+                + json.dumps(schema, ensure_ascii=False)
+            )
+        return cls(
+            kind="json",
+            constraint=constraint,
+            forced=True,
+            instructions=instructions,
+            retries=retries,
+        )
+
+    def opens_call(self, answer: str) -> bool | None:
+        """For "auto": True when the answer begins a call, False for text, None: not yet known."""
+        stripped = answer.lstrip()
+        if not stripped:
+            return None
+        return stripped[0] in CALL_OPENERS
+
+    def read(self, text: str) -> tuple[list[ToolCall], list[InvalidToolCall]]:
+        """The calls in a constrained answer: schema-valid ones, and the others with the reason."""
+        end = json_value_end(text)
+        body = text[:end] if end is not None else text
+        value, error = self.constraint.check(body.strip())
+        if error is None:
+            objects = value if isinstance(value, list) else [value]
+            return [
+                ToolCall(name=o["name"], args=o["parameters"], id=_call_id(), type="tool_call")
+                for o in objects
+            ], []
+        return [], [self._invalid(body.strip(), error)]
+
+    def _invalid(self, text: str, error: str) -> InvalidToolCall:
+        name = None
+        try:
+            value = json.loads(text)
+            first = value[0] if isinstance(value, list) and value else value
+            if isinstance(first, dict) and isinstance(first.get("name"), str):
+                name = first["name"]
+        except ValueError:
+            pass
+        return InvalidToolCall(
+            name=name,
+            args=text,
+            id=_call_id(),
+            error=f"The model's tool call {error}.",
+            type="invalid_tool_call",
+        )
+
+
+def _call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def _instructions(specs: Sequence[dict[str, Any]], choice: str, parallel: bool) -> str:
+    lines = ["You can call these tools (the parameters are JSON schemas):"]
+    lines += [json.dumps(spec, ensure_ascii=False) for spec in specs]
+    several = (
+        " To make several calls at once, answer with a JSON list of such objects."
+        if parallel
+        else ""
+    )
+    lines.append(
+        'To call a tool, answer with only a JSON object: {"name": <tool name>, "parameters": '
+        f"<the arguments as a JSON object>}}.{several} Tool results come back in messages "
+        'from "ipython".'
+    )
+    if choice == "auto":
+        lines.append("If no tool is needed, answer the user in plain text.")
+    elif choice == "any":
+        lines.append("Answer now with a tool call.")
+    else:
+        lines.append(f"Answer now with a call to the tool {choice!r}.")
+    return "\n".join(lines)
