@@ -26,9 +26,48 @@ free-text ::= [^{\[ \t\n] [^\x00]*
 """
 
 
+MAX_ENUMERATED_RANGE = 256
+"""Integer ranges up to this size become an enumeration in the grammar (enforced exactly)."""
+
+
 def schema_grammar(schema: dict[str, Any]) -> str:
-    """The GBNF grammar of the JSON values ``schema`` allows."""
-    return _convert(json.dumps(schema, sort_keys=True))
+    """The GBNF grammar of the JSON values ``schema`` allows.
+
+    The converter ignores numeric bounds; a bounded integer range of at most
+    ``MAX_ENUMERATED_RANGE`` values is written as the list of its values, so the grammar
+    enforces it. Other bounds are checked after decoding.
+    """
+    return _convert(json.dumps(_enumerate_ranges(schema), sort_keys=True))
+
+
+def _enumerate_ranges(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_enumerate_ranges(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _enumerate_ranges(v) for k, v in node.items()}
+    if out.get("type") == "integer" and "enum" not in out and "const" not in out:
+        low = _bound(out, "minimum", "exclusiveMinimum", 1)
+        high = _bound(out, "maximum", "exclusiveMaximum", -1)
+        if low is not None and high is not None and 0 <= high - low < MAX_ENUMERATED_RANGE:
+            out = {"enum": list(range(low, high + 1))}
+    return out
+
+
+def _bound(node: dict[str, Any], inclusive: str, exclusive: str, step: int) -> int | None:
+    """The inclusive integer bound a schema sets on one side, if any."""
+    import math
+
+    values = []
+    if isinstance(node.get(inclusive), (int, float)):
+        value = node[inclusive]
+        values.append(math.ceil(value) if step > 0 else math.floor(value))
+    if isinstance(node.get(exclusive), (int, float)):
+        value = node[exclusive]
+        values.append(math.floor(value) + 1 if step > 0 else math.ceil(value) - 1)
+    if not values:
+        return None
+    return max(values) if step > 0 else min(values)
 
 
 @lru_cache(maxsize=64)
@@ -46,21 +85,19 @@ def _convert(schema_text: str) -> str:
         ) from exc
 
 
-def answer_grammar(
-    schema: dict[str, Any], *, after_reasoning: bool, opens_reasoning: bool, optional: bool
-) -> str:
+def answer_grammar(schema: dict[str, Any], *, after_reasoning: bool, optional: bool) -> str:
     """One grammar for a whole reply: free reasoning (if allowed), then the constrained answer.
 
-    ``opens_reasoning``: the prompt already ends with ``<think>``; otherwise the reply may
-    open it. ``optional``: the answer may be plain text instead of the JSON value.
+    With ``after_reasoning`` the reply may hold reasoning that ends in ``</think>`` (opened
+    by the reply or already by the prompt) before the answer. ``optional``: the answer may
+    be plain text instead of the JSON value.
     """
     grammar = schema_grammar(schema)
     grammar = re.sub(r"^root\s*::=", "json-answer ::=", grammar, count=1, flags=re.MULTILINE)
     answer = "( json-answer | free-text )" if optional else "json-answer"
-    if not after_reasoning:
-        root = f"root ::= [ \\t\\n]* {answer}"
-    elif opens_reasoning:
-        root = f'root ::= reasoning "{THINK_CLOSE}" [ \\t\\n]* {answer}'
+    if after_reasoning:
+        thought = f'( "{THINK_OPEN}"? reasoning "{THINK_CLOSE}" [ \\t\\n]* )?'
+        root = f"root ::= [ \\t\\n]* {thought} {answer}"
     else:
-        root = f'root ::= [ \\t\\n]* ( "{THINK_OPEN}" reasoning "{THINK_CLOSE}" [ \\t\\n]* )? {answer}'
+        root = f"root ::= [ \\t\\n]* {answer}"
     return f"{root}\n{grammar}\n{_REASONING_RULES}"

@@ -81,7 +81,10 @@ def to_template_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]
             text = strip_reasoning(text)
             if isinstance(message, AIMessage) and message.tool_calls:
                 text = (text + "\n" if text else "") + format_calls(message.tool_calls)
-        if isinstance(message, ToolMessage) and message.status == "error":
-            text = f"Error: {text}"
-        out.append({"role": role, "content": text})
+        entry = {"role": role, "content": text}
+        if isinstance(message, ToolMessage):
+            if message.status == "error":
+                entry["content"] = f"Error: {text}"
+            entry["tool_call_id"] = message.tool_call_id  # servers want it with role "tool"
+        out.append(entry)
     return out

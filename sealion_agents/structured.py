@@ -20,6 +20,8 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import BaseModel
 
+from sealion_agents.tool_calls import AnswerPlan
+
 __all__ = ["StructuredOutputMixin"]
 
 Method = Literal["json_schema", "function_calling", "json_mode"]
@@ -83,10 +85,14 @@ class StructuredOutputMixin:
                 else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
             )
         elif method == "json_schema":
-            json_schema = (
-                schema.model_json_schema() if pydantic else convert_to_json_schema(schema)  # type: ignore[union-attr]
-            )
+            if pydantic:
+                json_schema = schema.model_json_schema()  # type: ignore[union-attr]
+            elif isinstance(schema, dict) and "function" not in schema and "name" not in schema:
+                json_schema = schema  # a JSON schema already
+            else:
+                json_schema = convert_to_json_schema(schema)
             name = json_schema.get("title", "answer")
+            AnswerPlan.for_json(json_schema)  # a schema that cannot be enforced fails here
             llm = self.bind(  # type: ignore[attr-defined]
                 response_format={
                     "type": "json_schema",

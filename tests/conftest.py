@@ -56,7 +56,11 @@ def gguf_backends(tiny_gguf_paths: dict[str, Path]) -> Iterator[dict[str, object
 
 @pytest.fixture(scope="session")
 def vllm_engine() -> Iterator[object]:
-    """One real in-process vLLM engine on the tiny "writes" model for the whole session."""
+    """One real in-process vLLM engine on the tiny "writes" model for the whole session.
+
+    It is the scripted agent (``agent_rules``): ordinary prompts get the default script, the
+    agent's question its tool calls.
+    """
     from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
     for key, value in VLLM_ENV.items():
@@ -66,7 +70,7 @@ def vllm_engine() -> Iterator[object]:
     guard_kernel_scan()
     import vllm
 
-    llm = vllm.LLM(model=str(tiny_models.tiny_hf_folder("writes")), **VLLM_ENGINE_KWARGS)
+    llm = vllm.LLM(model=str(tiny_models.tiny_agent_hf_folder("writes")), **VLLM_ENGINE_KWARGS)
     yield llm
     llm.llm_engine.engine_core.shutdown()
 
@@ -87,11 +91,12 @@ def vllm_servers() -> Iterator[dict[str, object]]:
     """Real vLLM OpenAI servers on 127.0.0.1, started together and stopped by pid.
 
     "vllm": no reasoning parser (reasoning inline in content); "vllm-r1":
-    ``--reasoning-parser deepseek_r1`` (reasoning in the ``reasoning`` field).
+    ``--reasoning-parser deepseek_r1`` (reasoning in the ``reasoning`` field). Both serve the
+    scripted agent (the default script for ordinary prompts).
     """
     from sealion_agents.testing_servers import vllm_server
 
-    folder = tiny_models.tiny_hf_folder("writes")
+    folder = tiny_models.tiny_agent_hf_folder("writes")
     servers = {
         "vllm": vllm_server(folder, reasoning_parser=None, name="vllm-plain"),
         "vllm-r1": vllm_server(folder, reasoning_parser="deepseek_r1", name="vllm-r1"),
@@ -112,17 +117,18 @@ LLAMACPP_TEST_KEY = "sk-test-not-a-secret-4242"
 
 
 @pytest.fixture(scope="session")
-def llamacpp_server(tiny_gguf_paths: dict[str, Path]) -> Iterator[object]:
+def llamacpp_server() -> Iterator[object]:
     """A real llama-cpp-python server serving each variant as "<variant>-on" / "<variant>-off".
 
     Its per-request ``chat_template_kwargs`` are ignored, so the thinking mode is fixed per
-    model alias in the server's config file.
+    model alias in the server's config file. It serves the scripted agent (the default
+    script for ordinary prompts).
     """
     from sealion_agents.testing_servers import llamacpp_server as make
 
     models = {
-        f"{variant}-{mode}": (path, mode)
-        for variant, path in tiny_gguf_paths.items()
+        f"{variant}-{mode}": (tiny_models.tiny_agent_gguf(variant), mode)
+        for variant in VARIANTS
         for mode in ("on", "off")
     }
     server = make(models, api_key=LLAMACPP_TEST_KEY)

@@ -32,6 +32,7 @@ a stream that breaks after it began is an error (its events were already deliver
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -80,6 +81,9 @@ CONNECT_TIMEOUT = 10.0
 BACKOFF = 0.5
 """First retry delay in seconds; it doubles on every retry (with jitter)."""
 MAX_BACKOFF = 8.0
+
+
+_STRUCTURED_MODES = {"auto", "structured_outputs", "response_format", "grammar", "none"}
 
 
 class _Retryable(Exception):
@@ -287,6 +291,7 @@ class OpenAIBackend(ChatBackend):
         continues: bool | None = None,
         tokenizer: str | Path | None = None,
         context_window: int | None = None,
+        structured_output: str = "auto",
     ) -> None:
         """Describe the server; nothing is sent until the first generation.
 
@@ -312,7 +317,18 @@ class OpenAIBackend(ChatBackend):
                 ``tokenizer.json``, or a ``.gguf``) instead of the server's tokenize endpoint.
             context_window: the served context length in tokens (default: asked from the
                 server: vLLM's ``max_model_len``, llama.cpp's ``/props``).
+            structured_output: how tool calls and structured answers are constrained:
+                "structured_outputs" (vLLM's field; the turn continues after the reasoning),
+                "response_format" (OpenAI's ``json_schema`` field, the same way), "grammar"
+                (a GBNF grammar over the whole reply, for llama.cpp's servers), "none" (the
+                reply is validated and retried: a hosted API without such fields), or
+                "auto" (default: found from the server's endpoints).
         """
+        if structured_output not in _STRUCTURED_MODES:
+            raise ValueError(
+                f"structured_output={structured_output!r}: use one of {sorted(_STRUCTURED_MODES)}."
+            )
+        self._structured = structured_output
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more.")
         if context_window is not None and context_window < 16:
@@ -351,6 +367,43 @@ class OpenAIBackend(ChatBackend):
     def model_name(self) -> str:
         """The model name sent to the server."""
         return self.model
+
+    @property
+    def continues(self) -> bool:
+        """Whether the server continues an assistant message (vLLM, or ``continues=True``)."""
+        if self._continues is None and self._structured_mode() == "structured_outputs":
+            self._continues = True  # found a vLLM server
+        return bool(self._continues)
+
+    @property
+    def constraint_support(self) -> str:
+        """"answer" with a structured-output field, "whole" with grammars, else "none"."""
+        mode = self._structured_mode()
+        if mode in ("structured_outputs", "response_format"):
+            return "answer"
+        return "whole" if mode == "grammar" else "none"
+
+    def _structured_mode(self) -> str:
+        """The structured-output mode, finding the server's kind once when "auto"."""
+        if self._structured != "auto":
+            return self._structured
+        mode = "none"
+        count = self._post_root("/extras/tokenize/count", {"model": self.model, "input": ""})
+        if count is not None and count.status_code == 200:  # llama-cpp-python
+            mode = "grammar"
+        else:
+            props = self._get_root("/props")
+            if props is not None and props.status_code == 200:  # llama.cpp's C++ server
+                mode = "grammar"
+            else:
+                body = {"model": self.model, "prompt": ""}
+                tokenize = self._post_root("/tokenize", body)
+                if tokenize is not None and tokenize.status_code == 200:  # vLLM
+                    mode = "structured_outputs"
+        if mode == "grammar" and importlib.util.find_spec("llama_cpp") is None:
+            mode = "none"  # its grammars are built with llama-cpp-python's converter
+        self._structured = mode
+        return mode
 
     # -- what the contract asks: window, token counts, load ----------------------------
 
@@ -479,7 +532,7 @@ class OpenAIBackend(ChatBackend):
 
     def build(self, request: GenerationRequest) -> _Request:
         """The chat-completions request for a generation."""
-        messages = [{**m, "content": neutralise(m.get("content", ""))} for m in request.messages]
+        messages = [_server_message(m) for m in request.messages]
         body: dict[str, Any] = {
             "model": self.model_for(request.thinking),
             "messages": messages,
@@ -502,10 +555,33 @@ class OpenAIBackend(ChatBackend):
             body["continue_final_message"] = True
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
+        if request.constraint is not None:
+            body.update(self._constraint_fields(request))
         body.update(request.options.sampling())
         body = _merge(body, self.extra_body)
         body = _merge(body, dict(request.extra))
         return _Request("/chat/completions", body)
+
+    def _constraint_fields(self, request: GenerationRequest) -> dict[str, Any]:
+        """The body fields that constrain the answer, by the server's structured-output mode."""
+        constraint = request.constraint
+        assert constraint is not None
+        mode = self._structured_mode()
+        if mode == "structured_outputs":
+            return {"structured_outputs": {"json": constraint.schema, "disable_any_whitespace": True}}
+        if mode == "response_format":
+            spec = {"name": "answer", "schema": constraint.schema, "strict": True}
+            return {"response_format": {"type": "json_schema", "json_schema": spec}}
+        if mode == "grammar":
+            from sealion_agents.grammars import answer_grammar
+
+            grammar = answer_grammar(
+                constraint.schema,
+                after_reasoning=constraint.after_reasoning,
+                optional=constraint.optional,
+            )
+            return {"grammar": grammar}
+        return {}
 
     def _headers_for(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream", **self._headers}
@@ -755,6 +831,15 @@ class OpenAIBackend(ChatBackend):
                 asyncio.get_running_loop().create_task(aclient.aclose())
             except RuntimeError:  # no running loop: drop it, its sockets close with it
                 pass
+
+
+def _server_message(message: dict[str, str]) -> dict[str, str]:
+    """A template message as OpenAI's API takes it (tool results in the "tool" role)."""
+    out = {"role": message["role"], "content": neutralise(message.get("content", ""))}
+    if message["role"] == "ipython":
+        out["role"] = "tool"  # Llama 3.1 templates render it as "ipython"
+        out["tool_call_id"] = message.get("tool_call_id") or "call"
+    return out
 
 
 def _error_message(text: str) -> str:

@@ -109,9 +109,18 @@ def guard_kernel_scan() -> None:
 
 
 class VLLMBackend(ChatBackend):
-    """Runs a Hugging Face model folder or repo id with ``vllm.LLM``; starts on first use."""
+    """Runs a Hugging Face model folder or repo id with ``vllm.LLM``; starts on first use.
+
+    Constrained answers use vLLM's structured outputs (``StructuredOutputsParams(json=...)``),
+    applied from the first generated token.
+    """
 
     supports_batch = True
+
+    @property
+    def constraint_support(self) -> str:
+        """Structured outputs apply from the first generated token: "answer"."""
+        return "answer"
 
     def __init__(
         self,
@@ -254,6 +263,12 @@ class VLLMBackend(ChatBackend):
         options.pop("max_new_tokens", None)
         options["max_tokens"] = request.max_tokens or (limit - len(ids))
         options["skip_special_tokens"] = False  # keep <think> tags even if marked special
+        if request.constraint is not None:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            options["structured_outputs"] = StructuredOutputsParams(
+                json=request.constraint.schema, disable_any_whitespace=True
+            )
         params = vllm.SamplingParams(**options)
         return ids, prompt.rstrip().endswith(THINK_OPEN), params
 
