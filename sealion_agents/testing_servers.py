@@ -31,7 +31,7 @@ VLLM_ENV = {
 VLLM_ENGINE_KWARGS = {
     "dtype": "float32",
     "enforce_eager": True,
-    "max_model_len": 512,
+    "max_model_len": 1024,
     "distributed_executor_backend": "uni",
     "kv_cache_memory_bytes": KV_CACHE_BYTES,
 }
@@ -141,7 +141,7 @@ class Server:
 
 
 def vllm_server(
-    model_dir: Path, *, reasoning_parser: str | None, name: str, max_model_len: int = 512
+    model_dir: Path, *, reasoning_parser: str | None, name: str, max_model_len: int = 1024
 ) -> Server:
     """``python -m vllm.entrypoints.openai.api_server`` on a model folder (not yet started)."""
     port = free_port()

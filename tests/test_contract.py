@@ -81,7 +81,7 @@ def test_every_backend_honours_the_contract(any_backend: ChatBackend) -> None:
 
 def test_window_is_the_servers(vllm_servers: dict[str, Any]) -> None:
     backend = OpenAIBackend(vllm_servers["vllm"].base_url, model="sealion-tiny")
-    assert backend.context_window == 512  # vLLM's max_model_len, from /v1/models
+    assert backend.context_window == 1024  # vLLM's max_model_len, from /v1/models
 
 
 def test_server_without_a_window_says_what_to_pass(llamacpp_server: Any) -> None:

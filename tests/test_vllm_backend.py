@@ -178,11 +178,11 @@ def test_batch_text_pieces_keep_multibyte_characters_whole(vllm_engine: Any) -> 
 
 def test_context_window_error_before_generation(vllm_backends: dict[str, Any]) -> None:
     llm = ChatSeaLion(backend=vllm_backends["writes"])
-    long = [HumanMessage("word " * 600)]
-    with pytest.raises(ContextWindowExceededError, match="context window of 512 tokens"):
+    long = [HumanMessage("word " * 1100)]
+    with pytest.raises(ContextWindowExceededError, match="context window of 1024 tokens"):
         llm.invoke(long)
-    with pytest.raises(ContextWindowExceededError, match="max_tokens is 505"):
-        llm.invoke(QUESTION, max_tokens=505)
+    with pytest.raises(ContextWindowExceededError, match="max_tokens is 1017"):
+        llm.invoke(QUESTION, max_tokens=1017)
     assert split_of(llm.invoke(QUESTION)) == expected(True)
 
 
