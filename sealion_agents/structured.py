@@ -18,7 +18,7 @@ from langchain_core.output_parsers.openai_tools import (
 )
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from pydantic import BaseModel
+from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from sealion_agents.tool_calls import AnswerPlan
 
@@ -28,7 +28,7 @@ Method = Literal["json_schema", "function_calling", "json_mode"]
 
 
 def _is_pydantic(schema: Any) -> bool:
-    return isinstance(schema, type) and issubclass(schema, BaseModel)
+    return isinstance(schema, type) and is_basemodel_subclass(schema)
 
 
 class StructuredOutputMixin:
@@ -49,8 +49,8 @@ class StructuredOutputMixin:
             schema: a Pydantic model (the result is an instance), a TypedDict or a JSON
                 schema (the result is a dict). Not needed for "json_mode".
             method: "json_schema" (default: the answer is JSON decoded under the schema),
-                "function_calling" (the schema as a forced tool call), "json_mode" (any JSON
-                object; say in the prompt what it should hold).
+                "function_calling" (the schema as a forced tool call), "json_mode" (a JSON
+                object: the schema's, when one is given; say in the prompt what it holds).
             include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``
                 instead of raising when parsing fails.
             strict: accepted for compatibility; decoding is always under the schema.
@@ -69,7 +69,7 @@ class StructuredOutputMixin:
         pydantic = _is_pydantic(schema)
         llm: Runnable[Any, Any]
         parser: Runnable[Any, Any]
-        trace = {"kwargs": {"method": method, "strict": strict}}
+        trace: dict[str, Any] = {"kwargs": {"method": method, "strict": strict}}
         if method == "function_calling":
             tool = convert_to_openai_tool(schema)
             name = tool["function"]["name"]
@@ -85,9 +85,7 @@ class StructuredOutputMixin:
                 else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
             )
         elif method == "json_schema":
-            if pydantic:
-                json_schema = schema.model_json_schema()  # type: ignore[union-attr]
-            elif isinstance(schema, dict) and "function" not in schema and "name" not in schema:
+            if isinstance(schema, dict) and "function" not in schema and "name" not in schema:
                 json_schema = schema  # a JSON schema already
             else:
                 json_schema = convert_to_json_schema(schema)
@@ -101,9 +99,17 @@ class StructuredOutputMixin:
                 ls_structured_output_format={**trace, "schema": json_schema},
             )
             parser = PydanticOutputParser(pydantic_object=schema) if pydantic else JsonOutputParser()  # type: ignore[arg-type]
-        else:
+        else:  # json_mode: any JSON object, or the schema's when one is given
+            response_format: dict[str, Any] = {"type": "json_object"}
+            if schema is not None:
+                json_schema = (
+                    schema if isinstance(schema, dict) and "name" not in schema
+                    else convert_to_json_schema(schema)
+                )
+                AnswerPlan.for_json(json_schema)
+                response_format = {"type": "json_schema", "json_schema": {"schema": json_schema}}
             llm = self.bind(  # type: ignore[attr-defined]
-                response_format={"type": "json_object"},
+                response_format=response_format,
                 ls_structured_output_format={**trace, "schema": schema},
             )
             parser = PydanticOutputParser(pydantic_object=schema) if pydantic else JsonOutputParser()  # type: ignore[arg-type]

@@ -89,6 +89,7 @@ __all__ = [
     "rule_continuation",
     "save_hf_folder",
     "agent_rules",
+    "call_rules",
     "tiny_agent_gguf",
     "tiny_agent_hf_folder",
     "tiny_gguf",
@@ -1211,18 +1212,22 @@ def _call_text(call: dict[str, Any]) -> str:
     return json.dumps({"name": call["name"], "parameters": call["args"]}, separators=(",", ":"))
 
 
-def _split_call(call: str, markers: frozenset[int]) -> list[Rule]:
-    """A compact call's tokens as two rules: before and after its parameters open.
+def call_rules(call: str, markers: Iterable[int | str], *, end: bool = True) -> list[Rule]:
+    """A compact JSON tool call, written after ``</think>`` where ``markers`` occur: two rules.
 
-    ``'":"'`` appears twice in a call (the name, then a string argument) with different
-    successors; the second part is keyed on ``'":{"'`` as well, which is in the context by then.
+    ``'":"'`` appears twice in a call (after the name, then after a string argument's name)
+    with different successors; the part after the parameters open is keyed on ``'":{"'`` as
+    well, which is in the context by then (and in no prompt: prompts render calls with
+    spaces). ``end=False`` leaves the call unfinished: constrained decoding completes it.
     """
+    when = frozenset(encode_one(m) if isinstance(m, str) else int(m) for m in markers)
     ids = encode(call)
     opener = encode_one('":{"')
     cut = ids.index(opener) + 2  # up to and including the first parameter's name
+    tail = [EOT_ID] if end else []
     return [
-        Rule([THINK_CLOSE_ID, *ids[:cut]], when=markers),
-        Rule([*ids[cut - 1 :], EOT_ID], when=markers | {opener}),
+        Rule([THINK_CLOSE_ID, *ids[:cut]], when=when),
+        Rule([*ids[cut - 1 :], *tail], when=when | {opener}),
     ]
 
 
@@ -1246,7 +1251,7 @@ def agent_rules() -> list[Rule | Preference]:
         if call is None:
             rules.append(Rule([THINK_CLOSE_ID, *encode(AGENT_ANSWER), EOT_ID], when=when))
         else:
-            rules += _split_call(_call_text(call), when)
+            rules += call_rules(_call_text(call), when)
     pretend = frozenset({json_marker})
     head, _, tail = JSON_IN_REASONING.partition('{"')
     json_ids = encode(JSON_IN_REASONING)

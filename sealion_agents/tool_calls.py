@@ -43,14 +43,18 @@ Kind = Literal["tools", "json"]
 def tool_specs(tools: Sequence[Any]) -> list[dict[str, Any]]:
     """Tools (LangChain tools, functions, Pydantic models, OpenAI dicts) as name/description/parameters."""
     specs: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: dict[str, dict[str, Any]] = {}
     for tool in tools:
         function = convert_to_openai_tool(tool)["function"]
         name = str(function["name"])
-        if name in seen:
-            raise ValueError(f"Two tools are named {name!r}: give each tool its own name.")
-        seen.add(name)
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        if name in seen:
+            if _same_parameters(seen[name], parameters):
+                continue  # the same tool twice (a model and its schema): once is enough
+            raise ValueError(
+                f"Two different tools are named {name!r}: give each tool its own name."
+            )
+        seen[name] = parameters
         specs.append(
             {
                 "name": name,
@@ -59,6 +63,19 @@ def tool_specs(tools: Sequence[Any]) -> list[dict[str, Any]]:
             }
         )
     return specs
+
+
+def _same_parameters(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same schema, titles and descriptions aside."""
+
+    def core(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: core(v) for k, v in node.items() if k not in ("title", "description")}
+        if isinstance(node, list):
+            return [core(v) for v in node]
+        return node
+
+    return bool(core(a) == core(b))
 
 
 def normalise_choice(tool_choice: Any, names: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from sealion_agents import testing as tiny_models  # noqa: E402
+from tests.suite_model import suite_gguf, suite_hf_folder  # noqa: E402
 
 #: llama.cpp settings for tests: one thread each (two threads collapse under load).
 LLAMA_TEST_KWARGS = {"n_threads": 1, "n_threads_batch": 1, "n_batch": 512}
@@ -58,8 +59,8 @@ def gguf_backends(tiny_gguf_paths: dict[str, Path]) -> Iterator[dict[str, object
 def vllm_engine() -> Iterator[object]:
     """One real in-process vLLM engine on the tiny "writes" model for the whole session.
 
-    It is the scripted agent (``agent_rules``): ordinary prompts get the default script, the
-    agent's question its tool calls.
+    It serves ``tests.suite_model`` (the scripted agent and langchain-tests' tool prompts):
+    ordinary prompts get the default script.
     """
     from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
@@ -70,7 +71,7 @@ def vllm_engine() -> Iterator[object]:
     guard_kernel_scan()
     import vllm
 
-    llm = vllm.LLM(model=str(tiny_models.tiny_agent_hf_folder("writes")), **VLLM_ENGINE_KWARGS)
+    llm = vllm.LLM(model=str(suite_hf_folder("writes")), **VLLM_ENGINE_KWARGS)
     yield llm
     llm.llm_engine.engine_core.shutdown()
 
@@ -92,11 +93,11 @@ def vllm_servers() -> Iterator[dict[str, object]]:
 
     "vllm": no reasoning parser (reasoning inline in content); "vllm-r1":
     ``--reasoning-parser deepseek_r1`` (reasoning in the ``reasoning`` field). Both serve the
-    scripted agent (the default script for ordinary prompts).
+    suite model (``tests.suite_model``: the default script for ordinary prompts).
     """
     from sealion_agents.testing_servers import vllm_server
 
-    folder = tiny_models.tiny_agent_hf_folder("writes")
+    folder = suite_hf_folder("writes")
     servers = {
         "vllm": vllm_server(folder, reasoning_parser=None, name="vllm-plain"),
         "vllm-r1": vllm_server(folder, reasoning_parser="deepseek_r1", name="vllm-r1"),
@@ -121,13 +122,13 @@ def llamacpp_server() -> Iterator[object]:
     """A real llama-cpp-python server serving each variant as "<variant>-on" / "<variant>-off".
 
     Its per-request ``chat_template_kwargs`` are ignored, so the thinking mode is fixed per
-    model alias in the server's config file. It serves the scripted agent (the default
-    script for ordinary prompts).
+    model alias in the server's config file. It serves the suite model
+    (``tests.suite_model``: the default script for ordinary prompts).
     """
     from sealion_agents.testing_servers import llamacpp_server as make
 
     models = {
-        f"{variant}-{mode}": (tiny_models.tiny_agent_gguf(variant), mode)
+        f"{variant}-{mode}": (suite_gguf(variant), mode)
         for variant in VARIANTS
         for mode in ("on", "off")
     }

@@ -24,6 +24,10 @@ class SeaLionIntegrationSuite(ChatModelIntegrationTests):
         return False  # ChatSeaLion serves one model: a model= call option is an error
 
     @property
+    def supports_json_mode(self) -> bool:
+        return True  # with_structured_output(method="json_mode"): any JSON object, constrained
+
+    @property
     def supported_usage_metadata_details(self) -> dict[str, list[str]]:
         return {"invoke": ["reasoning_output"], "stream": ["reasoning_output"]}
 

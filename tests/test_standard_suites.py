@@ -1,7 +1,8 @@
 """langchain-tests' standard suites for ChatSeaLion on the real llama.cpp runtime.
 
-Tool calling arrives in a later issue, so the suites run with it switched off (their
-default when ``bind_tools`` is not implemented): those tests are skipped by the suite.
+Tool calling, tool choice and structured output are on (``bind_tools`` and
+``with_structured_output`` exist): the model is ``tests.suite_model``, which scripts
+langchain-tests' tool prompts; its calls are decoded under their JSON schemas.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from sealion_agents import ChatSeaLion
 from sealion_agents import testing as tiny_models
 from sealion_agents.backends.llamacpp import LlamaCppBackend
 from tests.conftest import LLAMA_TEST_KWARGS
+from tests.suite_model import suite_gguf
 from tests.suites import SeaLionIntegrationSuite
 
 
 @cache
 def shared_backend(variant: str) -> LlamaCppBackend:
     """One loaded model per variant for the whole suite."""
-    return LlamaCppBackend(tiny_models.tiny_gguf(variant), **LLAMA_TEST_KWARGS)
+    return LlamaCppBackend(suite_gguf(variant), **LLAMA_TEST_KWARGS)
 
 
 class TestChatSeaLionUnit(ChatModelUnitTests):

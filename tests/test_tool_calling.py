@@ -1,7 +1,8 @@
 """Tool calling and structured output on every backend, with the scripted agent model.
 
 Backends: llama.cpp in-process, vLLM in-process, vLLM's server with and without its
-reasoning parser, llama-cpp-python's server. The model (``testing.agent_rules``) calls
+reasoning parser, llama-cpp-python's server. The model (``tests.suite_model``, built on
+``testing.agent_rules``) calls
 ``search_documents`` then ``calculator`` for ``AGENT_QUESTION``, reasons in call-like JSON for
 ``JSON_IN_REASONING_QUESTION``, and otherwise writes the default reply, which is not JSON:
 every schema-valid call it makes for other prompts comes from constrained decoding.
@@ -24,8 +25,9 @@ from sealion_agents import ChatSeaLion
 from sealion_agents import testing as tm
 from sealion_agents.backends.base import ChatBackend
 from sealion_agents.backends.llamacpp import LlamaCppBackend
-from sealion_agents.errors import UnsupportedSchemaError
+from sealion_agents.errors import ServerError, UnsupportedSchemaError
 from tests.conftest import LLAMA_TEST_KWARGS
+from tests.suite_model import suite_gguf
 from tools import Calculator
 
 pytestmark = pytest.mark.timeout(300)
@@ -51,7 +53,7 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 def make_backend(request: pytest.FixtureRequest, name: str, variant: str) -> ChatBackend:
     if name == "gguf":
         if variant not in _GGUF:
-            _GGUF[variant] = LlamaCppBackend(tm.tiny_agent_gguf(variant), **LLAMA_TEST_KWARGS)
+            _GGUF[variant] = LlamaCppBackend(suite_gguf(variant), **LLAMA_TEST_KWARGS)
         return _GGUF[variant]
     if name == "vllm":
         return request.getfixturevalue("vllm_backends")[variant]  # type: ignore[no-any-return]
@@ -162,8 +164,12 @@ def test_parallel_calls_off_gives_one_object(llm: ChatSeaLion) -> None:
 
 
 def test_a_thinking_budget_then_a_constrained_call(llm: ChatSeaLion) -> None:
-    if not llm.backend.continues:
-        pytest.skip("this server cannot continue an assistant turn (no thinking budget there)")
+    if not llm.backend.continues:  # llama-cpp-python's server: a clear error, no budget
+        with pytest.raises(ServerError, match="cannot continue an assistant message"):
+            llm.bind_tools(TOOLS, tool_choice="any").invoke(
+                "Hello there", thinking=True, max_thinking_tokens=3
+            )
+        return
     reply = llm.bind_tools(TOOLS, tool_choice="any").invoke(
         "Hello there", thinking=True, max_thinking_tokens=3
     )
