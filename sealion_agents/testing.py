@@ -75,6 +75,7 @@ __all__ = [
     "AGENT_PASSAGE",
     "AGENT_QUESTION",
     "AGENT_REASONING",
+    "AGENT_RESPONSE",
     "JSON_IN_REASONING",
     "JSON_IN_REASONING_ANSWER",
     "JSON_IN_REASONING_QUESTION",
@@ -1201,6 +1202,8 @@ AGENT_CALLS = (
 )
 #: The final answer, after both tool results.
 AGENT_ANSWER = "Three employees get 42 days of annual leave in total [1]."
+#: The final answer as a structured response, when a response tool ``LeaveTotal`` is bound.
+AGENT_RESPONSE = {"name": "LeaveTotal", "args": {"total_days": 42}}
 #: A question whose reasoning is full of call-like JSON while the answer is text.
 JSON_IN_REASONING_QUESTION = "Show me a JSON example."
 JSON_IN_REASONING = 'I could write {"name":"calculator","parameters":{"expression":"2+3"}} but no tool is needed'
@@ -1237,6 +1240,7 @@ def agent_rules() -> list[Rule | Preference]:
     * ``AGENT_QUESTION`` -> reasoning 1, a call of ``search_documents``; once the passage
       ("14") is in the context -> reasoning 2, a call of ``calculator``; once its result
       ("42") is too -> reasoning 3 and ``AGENT_ANSWER``;
+      (or, when a response tool ``LeaveTotal`` is bound, ``AGENT_RESPONSE``);
     * ``JSON_IN_REASONING_QUESTION`` -> reasoning that holds a call-like JSON, then a text answer;
     * anything else: ``REASONING`` / ``ANSWER`` as in the default model.
 
@@ -1252,6 +1256,7 @@ def agent_rules() -> list[Rule | Preference]:
             rules.append(Rule([THINK_CLOSE_ID, *encode(AGENT_ANSWER), EOT_ID], when=when))
         else:
             rules += call_rules(_call_text(call), when)
+    rules += call_rules(_call_text(AGENT_RESPONSE), steps[2] | {encode_one("Total")})
     pretend = frozenset({json_marker})
     head, _, tail = JSON_IN_REASONING.partition('{"')
     json_ids = encode(JSON_IN_REASONING)
