@@ -21,10 +21,12 @@ from sealion_agents.errors import (
     ServerModelNotFoundError,
     ServerUnavailableError,
     TokenizerUnavailableError,
+    UnsupportedSchemaError,
 )
 from sealion_agents.options import GenerationOptions
 
 if TYPE_CHECKING:
+    from sealion_agents.agents import ThinkingPerStep, create_sealion_agent
     from sealion_agents.qa.chain import Citation, GroundedAnswer, GroundedQA, QAEvent
     from sealion_agents.retrievers import (
         IngestReport,
@@ -54,8 +56,11 @@ __all__ = [
     "ServerError",
     "ServerModelNotFoundError",
     "ServerUnavailableError",
+    "ThinkingPerStep",
     "TokenizerUnavailableError",
+    "UnsupportedSchemaError",
     "__version__",
+    "create_sealion_agent",
     "ingest",
     "open_store",
 ]
@@ -63,6 +68,8 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
+    "ThinkingPerStep": "sealion_agents.agents",
+    "create_sealion_agent": "sealion_agents.agents",
     "Citation": "sealion_agents.qa.chain",
     "GroundedAnswer": "sealion_agents.qa.chain",
     "GroundedQA": "sealion_agents.qa.chain",
@@ -77,7 +84,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """Import the Q&A chain and retrieval names on first access."""
+    """Import the agent, Q&A chain and retrieval names on first access."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sealion_agents' has no attribute {name!r}")

@@ -37,7 +37,34 @@ def schema_grammar(schema: dict[str, Any]) -> str:
     ``MAX_ENUMERATED_RANGE`` values is written as the list of its values, so the grammar
     enforces it. Other bounds are checked after decoding.
     """
-    return _convert(json.dumps(_enumerate_ranges(schema), sort_keys=True))
+    return _convert(json.dumps(_enumerate_ranges(_safe_definitions(schema)), sort_keys=True))
+
+
+def _safe_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """``$defs`` renamed ``def0``, ``def1``...: the converter names rules after them and
+    writes references to a name with ``_`` or ``-`` differently from its rule."""
+    names = [
+        (key, name) for key in ("$defs", "definitions") for name in (schema.get(key) or {})
+    ]
+    if not names:
+        return schema
+    renames = {f"#/{key}/{name}": f"#/$defs/def{i}" for i, (key, name) in enumerate(names)}
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: rewrite(v) for k, v in node.items()}
+            if isinstance(out.get("$ref"), str) and out["$ref"] in renames:
+                out["$ref"] = renames[out["$ref"]]
+            return out
+        if isinstance(node, list):
+            return [rewrite(v) for v in node]
+        return node
+
+    out = {k: rewrite(v) for k, v in schema.items() if k not in ("$defs", "definitions")}
+    out["$defs"] = {
+        f"def{i}": rewrite(schema[key][name]) for i, (key, name) in enumerate(names)
+    }
+    return out
 
 
 def _enumerate_ranges(node: Any) -> Any:
@@ -76,13 +103,24 @@ def _convert(schema_text: str) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return str(json_schema_to_gbnf(schema_text))
+        grammar = str(json_schema_to_gbnf(schema_text))
     except Exception as exc:  # the converter asserts on what it cannot express
         raise UnsupportedSchemaError(
             f"llama.cpp's grammar converter cannot express this JSON schema: "
             f"{type(exc).__name__}: {exc}. Simplify the schema (plain types, enums, arrays, "
             "objects)."
         ) from exc
+    # The converter writes characters beyond the BMP (emoji...) as UTF-16 surrogate escapes,
+    # which llama.cpp reads as two invalid code points: write the character itself instead.
+    return _SURROGATE_PAIR.sub(_astral, grammar)
+
+
+_SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
+
+
+def _astral(match: re.Match[str]) -> str:
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
 
 
 def answer_grammar(schema: dict[str, Any], *, after_reasoning: bool, optional: bool) -> str:

@@ -582,7 +582,7 @@ class Preference:
         return {"prefer": [*self.tokens], "logit": [self.logit]}
 
 
-JSON_PREFERENCES = (Preference([1, 92, 60, 90, 11, 25]), Preference([16], logit=10.0))
+JSON_PREFERENCES = (Preference([1, 92, 60, 90, 11, 25]), Preference([16], logit=4.0))
 """Close a string (``"``), an object (``}``), an array (``]``), open an object (``{``), then
 ``,`` and ``:`` before any whitespace; and start numbers with ``1`` (weakly: a known token's
 pull towards itself must not keep a number going)."""

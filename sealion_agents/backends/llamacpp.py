@@ -349,15 +349,10 @@ class LlamaCppBackend(ChatBackend):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
         reason = "length"
-        grammar = None
+        samplers: list[Any] = []
         if request.constraint is not None:
-            from llama_cpp import LlamaGrammar
-
-            from sealion_agents.grammars import schema_grammar
-
-            text = schema_grammar(request.constraint.schema)
-            grammar = LlamaGrammar.from_string(text, verbose=False)
-        generator = llama.generate(tokens, grammar=grammar, **self.sampling(request))
+            _constrain(llama, request.constraint.schema, samplers)
+        generator = llama.generate(tokens, **self.sampling(request))
         try:
             for token in generator:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
@@ -370,6 +365,10 @@ class LlamaCppBackend(ChatBackend):
                     break
         finally:
             generator.close()
+            if samplers:
+                del llama._init_sampler  # back to llama-cpp-python's own
+                for sampler in samplers:
+                    sampler.close()
         tail = decoder.decode(b"", final=True)
         if tail:
             yield TextDelta(text=tail, tokens=0)
@@ -383,6 +382,33 @@ def _encoders(llama: Any) -> dict[str, Callable[[str], list[int]]]:
         # user-defined tokens (<think>) match even as text: split them apart as well
         "encode_text": split_encoder(lambda s: llama.tokenize(s.encode("utf-8"), False, False)),
     }
+
+
+_GOOD_GRAMMARS: set[str] = set()
+
+
+def _constrain(llama: Any, schema: dict[str, Any], samplers: list[Any]) -> None:
+    """Make the next ``llama.generate`` sample under the schema's grammar (checked first).
+
+    Its sampler chain is built as usual and wrapped in a ``GrammarCheckedSampler``, which
+    tests the sampled token against the grammar instead of every token of the vocabulary.
+    """
+    from sealion_agents.backends.grammar_sampler import GrammarCheckedSampler, check_grammar
+    from sealion_agents.grammars import schema_grammar
+
+    text = schema_grammar(schema)
+    vocab = llama._model.vocab
+    if text not in _GOOD_GRAMMARS:
+        check_grammar(vocab, text)
+        _GOOD_GRAMMARS.add(text)
+    own = type(llama)._init_sampler.__get__(llama)
+
+    def init_sampler(**kwargs: Any) -> Any:
+        sampler = GrammarCheckedSampler(own(**kwargs), vocab, llama.n_vocab(), text)
+        samplers.append(sampler)
+        return sampler
+
+    llama._init_sampler = init_sampler
 
 
 def _control_token_texts(llama: Any) -> list[str]:
