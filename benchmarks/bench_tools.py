@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")
 
 from langchain_core.messages import HumanMessage  # noqa: E402
+from sealion_agents.tools import Calculator  # noqa: E402
 
 from sealion_agents import ChatSeaLion, create_sealion_agent  # noqa: E402
 from sealion_agents import testing as tm  # noqa: E402
@@ -38,7 +39,6 @@ from sealion_agents.backends.base import AnswerConstraint, GenerationRequest  # 
 from sealion_agents.messages import to_template_messages  # noqa: E402
 from sealion_agents.options import GenerationOptions  # noqa: E402
 from sealion_agents.tool_calls import AnswerPlan, tool_specs  # noqa: E402
-from tools import Calculator  # noqa: E402
 
 
 def search_documents(query: str) -> str:
@@ -100,7 +100,9 @@ def llamacpp_rows(repeats: int) -> list[tuple[str, float, float, str]]:
 
     n_tokens = backend_rate(backend, constrained)[1]
     raw_free = median(raw, repeats)
-    raw_grammar = median(lambda: raw(LlamaGrammar.from_string(grammar_text, verbose=False)), repeats)
+    raw_grammar = median(
+        lambda: raw(LlamaGrammar.from_string(grammar_text, verbose=False)), repeats
+    )
     ours_free = median(lambda: backend_rate(backend, free)[0], repeats)
     ours_constrained = median(lambda: backend_rate(backend, constrained)[0], repeats)
     worst = request("Hello there", True)
@@ -109,7 +111,12 @@ def llamacpp_rows(repeats: int) -> list[tuple[str, float, float, str]]:
     print(f"llama.cpp, the agent's call ({n_tokens} tokens), median of {repeats}:")
     return [
         ("free decoding, tokens/s", raw_free, ours_free, ">= 0.97 of raw"),
-        ("constrained, tokens/s (raw: llama-cpp-python grammar=)", raw_grammar, ours_constrained, "-"),
+        (
+            "constrained, tokens/s (raw: llama-cpp-python grammar=)",
+            raw_grammar,
+            ours_constrained,
+            "-",
+        ),
         ("constrained / free (ours)", 1.0, ours_constrained / ours_free, ">= 0.5"),
         ("worst case: every token masked, tokens/s", raw_free, ours_worst, "-"),
     ]
@@ -124,7 +131,9 @@ def vllm_rows(repeats: int) -> list[tuple[str, float, float, str]]:
 
     from sealion_agents.backends.vllm import VLLMBackend
 
-    backend = VLLMBackend(tm.tiny_agent_hf_folder(), **{**VLLM_ENGINE_KWARGS, "max_model_len": 2048})
+    backend = VLLMBackend(
+        tm.tiny_agent_hf_folder(), **{**VLLM_ENGINE_KWARGS, "max_model_len": 2048}
+    )
     free, constrained = request(tm.AGENT_QUESTION, False), request(tm.AGENT_QUESTION, True)
     llm = backend.llm
     ids, _, params = backend._prepare(llm, free)
@@ -133,10 +142,13 @@ def vllm_rows(repeats: int) -> list[tuple[str, float, float, str]]:
         kwargs = dict(temperature=0.0, max_tokens=80, skip_special_tokens=False)
         if structured:
             kwargs["structured_outputs"] = StructuredOutputsParams(
-                json=constrained.constraint.schema, disable_any_whitespace=True  # type: ignore[union-attr]
+                json=constrained.constraint.schema,
+                disable_any_whitespace=True,  # type: ignore[union-attr]
             )
         start = time.perf_counter()
-        out = llm.generate([{"prompt_token_ids": ids}], vllm.SamplingParams(**kwargs), use_tqdm=False)
+        out = llm.generate(
+            [{"prompt_token_ids": ids}], vllm.SamplingParams(**kwargs), use_tqdm=False
+        )
         return len(out[0].outputs[0].token_ids) / (time.perf_counter() - start)
 
     def ours(req: GenerationRequest) -> float:
@@ -145,8 +157,18 @@ def vllm_rows(repeats: int) -> list[tuple[str, float, float, str]]:
         return n / (time.perf_counter() - start)
 
     rows = [
-        ("free decoding, tokens/s", median(lambda: raw(False), repeats), median(lambda: ours(free), repeats), ">= 0.9 of raw"),
-        ("structured outputs, tokens/s", median(lambda: raw(True), repeats), median(lambda: ours(constrained), repeats), "-"),
+        (
+            "free decoding, tokens/s",
+            median(lambda: raw(False), repeats),
+            median(lambda: ours(free), repeats),
+            ">= 0.9 of raw",
+        ),
+        (
+            "structured outputs, tokens/s",
+            median(lambda: raw(True), repeats),
+            median(lambda: ours(constrained), repeats),
+            "-",
+        ),
     ]
     rows.append(("constrained / free (ours)", 1.0, rows[1][2] / rows[0][2], ">= 0.5"))
     backend.close()
@@ -165,7 +187,10 @@ def agent_rows(repeats: int) -> list[tuple[str, float, float, str]]:
         fn()
         return time.perf_counter() - start
 
-    raw = median(lambda: timed(lambda: model.invoke(question, thinking=True, max_thinking_tokens=1024)), repeats)
+    raw = median(
+        lambda: timed(lambda: model.invoke(question, thinking=True, max_thinking_tokens=1024)),
+        repeats,
+    )
     step = median(lambda: timed(lambda: agent.invoke({"messages": question})), repeats)
     llm.close()
     print("create_agent, one step (a text answer) vs the model call it makes:")

@@ -50,7 +50,7 @@ class ThinkingPerStep(AgentMiddleware):  # type: ignore[type-arg]
         self.max_thinking_tokens = max_thinking_tokens
 
     def step_kind(self, request: ModelRequest) -> str:  # type: ignore[type-arg]
-        """"planning", "after_tool_results" or "filling_arguments"."""
+        """The kind of step: planning, after_tool_results or filling_arguments."""
         choice = request.tool_choice
         named = isinstance(choice, dict) or (
             isinstance(choice, str) and choice not in ("auto", "any", "required", "none")

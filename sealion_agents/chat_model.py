@@ -474,7 +474,10 @@ def _with_instructions(messages: list[dict[str, str]], instructions: str) -> lis
     if messages and messages[0]["role"] == "system":
         first = messages[0]
         text = first["content"]
-        return [{**first, "content": f"{text}\n\n{instructions}" if text else instructions}, *messages[1:]]
+        return [
+            {**first, "content": f"{text}\n\n{instructions}" if text else instructions},
+            *messages[1:],
+        ]
     return [{"role": "system", "content": instructions}, *messages]
 
 

@@ -381,8 +381,13 @@ class TurnDecoder:
         if invalid:
             metadata["invalid_tool_calls"] = invalid
         chunks = [
-            {"name": c["name"], "args": json.dumps(c["args"], ensure_ascii=False), "id": c["id"],
-             "index": i, "type": "tool_call_chunk"}
+            {
+                "name": c["name"],
+                "args": json.dumps(c["args"], ensure_ascii=False),
+                "id": c["id"],
+                "index": i,
+                "type": "tool_call_chunk",
+            }
             for i, c in enumerate(calls)
         ]
         return {"tool_call_chunks": chunks}

@@ -21,7 +21,8 @@ __all__ = ["answer_grammar", "schema_grammar"]
 
 # Reasoning: any text that does not contain "</think>" (each partial tag must go on).
 _REASONING_RULES = r"""
-reasoning ::= ( [^<] | "<" [^/<] | "</" [^t<] | "</t" [^h<] | "</th" [^i<] | "</thi" [^n<] | "</thin" [^k<] | "</think" [^><] )*
+reasoning ::= ( [^<] | "<" [^/<] | "</" [^t<] | "</t" [^h<] | "</th" [^i<] | "</thi" [^n<]
+  | "</thin" [^k<] | "</think" [^><] )*
 free-text ::= [^{\[ \t\n] [^\x00]*
 """
 
@@ -41,11 +42,12 @@ def schema_grammar(schema: dict[str, Any]) -> str:
 
 
 def _safe_definitions(schema: dict[str, Any]) -> dict[str, Any]:
-    """``$defs`` renamed ``def0``, ``def1``...: the converter names rules after them and
-    writes references to a name with ``_`` or ``-`` differently from its rule."""
-    names = [
-        (key, name) for key in ("$defs", "definitions") for name in (schema.get(key) or {})
-    ]
+    """``$defs`` renamed ``def0``, ``def1``...
+
+    The converter names rules after them and writes references to a name with ``_`` or
+    ``-`` differently from its rule.
+    """
+    names = [(key, name) for key in ("$defs", "definitions") for name in (schema.get(key) or {})]
     if not names:
         return schema
     renames = {f"#/{key}/{name}": f"#/$defs/def{i}" for i, (key, name) in enumerate(names)}
@@ -61,9 +63,7 @@ def _safe_definitions(schema: dict[str, Any]) -> dict[str, Any]:
         return node
 
     out = {k: rewrite(v) for k, v in schema.items() if k not in ("$defs", "definitions")}
-    out["$defs"] = {
-        f"def{i}": rewrite(schema[key][name]) for i, (key, name) in enumerate(names)
-    }
+    out["$defs"] = {f"def{i}": rewrite(schema[key][name]) for i, (key, name) in enumerate(names)}
     return out
 
 

@@ -82,7 +82,7 @@ class Constraint:
 
         try:
             value = json.loads(text)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             return None, f"not valid JSON ({exc.msg} at character {exc.pos})"
         validator = jsonschema.Draft202012Validator(self.schema)
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
@@ -207,7 +207,7 @@ def hoist_definitions(schema: dict[str, Any], prefix: str) -> tuple[dict[str, An
         for name, sub in (schema.pop(key, None) or {}).items():
             defs[f"{prefix}{name}"] = sub
     renames = {
-        f"#/{key}/{name[len(prefix):]}": f"#/$defs/{name}"
+        f"#/{key}/{name[len(prefix) :]}": f"#/$defs/{name}"
         for key in ("$defs", "definitions")
         for name in defs
     }

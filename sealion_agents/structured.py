@@ -36,7 +36,7 @@ class StructuredOutputMixin:
 
     def with_structured_output(  # type: ignore[override]
         self,
-        schema: dict[str, Any] | type | None = None,
+        schema: Any = None,
         *,
         method: Method = "json_schema",
         include_raw: bool = False,
@@ -54,6 +54,7 @@ class StructuredOutputMixin:
             include_raw: return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``
                 instead of raising when parsing fails.
             strict: accepted for compatibility; decoding is always under the schema.
+            **kwargs: none are accepted (an error names them).
 
         The reasoning (thinking on) is free and stays in ``raw``'s ``reasoning_content``.
         """
@@ -65,7 +66,9 @@ class StructuredOutputMixin:
                 "'json_mode'."
             )
         if schema is None and method != "json_mode":
-            raise ValueError(f"method={method!r} needs a schema (a Pydantic model, TypedDict or dict).")
+            raise ValueError(
+                f"method={method!r} needs a schema (a Pydantic model, TypedDict or dict)."
+            )
         pydantic = _is_pydantic(schema)
         llm: Runnable[Any, Any]
         parser: Runnable[Any, Any]
@@ -98,12 +101,15 @@ class StructuredOutputMixin:
                 },
                 ls_structured_output_format={**trace, "schema": json_schema},
             )
-            parser = PydanticOutputParser(pydantic_object=schema) if pydantic else JsonOutputParser()  # type: ignore[arg-type]
+            parser = (
+                PydanticOutputParser(pydantic_object=schema) if pydantic else JsonOutputParser()
+            )  # type: ignore[arg-type]
         else:  # json_mode: any JSON object, or the schema's when one is given
             response_format: dict[str, Any] = {"type": "json_object"}
             if schema is not None:
                 json_schema = (
-                    schema if isinstance(schema, dict) and "name" not in schema
+                    schema
+                    if isinstance(schema, dict) and "name" not in schema
                     else convert_to_json_schema(schema)
                 )
                 AnswerPlan.for_json(json_schema)
@@ -112,13 +118,13 @@ class StructuredOutputMixin:
                 response_format=response_format,
                 ls_structured_output_format={**trace, "schema": schema},
             )
-            parser = PydanticOutputParser(pydantic_object=schema) if pydantic else JsonOutputParser()  # type: ignore[arg-type]
+            parser = (
+                PydanticOutputParser(pydantic_object=schema) if pydantic else JsonOutputParser()
+            )  # type: ignore[arg-type]
         if not include_raw:
             return llm | parser
         parsed = RunnablePassthrough.assign(
             parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
         )
         failed = RunnablePassthrough.assign(parsed=lambda _: None)
-        return RunnableMap(raw=llm) | parsed.with_fallbacks(
-            [failed], exception_key="parsing_error"
-        )
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([failed], exception_key="parsing_error")

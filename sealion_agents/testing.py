@@ -553,7 +553,6 @@ Below the 64 of ``<|eot_id|>`` there; above the pull of a known token towards it
 """
 
 
-
 @dataclass(frozen=True)
 class Preference:
     """Tokens the model leans to, in order, with a logit wherever nothing else is scripted.
@@ -701,7 +700,9 @@ def _f16(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float16).astype(np.float32)
 
 
-def _keyed_weights(rules: Sequence[Rule | Preference]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def _keyed_weights(
+    rules: Sequence[Rule | Preference],
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Hugging Face Llama weights of a one-layer "compiled" transformer for prompt-keyed rules.
 
     Residual dimensions: 0 a constant bias (1 in every embedding), 1 the shared dimension of
@@ -865,7 +866,9 @@ def reference_logits(weights: dict[str, np.ndarray], ids: Sequence[int]) -> np.n
 
 
 def rule_weights(
-    *, chains: Sequence[Sequence[int]] | None = None, rules: Iterable[Rule | Preference] | None = None
+    *,
+    chains: Sequence[Sequence[int]] | None = None,
+    rules: Iterable[Rule | Preference] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """The HF weights (float32, exact in float16) that ``build_gguf``/``save_hf_folder`` write."""
     return _weights(chains, rules)
@@ -1103,7 +1106,9 @@ def _rules_spec(rules: Iterable[Rule | Preference]) -> list[dict[str, Any]]:
     return out
 
 
-def _rules_key(kind: str, name: str, rules: list[Rule | Preference], variant: str, context_length: int) -> str:
+def _rules_key(
+    kind: str, name: str, rules: list[Rule | Preference], variant: str, context_length: int
+) -> str:
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         raise ValueError(f"name {name!r}: use letters, digits, '-' and '_'")
     if variant not in TEMPLATES:
@@ -1122,7 +1127,11 @@ def _rules_key(kind: str, name: str, rules: list[Rule | Preference], variant: st
 
 
 def tiny_rules_gguf(
-    name: str, rules: Iterable[Rule | Preference], variant: str = "writes", *, context_length: int = 4096
+    name: str,
+    rules: Iterable[Rule | Preference],
+    variant: str = "writes",
+    *,
+    context_length: int = 4096,
 ) -> Path:
     """A prompt-keyed GGUF (see :class:`Rule`) with ``TEMPLATES[variant]``, built once and cached.
 
@@ -1144,7 +1153,11 @@ def tiny_rules_gguf(
 
 
 def tiny_rules_hf_folder(
-    name: str, rules: Iterable[Rule | Preference], variant: str = "writes", *, context_length: int = 4096
+    name: str,
+    rules: Iterable[Rule | Preference],
+    variant: str = "writes",
+    *,
+    context_length: int = 4096,
 ) -> Path:
     """The same prompt-keyed model as a Hugging Face folder (vLLM), built once and cached."""
     rules = list(rules)
@@ -1206,7 +1219,9 @@ AGENT_ANSWER = "Three employees get 42 days of annual leave in total [1]."
 AGENT_RESPONSE = {"name": "LeaveTotal", "args": {"total_days": 42}}
 #: A question whose reasoning is full of call-like JSON while the answer is text.
 JSON_IN_REASONING_QUESTION = "Show me a JSON example."
-JSON_IN_REASONING = 'I could write {"name":"calculator","parameters":{"expression":"2+3"}} but no tool is needed'
+JSON_IN_REASONING = (
+    'I could write {"name":"calculator","parameters":{"expression":"2+3"}} but no tool is needed'
+)
 JSON_IN_REASONING_ANSWER = "Sure, an example follows."
 
 
@@ -1251,7 +1266,9 @@ def agent_rules() -> list[Rule | Preference]:
     steps = [frozenset({leave}), frozenset({leave, fourteen}), frozenset({leave, fourteen, result})]
     rules: list[Rule | Preference] = [Rule(default_chains()[0])]
     for when, reasoning, call in zip(steps, AGENT_REASONING, AGENT_CALLS + (None,), strict=True):
-        rules.append(Rule([NEWLINES_ID, THINK_OPEN_ID, *encode(reasoning), THINK_CLOSE_ID], when=when))
+        rules.append(
+            Rule([NEWLINES_ID, THINK_OPEN_ID, *encode(reasoning), THINK_CLOSE_ID], when=when)
+        )
         if call is None:
             rules.append(Rule([THINK_CLOSE_ID, *encode(AGENT_ANSWER), EOT_ID], when=when))
         else:
@@ -1264,8 +1281,10 @@ def agent_rules() -> list[Rule | Preference]:
     cut = json_ids.index(opener) + 2
     rules += [
         Rule([NEWLINES_ID, THINK_OPEN_ID, *json_ids[:cut]], when=pretend),
-        Rule([*json_ids[cut - 1 :], THINK_CLOSE_ID, *encode(JSON_IN_REASONING_ANSWER), EOT_ID],
-             when=pretend | {opener}),
+        Rule(
+            [*json_ids[cut - 1 :], THINK_CLOSE_ID, *encode(JSON_IN_REASONING_ANSWER), EOT_ID],
+            when=pretend | {opener},
+        ),
     ]
     rules += JSON_PREFERENCES
     return rules
@@ -1277,5 +1296,5 @@ def tiny_agent_gguf(variant: str = "writes") -> Path:
 
 
 def tiny_agent_hf_folder(variant: str = "writes") -> Path:
-    """The scripted agent (``agent_rules``) as a Hugging Face folder (vLLM), built once and cached."""
+    """The scripted agent (``agent_rules``) as a Hugging Face folder (vLLM), built once."""
     return tiny_rules_hf_folder("agent", agent_rules(), variant)

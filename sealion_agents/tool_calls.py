@@ -41,7 +41,7 @@ Kind = Literal["tools", "json"]
 
 
 def tool_specs(tools: Sequence[Any]) -> list[dict[str, Any]]:
-    """Tools (LangChain tools, functions, Pydantic models, OpenAI dicts) as name/description/parameters."""
+    """Tools (LangChain tools, functions, Pydantic models, dicts) as name/description/schema."""
     specs: list[dict[str, Any]] = []
     seen: dict[str, dict[str, Any]] = {}
     for tool in tools:
@@ -79,7 +79,7 @@ def _same_parameters(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def normalise_choice(tool_choice: Any, names: Sequence[str]) -> str:
-    """LangChain's and OpenAI's ``tool_choice`` spellings as "auto", "none", "any" or a tool name."""
+    """LangChain's and OpenAI's ``tool_choice`` spellings as auto, none, any or a tool name."""
     if tool_choice is None or tool_choice == "auto":
         return "auto"
     if tool_choice is True:  # LangChain: "a tool must be called"; with one tool, that one
@@ -101,7 +101,7 @@ def normalise_choice(tool_choice: Any, names: Sequence[str]) -> str:
     )
 
 
-def format_calls(calls: Sequence[dict[str, Any]]) -> str:
+def format_calls(calls: Sequence[Any]) -> str:
     """Earlier tool calls as the model writes them (one object, or a list of several)."""
     objects = [{"name": c["name"], "parameters": c.get("args") or {}} for c in calls]
     value: Any = objects[0] if len(objects) == 1 else objects

@@ -44,28 +44,37 @@ ENFORCED: dict[str, dict[str, Any]] = {
     "string_pattern": obj(flight={"type": "string", "pattern": "^[A-Z]{2}[0-9]{3}$"}),
     "date_format": obj(day={"type": "string", "format": "date"}),
     "bounded_integer": obj(days={"type": "integer", "minimum": 1, "maximum": 30}),
-    "exclusive_bounds": obj(rating={"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 6}),
+    "exclusive_bounds": obj(
+        rating={"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 6}
+    ),
     "defs_and_refs": {
         "$defs": {"Place": obj(city=S, country=S)},
         **obj(origin={"$ref": "#/$defs/Place"}, destination={"$ref": "#/$defs/Place"}),
     },
     "recursive_tree": {
-        "$defs": {"Node": obj(False, name=S, children={"type": "array", "items": {"$ref": "#/$defs/Node"}})},
+        "$defs": {
+            "Node": obj(
+                False, name=S, children={"type": "array", "items": {"$ref": "#/$defs/Node"}}
+            )
+        },
         **obj(root={"$ref": "#/$defs/Node"}),
     },
-    "any_of_objects": obj(
-        payment={"anyOf": [obj(card_number=S), obj(bank=S, account=S)]}
-    ),
+    "any_of_objects": obj(payment={"anyOf": [obj(card_number=S), obj(bank=S, account=S)]}),
     "thai_names": obj(**{"ชื่อ": S, "จังหวัด": {"enum": ["กรุงเทพมหานคร", "เชียงใหม่"]}}),
-    "lao_khmer_burmese_values": obj(
-        greeting={"enum": ["ສະບາຍດີ", "សួស្តី", "မင်္ဂလာပါ"]}
+    "lao_khmer_burmese_values": obj(greeting={"enum": ["ສະບາຍດີ", "សួស្តី", "မင်္ဂလာပါ"]}),
+    "vietnamese_and_chinese": obj(
+        **{"thành_phố": {"const": "Hà Nội"}, "城市": {"const": "新加坡"}}
     ),
-    "vietnamese_and_chinese": obj(**{"thành_phố": {"const": "Hà Nội"}, "城市": {"const": "新加坡"}}),
     "emoji_enum": obj(mood={"enum": ["🙂", "🌧️"]}),
     "many_fields": obj(**{f"field_{i}": [S, I, B, N][i % 4] for i in range(12)}),
     "described_fields": obj(
         city={"type": "string", "description": "City name, e.g. Jakarta"},
-        days={"type": "integer", "description": "Length of stay in days", "minimum": 1, "maximum": 14},
+        days={
+            "type": "integer",
+            "description": "Length of stay in days",
+            "minimum": 1,
+            "maximum": 14,
+        },
     ),
     "closed_object": {**obj(city=S), "additionalProperties": False},
     "free_object": obj(metadata={"type": "object"}),

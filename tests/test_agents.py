@@ -16,12 +16,12 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel
+from sealion_agents.tools import Calculator
 
 from sealion_agents import ChatSeaLion
 from sealion_agents import testing as tm
 from sealion_agents.agents import ThinkingPerStep, create_sealion_agent
 from sealion_agents.messages import to_template_messages
-from tools import Calculator
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -77,9 +77,7 @@ def test_agent_calls_both_tools_and_answers_with_thinking_per_step(model: ChatSe
         [search_documents, Calculator()],
         thinking=ThinkingPerStep(planning=True, after_tool_results=False),
     )
-    state = agent.invoke(
-        {"messages": [HumanMessage(tm.AGENT_QUESTION)]}, {"callbacks": [prompts]}
-    )
+    state = agent.invoke({"messages": [HumanMessage(tm.AGENT_QUESTION)]}, {"callbacks": [prompts]})
     messages = state["messages"]
     steps = ai_steps(messages)
     assert [[(c["name"], c["args"]) for c in s.tool_calls] for s in steps] == [
@@ -151,7 +149,5 @@ def test_filling_arguments_steps_do_not_think() -> None:
     assert policy.settings(named) == {"thinking": False}
     after = ModelRequest(**{**base, "messages": [ToolMessage("r", tool_call_id="1")]})
     assert policy.step_kind(after) == "after_tool_results"
-    answer_only = ModelRequest(
-        **{**base, "tools": [], "response_format": ToolStrategy(LeaveTotal)}
-    )
+    answer_only = ModelRequest(**{**base, "tools": [], "response_format": ToolStrategy(LeaveTotal)})
     assert policy.step_kind(answer_only) == "filling_arguments"

@@ -114,8 +114,11 @@ def test_every_generation_on_vllm_is_valid(
 def test_a_bound_decoding_cannot_enforce_is_validated_and_retried(variant: str) -> None:
     """llama.cpp's grammar ignores a one-sided bound: the reply is checked and retried, and
     one that still breaks it is reported, never passed on as valid."""
-    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 5}},
-              "required": ["n"]}
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": 5}},
+        "required": ["n"],
+    }
     if variant not in _GGUF:
         _GGUF[variant] = LlamaCppBackend(suite_gguf(variant), **LLAMA_TEST_KWARGS)
     llm = ChatSeaLion(backend=_GGUF[variant], temperature=0, max_tokens=100, seed=1)

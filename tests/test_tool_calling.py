@@ -19,6 +19,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
+from sealion_agents.tools import Calculator
 from typing_extensions import TypedDict
 
 from sealion_agents import ChatSeaLion
@@ -28,7 +29,6 @@ from sealion_agents.backends.llamacpp import LlamaCppBackend
 from sealion_agents.errors import ServerError, UnsupportedSchemaError
 from tests.conftest import LLAMA_TEST_KWARGS
 from tests.suite_model import suite_gguf
-from tools import Calculator
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -152,7 +152,9 @@ def test_without_the_constraint_the_forced_call_fails(
     monkeypatch.setattr(type(llm.backend), "constraint_support", property(lambda self: "none"))
     reply = llm.bind_tools(TOOLS, tool_choice="any").invoke("Hello there", thinking=False)
     assert not reply.tool_calls
-    assert reply.invalid_tool_calls and "not valid JSON" in str(reply.invalid_tool_calls[0]["error"])
+    assert reply.invalid_tool_calls and "not valid JSON" in str(
+        reply.invalid_tool_calls[0]["error"]
+    )
 
 
 def test_parallel_calls_off_gives_one_object(llm: ChatSeaLion) -> None:
@@ -284,8 +286,10 @@ def test_history_renders_calls_and_results_in_one_format() -> None:
         [
             HumanMessage("q"),
             AIMessage(
-                content=[{"type": "text", "text": "Let me count."},
-                         {"type": "tool_use", "id": "c1", "name": "calculator", "input": {}}],
+                content=[
+                    {"type": "text", "text": "Let me count."},
+                    {"type": "tool_use", "id": "c1", "name": "calculator", "input": {}},
+                ],
                 tool_calls=[call],
                 additional_kwargs={"reasoning_content": "secret"},
             ),

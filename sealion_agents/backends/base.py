@@ -130,7 +130,7 @@ class ChatBackend(abc.ABC):
 
     @property
     def continues(self) -> bool:
-        """True when a request's ``assistant_prefix`` is continued (thinking budget, constraints)."""
+        """True when ``assistant_prefix`` is continued (thinking budget, constraints)."""
         return True
 
     @property

@@ -377,7 +377,7 @@ class OpenAIBackend(ChatBackend):
 
     @property
     def constraint_support(self) -> str:
-        """"answer" with a structured-output field, "whole" with grammars, else "none"."""
+        """Answer with a structured-output field, whole with grammars, else none."""
         mode = self._structured_mode()
         if mode in ("structured_outputs", "response_format"):
             return "answer"
@@ -568,7 +568,9 @@ class OpenAIBackend(ChatBackend):
         assert constraint is not None
         mode = self._structured_mode()
         if mode == "structured_outputs":
-            return {"structured_outputs": {"json": constraint.schema, "disable_any_whitespace": True}}
+            return {
+                "structured_outputs": {"json": constraint.schema, "disable_any_whitespace": True}
+            }
         if mode == "response_format":
             spec = {"name": "answer", "schema": constraint.schema, "strict": True}
             return {"response_format": {"type": "json_schema", "json_schema": spec}}
