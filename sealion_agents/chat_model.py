@@ -307,7 +307,7 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
             max_tokens=options.max_tokens,
             plan=plan,
             support=self.backend.constraint_support if plan is not None else "none",
-            continues=self.backend.continues,
+            continues=self.backend.continues if plan is not None else True,
         )
         return decoder.first_request(request), decoder
 

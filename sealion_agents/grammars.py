@@ -62,7 +62,7 @@ def _safe_definitions(schema: dict[str, Any]) -> dict[str, Any]:
             return [rewrite(v) for v in node]
         return node
 
-    out = {k: rewrite(v) for k, v in schema.items() if k not in ("$defs", "definitions")}
+    out = rewrite({k: v for k, v in schema.items() if k not in ("$defs", "definitions")})
     out["$defs"] = {f"def{i}": rewrite(schema[key][name]) for i, (key, name) in enumerate(names)}
     return out
 

@@ -62,8 +62,11 @@ def test_public_api_is_pinned() -> None:
         "ServerError",
         "ServerModelNotFoundError",
         "ServerUnavailableError",
+        "ThinkingPerStep",
         "TokenizerUnavailableError",
+        "UnsupportedSchemaError",
         "__version__",
+        "create_sealion_agent",
         "ingest",
         "open_store",
     ]

@@ -150,11 +150,43 @@ def test_without_the_constraint_the_forced_call_fails(
 ) -> None:
     """The control: with constrained decoding switched off, the same call is invalid."""
     monkeypatch.setattr(type(llm.backend), "constraint_support", property(lambda self: "none"))
+    raw = llm.with_structured_output(TripDict, include_raw=True).invoke("Plan a trip")
+    assert raw["parsed"] is None and raw["parsing_error"] is not None
+    assert raw["raw"].response_metadata["structured_output_error"].startswith("not valid JSON")
     reply = llm.bind_tools(TOOLS, tool_choice="any").invoke("Hello there", thinking=False)
     assert not reply.tool_calls
     assert reply.invalid_tool_calls and "not valid JSON" in str(
         reply.invalid_tool_calls[0]["error"]
     )
+
+
+def test_a_server_without_structured_outputs_validates_free_replies(
+    request: pytest.FixtureRequest, backend_name: str, variant: str
+) -> None:
+    """``structured_output="none"`` (a hosted API): free replies, checked by jsonschema."""
+    if not backend_name.endswith("server"):
+        return  # in-process engines always constrain; the control test above switches it off
+    from sealion_agents.backends.openai import OpenAIBackend
+
+    server = make_backend(request, backend_name, variant)
+    assert isinstance(server, OpenAIBackend)
+    hosted = OpenAIBackend(
+        server.base_url,
+        model=server.model,
+        thinking_off_model=server.thinking_off_model,
+        api_key=server._api_key,
+        extra_body=server.extra_body,
+        structured_output="none",
+    )
+    assert hosted.constraint_support == "none"
+    llm = ChatSeaLion(backend=hosted, temperature=0, max_tokens=200)
+    reply = llm.bind_tools(TOOLS).invoke(tm.AGENT_QUESTION)
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        (tm.AGENT_CALLS[0]["name"], tm.AGENT_CALLS[0]["args"])
+    ]
+    forced = llm.bind_tools(TOOLS, tool_choice="any").invoke("Hello there")
+    assert not forced.tool_calls and forced.invalid_tool_calls  # text, after two retries
+    assert reasoning_of(forced) == tm.REASONING  # shown once, not once per attempt
 
 
 def test_parallel_calls_off_gives_one_object(llm: ChatSeaLion) -> None:

@@ -387,6 +387,14 @@ class OpenAIBackend(ChatBackend):
         """The structured-output mode, finding the server's kind once when "auto"."""
         if self._structured != "auto":
             return self._structured
+        try:
+            mode = self._find_structured_mode()
+        except ServerUnavailableError:
+            return "none"  # not up (yet): the request itself retries, then says so
+        self._structured = mode
+        return mode
+
+    def _find_structured_mode(self) -> str:
         mode = "none"
         count = self._post_root("/extras/tokenize/count", {"model": self.model, "input": ""})
         if count is not None and count.status_code == 200:  # llama-cpp-python
@@ -402,7 +410,6 @@ class OpenAIBackend(ChatBackend):
                     mode = "structured_outputs"
         if mode == "grammar" and importlib.util.find_spec("llama_cpp") is None:
             mode = "none"  # its grammars are built with llama-cpp-python's converter
-        self._structured = mode
         return mode
 
     # -- what the contract asks: window, token counts, load ----------------------------
