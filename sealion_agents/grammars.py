@@ -9,6 +9,7 @@ does not open with ``{`` or ``[``).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from functools import lru_cache
@@ -64,6 +65,12 @@ def _safe_definitions(schema: dict[str, Any]) -> dict[str, Any]:
 
     out = rewrite({k: v for k, v in schema.items() if k not in ("$defs", "definitions")})
     out["$defs"] = {f"def{i}": rewrite(schema[key][name]) for i, (key, name) in enumerate(names)}
+    root_ref = out.pop("$ref", None)
+    if isinstance(root_ref, str) and root_ref.startswith("#/$defs/"):
+        # the converter cannot start from a reference (a recursive Pydantic model's schema)
+        out = {**copy.deepcopy(out["$defs"][root_ref.rsplit("/", 1)[1]]), **out}
+    elif root_ref is not None:
+        out["$ref"] = root_ref
     return out
 
 

@@ -59,6 +59,12 @@ ENFORCED: dict[str, dict[str, Any]] = {
         },
         **obj(root={"$ref": "#/$defs/Node"}),
     },
+    "root_reference": {  # a recursive Pydantic model's schema starts from a reference
+        "$defs": {
+            "Node": obj(False, name=S, kids={"type": "array", "items": {"$ref": "#/$defs/Node"}})
+        },
+        "$ref": "#/$defs/Node",
+    },
     "any_of_objects": obj(payment={"anyOf": [obj(card_number=S), obj(bank=S, account=S)]}),
     "thai_names": obj(**{"ชื่อ": S, "จังหวัด": {"enum": ["กรุงเทพมหานคร", "เชียงใหม่"]}}),
     "lao_khmer_burmese_values": obj(greeting={"enum": ["ສະບາຍດີ", "សួស្តី", "မင်္ဂလာပါ"]}),
