@@ -43,6 +43,7 @@ bench: env
 	$(BIN)/python benchmarks/bench_gguf.py
 	$(BIN)/python benchmarks/bench_vllm.py
 	$(BIN)/python benchmarks/bench_openai.py
+	$(BIN)/python benchmarks/bench_tools.py --vllm
 	$(BIN)/python benchmarks/bench_retrieval.py
 	$(BIN)/python benchmarks/bench_qa.py --gguf smollm2 --per-dataset 3
 

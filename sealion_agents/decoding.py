@@ -315,8 +315,9 @@ class TurnDecoder:
         options = request.options.model_copy(
             update={"max_tokens": remaining, "seed": seed, "temperature": temperature}
         )
-        if request.constraint is None and not request.assistant_prefix:
-            # nothing constrained or continued: the whole turn is generated again
+        whole = request.constraint is None or request.constraint.after_reasoning
+        if whole and not request.assistant_prefix:
+            # nothing continued: the whole turn (its reasoning too) is generated again
             self._mute_reasoning = True
             if not self.plan.forced:
                 self._answer_mode = "deciding"
