@@ -27,6 +27,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessageChunk
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
 from sealion_agents.backends.base import (
@@ -289,23 +290,13 @@ class TurnDecoder:
     def _check_answer(self, request: GenerationRequest) -> GenerationRequest | None:
         """Validate the JSON answer; a bounded retry when it breaks the schema."""
         assert self.plan is not None
-        text = self._held
-        if self.plan.kind == "tools":
-            calls, invalid = self.plan.read(text)
-            error = invalid[0]["error"] if invalid else None
-        else:
-            end = json_value_end(text)
-            _, error = self.plan.constraint.check((text[:end] if end else text).strip())
-            calls, invalid = [], []
-        if error is None or self._attempts >= self.plan.retries:
-            self._result = (calls, invalid)
-            self._json_error = error
+        self._settle()
+        if self._json_error is None or self._attempts >= self.plan.retries:
             return None
         ok, remaining = self._remaining()
         if not ok:
-            self._result = (calls, invalid)
-            self._json_error = error
             return None
+        self._result = None  # this attempt is replaced by the retry
         self._attempts += 1
         self._held = ""
         self._json_done = False
@@ -370,40 +361,38 @@ class TurnDecoder:
     def _structured_answer(self, metadata: dict[str, Any]) -> dict[str, Any]:
         assert self.plan is not None
         if self._result is None:  # the turn ended before the answer was checked
-            self._check_final()
+            self._settle()
         calls, invalid = self._result or ([], [])
         if self.plan.kind == "json":
-            end = json_value_end(self._held)
             if self._json_error:
                 metadata["structured_output_error"] = self._json_error
-            return {"content": (self._held[:end] if end else self._held).strip()}
+            return {"content": self._json_text()}
         if calls:
             metadata["finish_reason"] = "tool_calls"
         if invalid:
             metadata["invalid_tool_calls"] = invalid
         chunks = [
-            {
-                "name": c["name"],
-                "args": json.dumps(c["args"], ensure_ascii=False),
-                "id": c["id"],
-                "index": i,
-                "type": "tool_call_chunk",
-            }
+            tool_call_chunk(
+                name=c["name"], args=json.dumps(c["args"], ensure_ascii=False), id=c["id"], index=i
+            )
             for i, c in enumerate(calls)
         ]
         return {"tool_call_chunks": chunks}
 
-    def _check_final(self) -> None:
+    def _json_text(self) -> str:
+        """The held answer up to the end of its JSON value."""
+        end = json_value_end(self._held)
+        return (self._held[:end] if end else self._held).strip()
+
+    def _settle(self) -> None:
+        """Check the held answer: its calls (or none) and what is wrong with it (or None)."""
         assert self.plan is not None
         if self.plan.kind == "tools":
             calls, invalid = self.plan.read(self._held)
             self._result = (calls, invalid)
             self._json_error = invalid[0]["error"] if invalid else None
         else:
-            end = json_value_end(self._held)
-            _, self._json_error = self.plan.constraint.check(
-                (self._held[:end] if end else self._held).strip()
-            )
+            _, self._json_error = self.plan.constraint.check(self._json_text())
             self._result = ([], [])
 
     def _require_parser(self) -> ReasoningParser:

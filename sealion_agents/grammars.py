@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from sealion_agents.errors import UnsupportedSchemaError, require
+from sealion_agents.json_schema import rename_definitions
 from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
 
 __all__ = ["answer_grammar", "schema_grammar"]
@@ -48,23 +49,10 @@ def _safe_definitions(schema: dict[str, Any]) -> dict[str, Any]:
     The converter names rules after them and writes references to a name with ``_`` or
     ``-`` differently from its rule.
     """
-    names = [(key, name) for key in ("$defs", "definitions") for name in (schema.get(key) or {})]
-    if not names:
+    if not (schema.get("$defs") or schema.get("definitions")):
         return schema
-    renames = {f"#/{key}/{name}": f"#/$defs/def{i}" for i, (key, name) in enumerate(names)}
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {k: rewrite(v) for k, v in node.items()}
-            if isinstance(out.get("$ref"), str) and out["$ref"] in renames:
-                out["$ref"] = renames[out["$ref"]]
-            return out
-        if isinstance(node, list):
-            return [rewrite(v) for v in node]
-        return node
-
-    out = rewrite({k: v for k, v in schema.items() if k not in ("$defs", "definitions")})
-    out["$defs"] = {f"def{i}": rewrite(schema[key][name]) for i, (key, name) in enumerate(names)}
+    out, defs = rename_definitions(schema, lambda i, _: f"def{i}")
+    out["$defs"] = defs
     root_ref = out.pop("$ref", None)
     if isinstance(root_ref, str) and root_ref.startswith("#/$defs/"):
         # the converter cannot start from a reference (a recursive Pydantic model's schema)

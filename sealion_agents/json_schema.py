@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "hoist_definitions",
     "json_value_end",
     "prepare",
+    "rename_definitions",
 ]
 
 REFUSED = {
@@ -196,23 +198,20 @@ def json_value_end(text: str) -> int | None:
     return None
 
 
-def hoist_definitions(schema: dict[str, Any], prefix: str) -> tuple[dict[str, Any], dict]:
-    """Move a schema's ``$defs`` out (renamed with ``prefix``) so it can nest in another.
+def rename_definitions(
+    schema: dict[str, Any], new_name: Callable[[int, str], str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A schema's ``$defs`` (and ``definitions``) renamed, and its references rewritten.
 
-    Returns the schema without them, its references rewritten, and the renamed definitions.
+    ``new_name(i, name)`` names the i-th definition. Returns the schema without its
+    definitions and the renamed definitions (each reference now ``#/$defs/<new name>``).
     """
-    schema = copy.deepcopy(schema)
-    defs: dict[str, Any] = {}
-    for key in ("$defs", "definitions"):
-        for name, sub in (schema.pop(key, None) or {}).items():
-            defs[f"{prefix}{name}"] = sub
+    names = [(key, name) for key in ("$defs", "definitions") for name in (schema.get(key) or {})]
     renames = {
-        f"#/{key}/{name[len(prefix) :]}": f"#/$defs/{name}"
-        for key in ("$defs", "definitions")
-        for name in defs
+        f"#/{key}/{name}": f"#/$defs/{new_name(i, name)}" for i, (key, name) in enumerate(names)
     }
 
-    def rewrite(node: Any) -> Any:
+    def rewrite(node: Any) -> Any:  # a copy: the schema given is left as it is
         if isinstance(node, dict):
             out = {k: rewrite(v) for k, v in node.items()}
             if isinstance(out.get("$ref"), str) and out["$ref"] in renames:
@@ -222,4 +221,14 @@ def hoist_definitions(schema: dict[str, Any], prefix: str) -> tuple[dict[str, An
             return [rewrite(v) for v in node]
         return node
 
-    return rewrite(schema), {name: rewrite(sub) for name, sub in defs.items()}
+    body = rewrite({k: v for k, v in schema.items() if k not in ("$defs", "definitions")})
+    defs = {new_name(i, name): rewrite(schema[key][name]) for i, (key, name) in enumerate(names)}
+    return body, defs
+
+
+def hoist_definitions(schema: dict[str, Any], prefix: str) -> tuple[dict[str, Any], dict]:
+    """Move a schema's ``$defs`` out (renamed with ``prefix``) so it can nest in another.
+
+    Returns the schema without them, its references rewritten, and the renamed definitions.
+    """
+    return rename_definitions(schema, lambda _, name: f"{prefix}{name}")

@@ -31,6 +31,19 @@ def _is_pydantic(schema: Any) -> bool:
     return isinstance(schema, type) and is_basemodel_subclass(schema)
 
 
+def _checked_json_schema(schema: Any) -> dict[str, Any]:
+    """The JSON schema of a Pydantic model, TypedDict, function dict or schema dict.
+
+    One that cannot be enforced is refused here, before any generation.
+    """
+    if isinstance(schema, dict) and "function" not in schema and "name" not in schema:
+        json_schema = schema  # a JSON schema already
+    else:
+        json_schema = convert_to_json_schema(schema)
+    AnswerPlan.for_json(json_schema)
+    return json_schema
+
+
 class StructuredOutputMixin:
     """Adds ``with_structured_output`` to a chat model that has ``bind`` and ``bind_tools``."""
 
@@ -88,12 +101,8 @@ class StructuredOutputMixin:
                 else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
             )
         elif method == "json_schema":
-            if isinstance(schema, dict) and "function" not in schema and "name" not in schema:
-                json_schema = schema  # a JSON schema already
-            else:
-                json_schema = convert_to_json_schema(schema)
+            json_schema = _checked_json_schema(schema)
             name = json_schema.get("title", "answer")
-            AnswerPlan.for_json(json_schema)  # a schema that cannot be enforced fails here
             llm = self.bind(  # type: ignore[attr-defined]
                 response_format={
                     "type": "json_schema",
@@ -107,12 +116,7 @@ class StructuredOutputMixin:
         else:  # json_mode: any JSON object, or the schema's when one is given
             response_format: dict[str, Any] = {"type": "json_object"}
             if schema is not None:
-                json_schema = (
-                    schema
-                    if isinstance(schema, dict) and "name" not in schema
-                    else convert_to_json_schema(schema)
-                )
-                AnswerPlan.for_json(json_schema)
+                json_schema = _checked_json_schema(schema)
                 response_format = {"type": "json_schema", "json_schema": {"schema": json_schema}}
             llm = self.bind(  # type: ignore[attr-defined]
                 response_format=response_format,

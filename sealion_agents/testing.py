@@ -1239,13 +1239,22 @@ def call_rules(call: str, markers: Iterable[int | str], *, end: bool = True) -> 
     spaces). ``end=False`` leaves the call unfinished: constrained decoding completes it.
     """
     when = frozenset(encode_one(m) if isinstance(m, str) else int(m) for m in markers)
-    ids = encode(call)
+    return _split_at_parameters([THINK_CLOSE_ID], call, [EOT_ID] if end else [], when)
+
+
+def _split_at_parameters(
+    before: Sequence[int], text: str, after: Sequence[int], when: frozenset[int]
+) -> list[Rule]:
+    """``before`` + ``text`` (holding a compact call) + ``after`` as two rules.
+
+    The second is keyed on ``'":{"'`` too (see ``call_rules``).
+    """
+    ids = encode(text)
     opener = encode_one('":{"')
     cut = ids.index(opener) + 2  # up to and including the first parameter's name
-    tail = [EOT_ID] if end else []
     return [
-        Rule([THINK_CLOSE_ID, *ids[:cut]], when=when),
-        Rule([*ids[cut - 1 :], *tail], when=when | {opener}),
+        Rule([*before, *ids[:cut]], when=when),
+        Rule([*ids[cut - 1 :], *after], when=when | {opener}),
     ]
 
 
@@ -1274,18 +1283,10 @@ def agent_rules() -> list[Rule | Preference]:
         else:
             rules += call_rules(_call_text(call), when)
     rules += call_rules(_call_text(AGENT_RESPONSE), steps[2] | {encode_one("Total")})
-    pretend = frozenset({json_marker})
-    head, _, tail = JSON_IN_REASONING.partition('{"')
-    json_ids = encode(JSON_IN_REASONING)
-    opener = encode_one('":{"')
-    cut = json_ids.index(opener) + 2
-    rules += [
-        Rule([NEWLINES_ID, THINK_OPEN_ID, *json_ids[:cut]], when=pretend),
-        Rule(
-            [*json_ids[cut - 1 :], THINK_CLOSE_ID, *encode(JSON_IN_REASONING_ANSWER), EOT_ID],
-            when=pretend | {opener},
-        ),
-    ]
+    answer = [THINK_CLOSE_ID, *encode(JSON_IN_REASONING_ANSWER), EOT_ID]
+    rules += _split_at_parameters(
+        [NEWLINES_ID, THINK_OPEN_ID], JSON_IN_REASONING, answer, frozenset({json_marker})
+    )
     rules += JSON_PREFERENCES
     return rules
 

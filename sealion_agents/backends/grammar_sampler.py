@@ -55,7 +55,7 @@ class GrammarCheckedSampler:
         self._one = (lib.llama_token_data * 1)()
         self._all = (lib.llama_token_data * n_vocab)()
         self._view = np.ctypeslib.as_array(self._all)  # id, logit, p as numpy fields
-        self._view["id"] = np.arange(n_vocab, dtype=np.int32)
+        self._ids = np.arange(n_vocab, dtype=np.int32)
         self._n_vocab = n_vocab
         self.full_masks = 0  # how often the whole vocabulary had to be masked
 
@@ -72,7 +72,7 @@ class GrammarCheckedSampler:
             self.full_masks += 1
             logits = lib.llama_get_logits_ith(ctx.ctx, idx)
             self._view["logit"] = np.ctypeslib.as_array(logits, shape=(self._n_vocab,))
-            self._view["id"] = np.arange(self._n_vocab, dtype=np.int32)
+            self._view["id"] = self._ids  # the chain reordered the array last time
             self._view["p"] = 0.0
             every = lib.llama_token_data_array(self._all, self._n_vocab, -1, False)
             lib.llama_sampler_apply(self._grammar, ctypes.byref(every))
