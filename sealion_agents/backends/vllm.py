@@ -118,6 +118,11 @@ class VLLMBackend(ChatBackend):
     supports_batch = True
 
     @property
+    def parallel_generations(self) -> int:
+        """16: concurrent streams share the engine's steps (continuous batching)."""
+        return 16
+
+    @property
     def constraint_support(self) -> str:
         """Structured outputs apply from the first generated token: "answer"."""
         return "answer"

@@ -1,0 +1,311 @@
+"""OpenAI's chat-completions shape, both ways: requests to LangChain messages and options,
+``AIMessage``/chunks back to completions and completion chunks.
+
+data flow: JSON body -> :class:`ChatRequest` (validated; unknown fields ignored) ->
+``to_messages`` + ``generation_options`` -> ChatSeaLion -> ``completion`` (whole reply)
+or ``ChunkWriter.chunk`` per ``AIMessageChunk`` -> JSON. Reasoning goes to
+``reasoning_content`` and/or ``reasoning`` (a server option), never to ``content``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Literal
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ChatRequest",
+    "ChunkWriter",
+    "RequestError",
+    "completion",
+    "generation_options",
+    "reasoning_fields",
+    "to_messages",
+]
+
+ReasoningFields = Literal["both", "reasoning_content", "reasoning"]
+
+
+class RequestError(ValueError):
+    """A request the server cannot run; the message says what to change (answered 400)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    """The fields of ``POST /v1/chat/completions`` this server reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1)
+    chat_template_kwargs: dict[str, Any] | None = None
+    thinking: bool | None = None
+    """This server's own switch (``chat_template_kwargs.thinking_mode`` is the standard one)."""
+    max_thinking_tokens: int | None = Field(default=None, ge=1)
+    thinking_budget: int | None = Field(default=None, ge=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+
+
+def _thinking(request: ChatRequest) -> bool | None:
+    kwargs = request.chat_template_kwargs or {}
+    for name in ("thinking_mode", "enable_thinking", "thinking"):
+        if name in kwargs:
+            value = kwargs[name]
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in {"on", "true", "1"}:
+                return True
+            if str(value).lower() in {"off", "false", "0"}:
+                return False
+            raise RequestError(
+                f"chat_template_kwargs.{name} must be 'on' or 'off'; got {value!r}",
+                f"chat_template_kwargs.{name}",
+            )
+    return request.thinking
+
+
+def generation_options(request: ChatRequest) -> dict[str, Any]:
+    """ChatSeaLion's per-call options from the request (only those it set)."""
+    if request.n != 1:
+        raise RequestError("n must be 1: this server returns one choice per request", "n")
+    options: dict[str, Any] = {}
+    thinking = _thinking(request)
+    if thinking is not None:
+        options["thinking"] = thinking
+    budget = request.max_thinking_tokens or request.thinking_budget
+    if budget is not None:
+        options["max_thinking_tokens"] = budget
+    limit = request.max_completion_tokens or request.max_tokens
+    if limit is not None:
+        options["max_tokens"] = limit
+    for name in ("temperature", "top_p", "top_k", "seed"):
+        value = getattr(request, name)
+        if value is not None:
+            options[name] = value
+    if request.stop:
+        options["stop"] = [request.stop] if isinstance(request.stop, str) else request.stop
+    return options
+
+
+def _text(content: Any, role: str, index: int) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                texts.append(str(part.get("text", "")))
+            else:
+                raise RequestError(
+                    f"messages[{index}] ({role}) has a {kind or type(part).__name__!s} part; "
+                    "this model reads text only",
+                    f"messages[{index}].content",
+                )
+        return "".join(texts)
+    raise RequestError(
+        f"messages[{index}].content must be a string or a list of text parts",
+        f"messages[{index}].content",
+    )
+
+
+def _tool_calls(raw: Any, index: int) -> list[dict[str, Any]]:
+    calls = []
+    for call in raw or []:
+        function = call.get("function") or {}
+        arguments = function.get("arguments") or "{}"
+        try:
+            args = json.loads(arguments) if isinstance(arguments, str) else dict(arguments)
+        except (ValueError, TypeError) as exc:
+            raise RequestError(
+                f"messages[{index}].tool_calls: arguments of {function.get('name')!r} are not "
+                "a JSON object",
+                f"messages[{index}].tool_calls",
+            ) from exc
+        calls.append({"name": function.get("name", ""), "args": args, "id": call.get("id")})
+    return calls
+
+
+def to_messages(raw: list[dict[str, Any]]) -> list[BaseMessage]:
+    """LangChain messages from OpenAI's (system/developer, user, assistant, tool)."""
+    out: list[BaseMessage] = []
+    for i, message in enumerate(raw):
+        if not isinstance(message, dict):
+            raise RequestError(f"messages[{i}] must be an object", f"messages[{i}]")
+        role = message.get("role")
+        content = _text(message.get("content"), str(role), i)
+        if role in ("system", "developer"):
+            out.append(SystemMessage(content))
+        elif role == "user":
+            out.append(HumanMessage(content))
+        elif role == "assistant":
+            out.append(AIMessage(content, tool_calls=_tool_calls(message.get("tool_calls"), i)))
+        elif role == "tool":
+            out.append(ToolMessage(content, tool_call_id=str(message.get("tool_call_id", ""))))
+        else:
+            raise RequestError(
+                f"messages[{i}].role {role!r} is not one of system, developer, user, "
+                "assistant, tool",
+                f"messages[{i}].role",
+            )
+    return out
+
+
+def reasoning_fields(text: str, fields: ReasoningFields) -> dict[str, str]:
+    """The reasoning under the field name(s) the server was told to use."""
+    if fields == "both":
+        return {"reasoning_content": text, "reasoning": text}
+    return {fields: text}
+
+
+def usage(message: AIMessage | AIMessageChunk | None) -> dict[str, Any] | None:
+    """OpenAI's usage object from LangChain's ``usage_metadata``."""
+    meta = getattr(message, "usage_metadata", None)
+    if not meta:
+        return None
+    reasoning = (meta.get("output_token_details") or {}).get("reasoning", 0)
+    return {
+        "prompt_tokens": meta["input_tokens"],
+        "completion_tokens": meta["output_tokens"],
+        "total_tokens": meta["total_tokens"],
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
+
+
+def _openai_calls(message: AIMessage) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}",
+            "type": "function",
+            "function": {
+                "name": call["name"],
+                "arguments": json.dumps(call["args"], ensure_ascii=False),
+            },
+        }
+        for call in message.tool_calls
+    ]
+
+
+def completion(
+    message: AIMessage, model: str, fields: ReasoningFields, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A whole ``chat.completion`` for one reply."""
+    body: dict[str, Any] = {"role": "assistant", "content": message.text}
+    reasoning = message.additional_kwargs.get("reasoning_content")
+    if reasoning:
+        body |= reasoning_fields(reasoning, fields)
+    finish = message.response_metadata.get("finish_reason", "stop")
+    if message.tool_calls:
+        body["tool_calls"] = _openai_calls(message)
+        body["content"] = body["content"] or None
+        finish = "tool_calls"
+    result: dict[str, Any] = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": body, "finish_reason": finish, "logprobs": None}],
+        "usage": usage(message),
+    }
+    return result | (extra or {})
+
+
+class ChunkWriter:
+    """Builds the ``chat.completion.chunk`` objects of one streamed reply."""
+
+    def __init__(self, model: str, fields: ReasoningFields) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.model = model
+        self.fields = fields
+        self._started = False
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        if not self._started:
+            delta = {"role": "assistant", **delta}
+            self._started = True
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+
+    def delta(
+        self, *, content: str = "", reasoning: str = "", tool_calls: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any] | None:
+        """A chunk carrying new text, reasoning or tool-call pieces (None when empty)."""
+        delta: dict[str, Any] = {}
+        if reasoning:
+            delta |= reasoning_fields(reasoning, self.fields)
+        if content:
+            delta["content"] = content
+        if tool_calls:
+            delta["tool_calls"] = tool_calls
+        return self._chunk(delta) if delta else None
+
+    def from_message(self, chunk: AIMessageChunk) -> dict[str, Any] | None:
+        """The chunk for one of ChatSeaLion's message chunks."""
+        calls = [
+            {
+                "index": piece.get("index") or 0,
+                **({"id": piece["id"], "type": "function"} if piece.get("id") else {}),
+                "function": {
+                    k: v for k, v in (("name", piece.get("name")), ("arguments", piece.get("args"))) if v
+                },
+            }
+            for piece in chunk.tool_call_chunks
+        ]
+        return self.delta(
+            content=chunk.text,
+            reasoning=chunk.additional_kwargs.get("reasoning_content") or "",
+            tool_calls=calls,
+        )
+
+    def finish(self, reason: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The chunk with ``finish_reason`` (and any extra top-level fields)."""
+        return self._chunk({}, reason) | (extra or {})
+
+    def usage_chunk(self, totals: dict[str, Any] | None) -> dict[str, Any]:
+        """The last chunk when ``stream_options.include_usage``: no choices, the usage."""
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": totals,
+        }

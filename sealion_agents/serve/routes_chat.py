@@ -1,0 +1,284 @@
+"""``/v1/models`` and ``/v1/chat/completions``: the chat model and each collection as a
+grounded Q&A model (``qa/<collection>``).
+
+data flow (chat): ChatRequest -> messages + options (+ tools) -> ChatSeaLion.ainvoke/astream
+-> completion / chunks. (qa): the last user message + earlier turns -> GroundedQA over the
+caller's collection -> reasoning streamed as it comes, the verified answer (with its
+sources appended) as content, and ``citations`` / ``sources`` / ``sealion`` fields.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from langchain_core.callbacks import UsageMetadataCallbackHandler
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from pydantic import ValidationError
+
+from sealion_agents.serve.app import caller, require_ready
+from sealion_agents.serve.errors import ApiError
+from sealion_agents.serve.keys import ApiKey
+from sealion_agents.serve.openai_protocol import (
+    ChatRequest,
+    ChunkWriter,
+    RequestError,
+    completion,
+    generation_options,
+    reasoning_fields,
+    to_messages,
+)
+from sealion_agents.serve.state import ServerState, Ticket
+from sealion_agents.serve.streaming import event_stream, json_event
+
+__all__ = ["chat_router", "qa_chain", "qa_extra", "read_json"]
+
+QA_PREFIX = "qa/"
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON, or a 400 that says it is not."""
+    try:
+        return json.loads(await request.body())
+    except ValueError as exc:
+        raise RequestError(f"the body is not valid JSON ({exc})") from exc
+
+
+def _validated(data: Any) -> ChatRequest:
+    try:
+        return ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RequestError(f"{where}: {first['msg']}", where) from exc
+
+
+def qa_chain(state: ServerState, tenant: str, collection: str, options: dict[str, Any]) -> Any:
+    """A GroundedQA over the tenant's collection, with the request's thinking and limits."""
+    from sealion_agents.qa.chain import GroundedQA
+
+    return GroundedQA(
+        llm=state.llm,
+        retriever=state.retriever(tenant, collection),
+        answer_thinking=options.get("thinking", True),
+        answer_thinking_budget=options.get("max_thinking_tokens", 1024),
+        answer_max_tokens=options.get("max_tokens", state.config.answer_max_tokens),
+    )
+
+
+def _label(source: Any) -> str:
+    return source.source + (f", page {source.page}" if source.page is not None else "")
+
+
+def qa_extra(result: Any) -> dict[str, Any]:
+    """What a grounded answer adds to a completion: ``citations`` (the source of [n] at
+    index n-1, as Perplexity-style clients read it), ``sources`` (every passage, full text)
+    and ``sealion`` (verdict, removed claims, language, query)."""
+    cited = {c.number for c in result.citations}
+    return {
+        "citations": [_label(s) for s in result.sources],
+        "sources": [s.model_dump() | {"cited": s.number in cited} for s in result.sources],
+        "sealion": {
+            "status": result.status,
+            "declined_by": result.declined_by,
+            "removed_claims": result.removed_claims,
+            "language": result.language,
+            "query": result.query,
+        },
+    }
+
+
+def qa_content(result: Any, with_sources: bool) -> str:
+    """The answer text, with its cited sources listed after it (Markdown)."""
+    if not with_sources or not result.citations:
+        return str(result.answer)
+    lines = [f"[{c.number}] {_label(c)}" for c in result.citations]
+    return f"{result.answer}\n\nSources:\n" + "\n".join(lines)
+
+
+def _question(messages: list[BaseMessage]) -> dict[str, Any]:
+    if not isinstance(messages[-1], HumanMessage):
+        raise RequestError("a qa/ model answers a question: end the messages with a user message")
+    history = [m for m in messages[:-1] if isinstance(m, (HumanMessage, AIMessage))]
+    return {"question": messages[-1].text, "history": history}
+
+
+def _usage(handler: UsageMetadataCallbackHandler) -> dict[str, Any]:
+    totals = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "reasoning": 0}
+    for meta in handler.usage_metadata.values():
+        totals["prompt_tokens"] += meta.get("input_tokens", 0)
+        totals["completion_tokens"] += meta.get("output_tokens", 0)
+        totals["total_tokens"] += meta.get("total_tokens", 0)
+        totals["reasoning"] += (meta.get("output_token_details") or {}).get("reasoning", 0)
+    reasoning = totals.pop("reasoning")
+    return totals | {"completion_tokens_details": {"reasoning_tokens": reasoning}}
+
+
+def chat_router(state: ServerState) -> APIRouter:
+    """The OpenAI-compatible routes of ``state``'s server."""
+    router = APIRouter()
+    config = state.config
+
+    def count_tokens(kind: str, usage: dict[str, Any] | None) -> None:
+        if not usage:
+            return
+        reasoning = usage["completion_tokens_details"]["reasoning_tokens"]
+        state.metrics.reasoning_tokens.labels(kind).inc(reasoning)
+        state.metrics.answer_tokens.labels(kind).inc(max(0, usage["completion_tokens"] - reasoning))
+
+    @router.get("/v1/models")
+    async def models(key: ApiKey = Depends(caller)) -> dict[str, Any]:
+        created = int(time.time())
+        entry = {"object": "model", "created": created, "owned_by": "sealion-agents"}
+        data = [{"id": config.model_id, **entry}]
+        for found in state.collections.list(key.tenant):
+            data.append({"id": QA_PREFIX + found["name"], **entry})
+        return {"object": "list", "data": data}
+
+    @router.post("/v1/chat/completions")
+    async def chat_completions(request: Request, key: ApiKey = Depends(caller)) -> Any:
+        req = _validated(await read_json(request))
+        require_ready(request)
+        collection = None
+        if req.model.startswith(QA_PREFIX):
+            collection = req.model[len(QA_PREFIX) :]
+            try:
+                state.collections.open(key.tenant, collection)
+            except LookupError as exc:
+                raise _no_model(req.model) from exc
+        elif req.model != config.model_id:
+            raise _no_model(req.model)
+        messages = to_messages(req.messages)
+        options = generation_options(req)
+        ticket = await state.admit(key, generation=True)
+        try:
+            if collection is not None:
+                return await _qa(req, messages, options, collection, key, ticket)
+            return await _chat(req, messages, options, ticket)
+        except BaseException:
+            await ticket.release()
+            raise
+
+    def _no_model(name: str) -> ApiError:
+        return ApiError(
+            404,
+            f"the model {name!r} does not exist: GET /v1/models lists '{config.model_id}' and "
+            f"'{QA_PREFIX}<collection>' for each of your collections",
+            code="model_not_found",
+            param="model",
+        )
+
+    async def _chat(
+        req: ChatRequest, messages: list[BaseMessage], options: dict[str, Any], ticket: Ticket
+    ) -> Any:
+        llm: Any = state.llm
+        if req.tools:
+            tool_options: dict[str, Any] = {}
+            if req.tool_choice is not None:
+                tool_options["tool_choice"] = req.tool_choice
+            if req.parallel_tool_calls is not None:
+                tool_options["parallel_tool_calls"] = req.parallel_tool_calls
+            llm = llm.bind_tools(req.tools, **tool_options)
+        started = time.monotonic()
+        if not req.stream:
+            message = await llm.ainvoke(messages, **options)
+            await ticket.release()
+            body = completion(message, req.model, config.reasoning_fields)
+            count_tokens("chat", body["usage"])
+            return body
+        writer = ChunkWriter(req.model, config.reasoning_fields)
+        chunks = llm.astream(messages, **options)
+        first = await anext(chunks, None)  # errors before the first token get their status
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            async with contextlib.aclosing(chunks):
+                usage, finish, calls, timed = None, "stop", False, False
+                pending = [first] if first is not None else []
+                while True:
+                    if pending:
+                        chunk = pending.pop()
+                    else:
+                        chunk = await anext(chunks, None)
+                        if chunk is None:
+                            break
+                    data = writer.from_message(chunk)
+                    if data is not None:
+                        if not timed:
+                            state.metrics.ttft.labels("chat").observe(time.monotonic() - started)
+                            timed = True
+                        calls = calls or bool(chunk.tool_call_chunks)
+                        yield json_event(data)
+                    if chunk.usage_metadata:
+                        from sealion_agents.serve.openai_protocol import usage as to_usage
+
+                        usage = to_usage(chunk)
+                    finish = chunk.response_metadata.get("finish_reason") or finish
+            yield json_event(writer.finish("tool_calls" if calls else finish))
+            count_tokens("chat", usage)
+            if req.stream_options and req.stream_options.include_usage:
+                yield json_event(writer.usage_chunk(usage))
+            yield json_event("[DONE]")
+
+        return event_stream(state, events(), ticket, done=True)
+
+    async def _qa(
+        req: ChatRequest,
+        messages: list[BaseMessage],
+        options: dict[str, Any],
+        collection: str,
+        key: ApiKey,
+        ticket: Ticket,
+    ) -> Any:
+        question = _question(messages)
+        chain = qa_chain(state, key.tenant, collection, options)
+        handler = UsageMetadataCallbackHandler()
+        started = time.monotonic()
+        if not req.stream:
+            result = await chain.ainvoke(question, {"callbacks": [handler]})
+            await ticket.release()
+            usage = _usage(handler)
+            count_tokens("qa", usage)
+            message = AIMessage(
+                qa_content(result, config.sources_in_content),
+                additional_kwargs={"reasoning_content": result.reasoning} if result.reasoning else {},
+                response_metadata={"finish_reason": "stop"},
+            )
+            body = completion(message, req.model, config.reasoning_fields, qa_extra(result))
+            return body | {"usage": usage}
+        writer = ChunkWriter(req.model, config.reasoning_fields)
+        steps = chain.astream(question, {"callbacks": [handler]})
+        first = await anext(steps, None)
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            timed = False
+            async with contextlib.aclosing(steps):
+                step = first
+                while step is not None:
+                    data = None
+                    if step.kind == "reasoning":
+                        data = writer.delta(reasoning=step.text)
+                    elif step.kind == "result" and step.result is not None:
+                        result = step.result
+                        data = writer.delta(content=qa_content(result, config.sources_in_content))
+                    if data is not None:
+                        if not timed:
+                            state.metrics.ttft.labels("qa").observe(time.monotonic() - started)
+                            timed = True
+                        yield json_event(data)
+                    if step.kind == "result" and step.result is not None:
+                        yield json_event(writer.finish("stop", qa_extra(step.result)))
+                    step = await anext(steps, None)
+            usage = _usage(handler)
+            count_tokens("qa", usage)
+            if req.stream_options and req.stream_options.include_usage:
+                yield json_event(writer.usage_chunk(usage))
+            yield json_event("[DONE]")
+
+        return event_stream(state, events(), ticket, done=True)
+
+    _ = reasoning_fields  # re-exported for the page's field choice
+    return router

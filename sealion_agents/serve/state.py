@@ -1,0 +1,147 @@
+"""Everything one server holds: the model, the store, keys, limits, jobs and metrics.
+
+data flow: ``ServerState.admit(key)`` -> rate limit -> the key's parallel limit -> a place
+in the generation queue -> a :class:`Ticket` released exactly once when the response ends
+(normally, on error, or when the client goes away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealion_agents.serve.config import ServeConfig
+from sealion_agents.serve.jobs import Job, JobManager
+from sealion_agents.serve.keys import ApiKey, KeyStore
+from sealion_agents.serve.limits import GenerationQueue, ParallelLimit, RateLimiter
+from sealion_agents.serve.metrics import Metrics
+from sealion_agents.serve.tenant_store import TenantCollections
+
+__all__ = ["ServerState", "Ticket"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Ticket:
+    """A request's admission: its parallel count and (for generations) its queue slot."""
+
+    state: ServerState
+    key: ApiKey
+    generation: bool
+    started: float = field(default_factory=time.monotonic)
+    _released: bool = False
+
+    async def release(self) -> None:
+        """Give back what the request held (safe to call more than once)."""
+        if self._released:
+            return
+        self._released = True
+        self.state.parallel.leave(self.key.id)
+        if self.generation:
+            await self.state.queue.leave(time.monotonic() - self.started)
+
+
+class ServerState:
+    """The shared parts of one server."""
+
+    def __init__(self, config: ServeConfig, llm: Any, client: Any, embeddings: Any) -> None:
+        self.config = config
+        self.llm = llm
+        self.metrics = Metrics()
+        self.keys = KeyStore(config.key_path)
+        self.rate = RateLimiter(config.rate_per_minute)
+        self.parallel = ParallelLimit(config.max_parallel_per_key)
+        slots = config.max_parallel or llm.backend.parallel_generations
+        self.queue = GenerationQueue(slots, config.queue_size)
+        self.collections = TenantCollections(client, embeddings)
+        self.jobs = JobManager(on_finish=self._job_finished)
+        self.metrics.queue_depth.set_function(lambda: self.queue.waiting)
+        self.metrics.generating.set_function(lambda: self.queue.active)
+        self.metrics.jobs_running.set_function(self.jobs.running)
+        self.ready = threading.Event()
+        self.load_error: str | None = None
+        self._retrievers: dict[tuple[str, str], Any] = {}
+        self._retrievers_lock = threading.Lock()
+
+    # -- admission --------------------------------------------------------------------
+
+    async def admit(self, key: ApiKey, *, generation: bool) -> Ticket:
+        """Admit a request of ``key`` or raise ``Busy`` (answered 429 with Retry-After)."""
+        from sealion_agents.serve.limits import Busy
+
+        try:
+            self.rate.take(key.id)
+        except Busy:
+            self.metrics.rejected.labels("rate").inc()
+            raise
+        try:
+            self.parallel.enter(key.id)
+        except Busy:
+            self.metrics.rejected.labels("parallel").inc()
+            raise
+        if not generation:
+            return Ticket(self, key, generation=False)
+        try:
+            await self.queue.enter()
+        except Busy:
+            self.parallel.leave(key.id)
+            self.metrics.rejected.labels("queue").inc()
+            raise
+        except BaseException:
+            self.parallel.leave(key.id)
+            raise
+        return Ticket(self, key, generation=True)
+
+    # -- retrieval ------------------------------------------------------------------
+
+    def retriever(self, tenant: str, name: str) -> Any:
+        """A hybrid retriever over the tenant's collection (kept, so its BM25 index is too)."""
+        from sealion_agents.retrievers import SEARetriever
+
+        store = self.collections.open(tenant, name)
+        with self._retrievers_lock:
+            cached = self._retrievers.get((tenant, name))
+            if cached is None or cached.store is not store:
+                cached = SEARetriever(store=store, k=self.config.retrieval_k)
+                self._retrievers[(tenant, name)] = cached
+            return cached
+
+    def forget(self, tenant: str, name: str) -> None:
+        """Drop what is kept for a deleted collection, its uploaded files included."""
+        with self._retrievers_lock:
+            self._retrievers.pop((tenant, name), None)
+        shutil.rmtree(self.upload_folder(tenant, name), ignore_errors=True)
+
+    def upload_folder(self, tenant: str, name: str) -> Any:
+        """Where this server keeps a collection's uploaded files."""
+        from sealion_agents.retrievers.store import chroma_collection_name
+
+        return self.config.data_dir / "uploads" / tenant / chroma_collection_name(name)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load the model and the embedding model (in a thread at start-up)."""
+        try:
+            self.llm.load()
+            self.collections.embeddings.embed_query("ready")
+        except Exception as exc:
+            logger.exception("loading failed")
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            return
+        self.ready.set()
+        logger.info("model loaded; ready")
+
+    def _job_finished(self, job: Job) -> None:
+        self.metrics.jobs.labels(job.stage).inc()
+
+    async def close(self) -> None:
+        """Stop jobs and free the model."""
+        await asyncio.to_thread(self.jobs.close)
+        await asyncio.to_thread(self.llm.close)

@@ -1,0 +1,69 @@
+"""Server-sent event responses that always end cleanly.
+
+``event_stream`` wraps a generator of events (sse-starlette frames them): when the stream
+ends, fails or the client goes away, the request's :class:`Ticket` is released and the
+active-stream gauge goes down; a failure after the first event becomes a last ``error``
+event in OpenAI's shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette.sse import EventSourceResponse
+from starlette.background import BackgroundTask
+
+from sealion_agents.serve.errors import error_body, error_for
+from sealion_agents.serve.state import ServerState, Ticket
+
+__all__ = ["event_stream", "json_event"]
+
+logger = logging.getLogger(__name__)
+
+
+def json_event(data: Any, event: str | None = None) -> dict[str, str]:
+    """One SSE event carrying JSON (or the literal ``[DONE]``)."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return {"data": text, "event": event} if event else {"data": text}
+
+
+def event_stream(
+    state: ServerState,
+    events: AsyncIterator[dict[str, str]],
+    ticket: Ticket | None,
+    *,
+    error_event: str | None = None,
+    done: bool = False,
+) -> EventSourceResponse:
+    """A streaming response of ``events``; see the module docstring."""
+
+    async def guarded() -> AsyncIterator[dict[str, str]]:
+        state.metrics.active_streams.inc()
+        try:
+            async for event in events:
+                yield event
+        except Exception as exc:  # after headers: the error travels as the last event
+            logger.warning("stream failed: %s", exc)
+            error = error_for(exc)
+            yield json_event(error_body(error.status, str(error), error.code), error_event)
+            if done:
+                yield json_event("[DONE]")
+        finally:
+            state.metrics.active_streams.dec()
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
+            if ticket is not None:
+                await ticket.release()
+
+    release = BackgroundTask(ticket.release) if ticket is not None else None
+    return EventSourceResponse(
+        guarded(),
+        sep="\n",
+        ping=15,
+        background=release,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
