@@ -195,3 +195,35 @@ def llamacpp_server(
     argv = [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config_path)]
     env = {"GGML_NO_BACKTRACE": "1"}
     return Server(name, argv, port=port, env=env, health_path="/docs")  # /docs needs no key
+
+
+def sealion_server(
+    gguf: Path,
+    data_dir: Path,
+    *,
+    store: Path | None = None,
+    chroma_url: str | None = None,
+    extra: Sequence[str] = (),
+    name: str = "sealion-serve",
+) -> Server:
+    """``sealion serve`` on a GGUF (not yet started); healthy once ``/ready`` (model loaded)."""
+    port = free_port()
+    argv = [
+        sys.executable, "-c", "from sealion_agents.cli import main; main()", "serve",
+        "--gguf", str(gguf), "--data-dir", str(data_dir), "--port", str(port),
+    ]  # fmt: skip
+    if chroma_url:
+        argv += ["--chroma-url", chroma_url]
+    else:
+        argv += ["--store", str(store or data_dir / "chroma")]
+    argv += list(extra)
+    env = {"GGML_NO_BACKTRACE": "1", "HF_HUB_OFFLINE": "1"}
+    return Server(name, argv, port=port, env=env, health_path="/ready")
+
+
+def chroma_server(path: Path, *, name: str = "chroma") -> Server:
+    """``chroma run`` on a folder (not yet started); healthy once its heartbeat answers."""
+    exe = Path(sys.executable).with_name("chroma")
+    port = free_port()
+    argv = [str(exe), "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(path)]
+    return Server(name, argv, port=port, health_path="/api/v2/heartbeat")

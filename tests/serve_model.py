@@ -33,7 +33,7 @@ def _reply(markers: set[str], reply: str) -> tm.Rule:
     return tm.Rule([tm.THINK_CLOSE_ID, *tm.encode(reply), tm.EOT_ID], when=markers)
 
 
-def marathon_tokens(count: int = 1500) -> list[int]:
+def marathon_tokens(count: int = 800) -> list[int]:
     """A long reply of distinct ordinary tokens (no marker word of any other rule)."""
     markers = {tm.encode_one(m) for m in (" numbered", " claim", " mascot", " gold", " Atlantis",
                                             "Translate", " proudly", " silver", MARATHON_MARKER)}
@@ -44,8 +44,8 @@ def serve_rules() -> list[tm.Rule]:
     return [
         tm.Rule([tm.THINK_CLOSE_ID, *marathon_tokens(), tm.EOT_ID], when={MARATHON_MARKER}),
         tm.Rule(tm.default_chains()[0]),
+        _answer(" gold", REASONING_QA, REVISED),  # before " mascot": "Is the mascot gold?"
         _answer(" mascot", REASONING_QA, GROUNDED),
-        _answer(" gold", REASONING_QA, REVISED),
         _answer(" Atlantis", DECLINE_REASONING, "NO_ANSWER"),
         _reply({" claim", " proudly"}, "SUPPORTED"),
         _reply({" claim", " silver"}, "UNSUPPORTED"),

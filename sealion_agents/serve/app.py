@@ -73,7 +73,7 @@ def _secret(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-def caller(request: Request) -> ApiKey:
+def authenticated(request: Request) -> ApiKey:
     """The API key of the request (its tenant), or 401."""
     state: ServerState = request.app.state.server
     key = state.keys.authenticate(_secret(request))
@@ -85,6 +85,14 @@ def caller(request: Request) -> ApiKey:
             code="invalid_api_key",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return key
+
+
+def caller(request: Request) -> ApiKey:
+    """The API key of the request, within its rate limit (429 with Retry-After beyond)."""
+    key = authenticated(request)
+    state: ServerState = request.app.state.server
+    state.take_rate(key)
     return key
 
 
@@ -157,14 +165,14 @@ def create_app(
         return JSONResponse({"status": status, "error": state.load_error}, status_code=503)
 
     @app.get("/metrics")
-    async def metrics(key: ApiKey = Depends(caller)) -> Response:
+    async def metrics(key: ApiKey = Depends(authenticated)) -> Response:  # never rate-limited
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     from sealion_agents.serve.routes_chat import chat_router
     from sealion_agents.serve.routes_documents import documents_router
 
-    app.include_router(chat_router(state), dependencies=[Depends(caller)])
-    app.include_router(documents_router(state), dependencies=[Depends(caller)])
+    app.include_router(chat_router(state))  # every route there depends on ``caller``
+    app.include_router(documents_router(state))
     return app
 
 

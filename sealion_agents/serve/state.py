@@ -18,7 +18,7 @@ from typing import Any
 from sealion_agents.serve.config import ServeConfig
 from sealion_agents.serve.jobs import Job, JobManager
 from sealion_agents.serve.keys import ApiKey, KeyStore
-from sealion_agents.serve.limits import GenerationQueue, ParallelLimit, RateLimiter
+from sealion_agents.serve.limits import Busy, GenerationQueue, ParallelLimit, RateLimiter
 from sealion_agents.serve.metrics import Metrics
 from sealion_agents.serve.tenant_store import TenantCollections
 
@@ -71,15 +71,16 @@ class ServerState:
 
     # -- admission --------------------------------------------------------------------
 
-    async def admit(self, key: ApiKey, *, generation: bool) -> Ticket:
-        """Admit a request of ``key`` or raise ``Busy`` (answered 429 with Retry-After)."""
-        from sealion_agents.serve.limits import Busy
-
+    def take_rate(self, key: ApiKey) -> None:
+        """Count a request against the key's rate, or raise ``Busy``."""
         try:
             self.rate.take(key.id)
         except Busy:
             self.metrics.rejected.labels("rate").inc()
             raise
+
+    async def admit(self, key: ApiKey, *, generation: bool) -> Ticket:
+        """Admit a request of ``key`` (already within its rate) or raise ``Busy``."""
         try:
             self.parallel.enter(key.id)
         except Busy:

@@ -1,0 +1,125 @@
+"""Keys and tenants: every route outside the allow-list refuses a request without a valid
+key, and one tenant cannot see or touch another's collections, documents or jobs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from starlette.routing import Mount
+
+from sealion_agents import ChatSeaLion
+from sealion_agents.serve import OPEN_ROUTES, ServeConfig, create_app
+from sealion_agents.serve.keys import KeyStore
+from tests.serve.conftest import Served, upload
+from tests.serve_model import DOCS, serve_gguf
+
+PARAMS = {"name": "kb", "job_id": "0" * 32, "source": "merlion.md"}
+
+
+def app_routes(tmp_path: Path) -> list[tuple[str, str]]:
+    """(method, path) of every route the application defines, parameters filled in."""
+    import chromadb
+
+    app = create_app(
+        ServeConfig(data_dir=tmp_path),
+        ChatSeaLion.from_gguf(serve_gguf()),
+        client=chromadb.EphemeralClient(),
+        embeddings=object(),
+    )
+    found = []
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: PARAMS[m.group(1)], route.path)
+            found += [(method, path) for method in sorted(route.methods)]
+        elif isinstance(route, Mount):
+            found.append(("GET", f"{route.path}/style.css"))
+        else:  # starlette's own routes (none are expected)
+            found.append(("GET", route.path))  # type: ignore[attr-defined]
+    return found
+
+
+def test_every_route_needs_a_valid_key(served: Served, tmp_path: Path) -> None:
+    routes = app_routes(tmp_path)
+    assert len(routes) >= 16
+    real = served.keys["acme"]
+    wrong_secret = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
+    headers_tried = {
+        "none": {},
+        "garbage": {"Authorization": "Bearer nonsense"},
+        "wrong secret, real id": {"Authorization": f"Bearer {wrong_secret}"},
+        "x-api-key wrong": {"X-API-Key": wrong_secret},
+        "basic": {"Authorization": "Basic " + real},
+    }
+    checked = 0
+    for method, path in routes:
+        open_route = path == "/" or any(
+            path == p or path.startswith(p + "/") for p in OPEN_ROUTES - {"/"}
+        )
+        for label, headers in headers_tried.items():
+            response = httpx.request(method, served.url + path, headers=headers, json={})
+            if open_route:
+                assert response.status_code == 200, (method, path, label)
+            else:
+                assert response.status_code == 401, (method, path, label, response.text)
+                error = response.json()["error"]
+                assert error["code"] == "invalid_api_key" and "Bearer" in error["message"]
+                checked += 1
+    assert checked >= 14 * len(headers_tried)
+
+
+def test_a_revoked_key_stops_working_at_once(served: Served) -> None:
+    keys = KeyStore(served.data_dir / "keys.json")
+    record, secret = keys.create("acme", "short-lived")
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert httpx.get(f"{served.url}/v1/collections", headers=headers).status_code == 200
+    assert keys.revoke(record.id)
+    assert httpx.get(f"{served.url}/v1/collections", headers=headers).status_code == 401
+
+
+def test_keys_are_stored_hashed(served: Served) -> None:
+    stored = (served.data_dir / "keys.json").read_text()
+    for secret in served.keys.values():
+        assert secret not in stored and secret.split(".")[1] not in stored
+    assert (served.data_dir / "keys.json").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/collections/kb/documents", None),
+        ("DELETE", "/v1/collections/kb/documents/merlion.md", None),
+        ("POST", "/v1/collections/kb/ask", {"question": "Where does the Merlion mascot stand?"}),
+        ("DELETE", "/v1/collections/kb", None),
+        ("POST", "/v1/chat/completions",
+         {"model": "qa/kb", "messages": [{"role": "user", "content": "Merlion mascot?"}]}),
+    ],
+)  # fmt: skip
+def test_another_tenants_collection_does_not_exist(
+    served: Served, method: str, path: str, body: dict | None
+) -> None:
+    with served.client("other") as other:
+        response = other.request(method, path, json=body)
+    assert response.status_code == 404, response.text
+    with served.client() as acme:  # nothing of acme's was touched
+        docs = acme.get("/v1/collections/kb/documents").json()["data"]
+    assert [d["source"] for d in docs] == sorted(DOCS)
+
+
+def test_tenants_have_separate_namespaces(served: Served) -> None:
+    with served.client("other") as other:
+        names = [c["name"] for c in other.get("/v1/collections").json()["data"]]
+        assert "kb" not in names
+        other.post("/v1/collections", json={"name": "kb"})
+        job = upload(other, "kb", {"notes.txt": "Other tenant's own notes about kaya toast."})
+        assert job["stage"] == "done"
+        with served.client() as acme:
+            assert acme.get(f"/v1/jobs/{job['id']}").status_code == 404  # not acme's job
+            acme_docs = acme.get("/v1/collections/kb/documents").json()["data"]
+        other_docs = other.get("/v1/collections/kb/documents").json()["data"]
+        assert [d["source"] for d in other_docs] == ["notes.txt"]
+        assert [d["source"] for d in acme_docs] == sorted(DOCS)
+        assert other.delete("/v1/collections/kb").status_code == 200
