@@ -36,6 +36,10 @@ DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 """Files above this size are refused (whole text is held in memory while splitting)."""
 MAX_EXPANSION = 4
 """A compressed document (.docx) may expand to at most this many times max_file_bytes."""
+MAX_RATIO = 100
+"""...and, beyond 16 MiB, to at most this many times its own size (real documents stay under
+about 20x; archive bombs reach 1000x)."""
+_RATIO_FLOOR = 16 * 1024 * 1024
 
 _BOMS = (
     (b"\xff\xfe\x00\x00", "utf-32-le"),
@@ -239,6 +243,13 @@ def _check_expansion(path: Path, source: str, max_bytes: int) -> None:
             source,
             f"expands to {expanded:,} bytes, above {limit:,} ({MAX_EXPANSION} x max_file_bytes); "
             "an archive bomb or a huge document: split it, or raise max_file_bytes",
+        )
+    size = max(1, path.stat().st_size)
+    if expanded > _RATIO_FLOOR and expanded > MAX_RATIO * size:
+        raise LoadError(
+            source,
+            f"expands {expanded // size:,} times (to {expanded:,} bytes), above {MAX_RATIO}x: "
+            "an archive bomb, not a document",
         )
 
 

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"done", "failed", "cancelled"})
 _KEEP_SECONDS = 3600
+_BATCH = 16  # chunks per embedding call: progress moves in steps this small
 
 
 @dataclass
@@ -78,7 +79,10 @@ def _results(report: IngestReport) -> dict[str, str]:
 class JobManager:
     """Runs ingestion jobs one at a time, in a worker thread."""
 
-    def __init__(self, on_finish: Callable[[Job], None] | None = None) -> None:
+    def __init__(
+        self, on_finish: Callable[[Job], None] | None = None, max_file_bytes: int | None = None
+    ) -> None:
+        self.max_file_bytes = max_file_bytes
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sealion-ingest")
@@ -154,8 +158,10 @@ class JobManager:
             report = ingest(
                 store,
                 [folder / name for name in job.files],
+                batch_size=_BATCH,
                 show_progress=False,
                 on_progress=progress,
+                **({"max_file_bytes": self.max_file_bytes} if self.max_file_bytes else {}),
                 cancel=job.cancel,
                 relative_to=folder,
             )

@@ -60,7 +60,7 @@ class ServerState:
         slots = config.max_parallel or llm.backend.parallel_generations
         self.queue = GenerationQueue(slots, config.queue_size)
         self.collections = TenantCollections(client, embeddings)
-        self.jobs = JobManager(on_finish=self._job_finished)
+        self.jobs = JobManager(on_finish=self._job_finished, max_file_bytes=config.max_upload_bytes)
         self.metrics.queue_depth.set_function(lambda: self.queue.waiting)
         self.metrics.generating.set_function(lambda: self.queue.active)
         self.metrics.jobs_running.set_function(self.jobs.running)

@@ -137,6 +137,18 @@ def test_docx_that_expands_a_thousandfold_is_refused_before_parsing(tmp_path: Pa
     assert time.monotonic() - started < 2  # nothing was decompressed
 
 
+def test_docx_bomb_under_the_size_bound_is_refused_by_its_ratio(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", " " * 40_000_000)  # 40 MB: under 4 x 64 MB
+    with pytest.raises(LoadError) as info:
+        load_file(path)
+    assert "times (to 40,000," in info.value.problem and "archive bomb" in info.value.problem
+
+
 def test_pdf_whose_streams_expand_past_the_bound_is_refused(tmp_path: Path) -> None:
     """A small PDF of compressed page streams that decompress to far more text than allowed."""
     from .pdfs import write_pdf

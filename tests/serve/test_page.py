@@ -39,7 +39,7 @@ EXPECTED_401 = re.compile(
 # Records, in the order the DOM changed, when the last answer's .reasoning and .answer first
 # held text, and whether the reasoning was open then.
 OBSERVE = """
-const log = window.__firsts = {order: [], reasoningOpenWhileStreaming: null, answerStartClosed: null};
+const log = window.__firsts = {order: [], openWhileReasoning: null, closedAtAnswer: null};
 const messages = document.getElementById('messages');
 const seen = new WeakSet();
 const observer = new MutationObserver((records) => {
@@ -52,20 +52,24 @@ const observer = new MutationObserver((records) => {
       seen.add(el);
       const details = el.closest('.message').querySelector('details.reasoning-box');
       log.order.push(kind);
-      if (kind === 'reasoning') log.reasoningOpenWhileStreaming = details.open;
-      if (kind === 'answer') log.answerStartClosed = !details.open;
+      if (kind === 'reasoning') log.openWhileReasoning = details.open;
+      if (kind === 'answer') log.closedAtAnswer = !details.open;
     }
   }
 });
 observer.observe(messages, {subtree: true, childList: true, characterData: true});
 """
 
+COLLECTIONS = "return Array.from(document.querySelectorAll('#collection option'), (o) => o.value)"
+
 # Records the JSON body of every ask request, to check the history the page sends.
 RECORD_ASKS = """
 window.__asks = [];
 const original = window.fetch;
 window.fetch = function (url, options) {
-  if (String(url).endsWith('/ask') && options && options.body) window.__asks.push(JSON.parse(options.body));
+  if (String(url).endsWith('/ask') && options && options.body) {
+    window.__asks.push(JSON.parse(options.body));
+  }
   return original.apply(this, arguments);
 };
 """
@@ -75,8 +79,9 @@ def _browser_paths() -> None:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
         pytest.fail(
-            f"{', '.join(missing)} missing: the page test needs Debian's Chromium and its driver. "
-            "Run `make env` as root (or `apt-get install chromium chromium-driver fonts-noto-core`).",
+            f"{', '.join(missing)} missing: the page test needs Debian's Chromium and its "
+            "driver. Run `make env` as root (or "
+            "`apt-get install chromium chromium-driver fonts-noto-core`).",
             pytrace=False,
         )
 
@@ -129,25 +134,34 @@ def _screenshot(driver: Any, name: str) -> None:
 
 
 def test_page_walkthrough(served: Served, driver: Any, tmp_path: Path) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(driver, WAIT)
+    # the page rebuilds lists (collections, documents, answers) as they change
+    wait = WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
     find = driver.find_element
 
-    def text_of(selector: str) -> str:
-        return str(driver.execute_script("return document.querySelector(arguments[0]).textContent", selector))
+    def answers() -> list[Any]:
+        return driver.find_elements(By.CSS_SELECTOR, "#messages .message.assistant")
 
     def last(selector: str) -> Any:
-        found = driver.find_elements(By.CSS_SELECTOR, f"#messages .message.assistant:last-of-type {selector}")
+        """``selector`` inside the last answer."""
+        found = answers()[-1].find_elements(By.CSS_SELECTOR, selector)
         assert found, f"no {selector} in the last answer"
         return found[-1]
 
+    def stored_key() -> Any:
+        return driver.execute_script("return localStorage.getItem('sealion.apiKey')")
+
+    def attribute(element_id: str, name: str) -> Any:
+        return driver.find_element(By.ID, element_id).get_attribute(name)
+
     def ask(question: str, *, enter: bool = False) -> Any:
         """Ask, wait until the answer is finished, return the answer's message element."""
-        count = len(driver.find_elements(By.CSS_SELECTOR, "#messages .message.assistant"))
+        count = len(answers())
         box = find(By.ID, "question")
         box.clear()
         box.send_keys(question)
@@ -156,11 +170,11 @@ def test_page_walkthrough(served: Served, driver: Any, tmp_path: Path) -> None:
         else:
             find(By.ID, "ask").click()
         wait.until(
-            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#messages .message.assistant")) > count
-            and d.find_elements(By.CSS_SELECTOR, "#messages .message.assistant")[-1].get_attribute("data-state")
-            != "streaming"
+            lambda d: (
+                len(answers()) > count and answers()[-1].get_attribute("data-state") != "streaming"
+            )
         )
-        message = driver.find_elements(By.CSS_SELECTOR, "#messages .message.assistant")[-1]
+        message = answers()[-1]
         assert message.get_attribute("data-state") == "done", (
             message.text,
             find(By.ID, "error").get_attribute("textContent"),
@@ -171,7 +185,7 @@ def test_page_walkthrough(served: Served, driver: Any, tmp_path: Path) -> None:
         find(By.ID, "files").send_keys(str(path))
         wait.until(lambda d: d.find_element(By.ID, "upload").is_enabled())
         find(By.ID, "upload").click()
-        wait.until(lambda d: d.find_element(By.ID, "upload-status").get_attribute("data-stage") in {"done", "failed"})
+        wait.until(lambda d: attribute("upload-status", "data-stage") in {"done", "failed"})
         status = find(By.ID, "upload-status")
         assert status.get_attribute("data-stage") == "done", status.text
         assert path.name in status.text and "added" in status.text, status.text
@@ -185,14 +199,16 @@ def test_page_walkthrough(served: Served, driver: Any, tmp_path: Path) -> None:
     # the key, once
     find(By.ID, "api-key").send_keys(served.keys["acme"])
     find(By.ID, "save-key").click()
-    wait.until(lambda d: "kb" in [o.get_attribute("value") for o in Select(d.find_element(By.ID, "collection")).options])
-    assert driver.execute_script("return localStorage.getItem('sealion.apiKey')") == served.keys["acme"]
-    wait.until(lambda d: d.find_element(By.ID, "server-status").get_attribute("data-state") == "ready")
+    wait.until(lambda d: "kb" in d.execute_script(COLLECTIONS))
+    assert stored_key() == served.keys["acme"]
+    wait.until(ec.invisibility_of_element_located((By.ID, "api-key")))  # folded once accepted
+    wait.until(lambda d: attribute("server-status", "data-state") == "ready")
 
     # a new collection, selected once created
     find(By.ID, "new-collection").send_keys("page-test")
     find(By.ID, "create-collection").click()
-    wait.until(lambda d: Select(d.find_element(By.ID, "collection")).first_selected_option.get_attribute("value") == "page-test")
+    wait.until(lambda d: attribute("collection", "value") == "page-test")
+    assert "page-test" in driver.execute_script(COLLECTIONS)
 
     # upload: the bytes, then the job, each file's result
     merlion = tmp_path / "merlion.md"
@@ -206,8 +222,8 @@ def test_page_walkthrough(served: Served, driver: Any, tmp_path: Path) -> None:
     message = ask("Where does the Merlion mascot stand?", enter=True)
     firsts = driver.execute_script("return window.__firsts")
     assert firsts["order"] == ["reasoning", "answer"], firsts
-    assert firsts["reasoningOpenWhileStreaming"] is True, firsts
-    assert firsts["answerStartClosed"] is True, firsts
+    assert firsts["openWhileReasoning"] is True, firsts
+    assert firsts["closedAtAnswer"] is True, firsts
     assert last(".reasoning").get_attribute("textContent") == "Passage one names the place."
     assert last("details.reasoning-box").get_attribute("open") is None  # collapsed once answered
     assert last(".answer").get_attribute("textContent") == GROUNDED
@@ -259,7 +275,10 @@ def test_page_walkthrough(served: Served, driver: Any, tmp_path: Path) -> None:
     upload(evil)
     find(By.ID, "new-chat").click()
     ask("What does the mascot say about Durian bold text?")
-    sources = [b.get_attribute("data-source") for b in driver.find_elements(By.CSS_SELECTOR, "#messages .source")]
+    sources = [
+        b.get_attribute("data-source")
+        for b in answers()[-1].find_elements(By.CSS_SELECTOR, ".source")
+    ]
     assert "evil.txt" in sources, sources
     citation = last(".answer .citation")
     if "evil.txt" not in (citation.get_attribute("title") or ""):  # retrieval ranked it second
@@ -269,13 +288,15 @@ def test_page_walkthrough(served: Served, driver: Any, tmp_path: Path) -> None:
     wait.until(lambda d: "evil.txt" in d.find_element(By.ID, "passage-source").text)
     assert find(By.ID, "passage-text").text == EVIL  # the literal tags, "<b>" included
     assert "<b>bold</b>" in find(By.ID, "passage-text").get_attribute("textContent")
-    assert not driver.find_elements(By.CSS_SELECTOR, "#messages img, #passage img, #messages b, #passage b")
+    injected = "#messages img, #passage img, #messages b, #passage b"
+    assert not driver.find_elements(By.CSS_SELECTOR, injected)
     assert driver.execute_script("return typeof window.__pwned") == "undefined"
 
     # no error in the console so far
     assert _severe(driver) == []
 
     # a wrong key: a readable message, and another key can be entered
+    find(By.ID, "change-key").click()
     key = find(By.ID, "api-key")
     key.clear()
     key.send_keys("sk-not-a-real-key")
@@ -285,7 +306,7 @@ def test_page_walkthrough(served: Served, driver: Any, tmp_path: Path) -> None:
     assert "Wrong API key" in error and "Enter another key" in error, error
     assert find(By.ID, "error").get_attribute("data-status") == "401"
     assert "invalid" in key.get_attribute("class")
-    assert driver.execute_script("return localStorage.getItem('sealion.apiKey')") is None
+    assert stored_key() is None
     unexpected = [m for m in _severe(driver) if not EXPECTED_401.match(m)]
     assert unexpected == []
 
@@ -293,8 +314,8 @@ def test_page_walkthrough(served: Served, driver: Any, tmp_path: Path) -> None:
     key.send_keys(served.keys["acme"])
     find(By.ID, "save-key").click()
     wait.until(ec.invisibility_of_element_located((By.ID, "error")))
-    wait.until(lambda d: d.find_element(By.ID, "key-status").get_attribute("data-state") == "ok")
-    assert driver.execute_script("return localStorage.getItem('sealion.apiKey')") == served.keys["acme"]
+    wait.until(lambda d: attribute("key-status", "data-state") == "ok")
+    assert stored_key() == served.keys["acme"]
 
     # nothing but the deliberate 401 was ever logged as an error
     assert [m for m in _severe(driver) if not EXPECTED_401.match(m)] == []
