@@ -46,8 +46,11 @@ __all__ = ["IngestCancelledError", "IngestReport", "delete_source", "ingest"]
 
 
 class IngestCancelledError(Exception):
-    """``ingest`` stopped because its ``cancel`` event was set; chunks of files it had not
-    finished were removed, stored files are untouched. ``report`` holds what was done."""
+    """``ingest`` stopped because its ``cancel`` event was set.
+
+    Chunks of files it had not finished were removed; stored files are untouched.
+    ``report`` holds what was done.
+    """
 
     def __init__(self, report: IngestReport) -> None:
         super().__init__("ingestion was cancelled")

@@ -35,8 +35,20 @@ def _reply(markers: set[str], reply: str) -> tm.Rule:
 
 def marathon_tokens(count: int = 800) -> list[int]:
     """A long reply of distinct ordinary tokens (no marker word of any other rule)."""
-    markers = {tm.encode_one(m) for m in (" numbered", " claim", " mascot", " gold", " Atlantis",
-                                            "Translate", " proudly", " silver", MARATHON_MARKER)}
+    markers = {
+        tm.encode_one(m)
+        for m in (
+            " numbered",
+            " claim",
+            " mascot",
+            " gold",
+            " Atlantis",
+            "Translate",
+            " proudly",
+            " silver",
+            MARATHON_MARKER,
+        )
+    }
     return [t for t in range(2000, 2000 + count + len(markers)) if t not in markers][:count]
 
 

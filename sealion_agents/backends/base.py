@@ -130,8 +130,10 @@ class ChatBackend(abc.ABC):
 
     @property
     def parallel_generations(self) -> int:
-        """How many generations this backend runs at once to good effect (a server sizes its
-        queue by it): 1 for an engine that runs one at a time."""
+        """How many generations this backend runs at once to good effect.
+
+        A server sizes its generation queue by it; 1 for an engine that runs one at a time.
+        """
         return 1
 
     @property

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -38,8 +38,10 @@ OPEN_ROUTES = frozenset({"/", "/static", "/health", "/ready"})
 
 
 class RouteMetrics:
-    """Pure ASGI middleware: one count per response, labelled by route template and status
-    (streams are not buffered, unlike ``BaseHTTPMiddleware``)."""
+    """Pure ASGI middleware: one count per response, by route template and status.
+
+    Streams pass through unbuffered (unlike ``BaseHTTPMiddleware``).
+    """
 
     def __init__(self, app: ASGIApp, state: ServerState) -> None:
         self.app = app
@@ -94,6 +96,12 @@ def caller(request: Request) -> ApiKey:
     state: ServerState = request.app.state.server
     state.take_rate(key)
     return key
+
+
+Caller = Annotated[ApiKey, Depends(caller)]
+"""A route parameter: the request's key, authenticated and within its rate."""
+Authenticated = Annotated[ApiKey, Depends(authenticated)]
+"""A route parameter: the request's key, authenticated (no rate limit)."""
 
 
 def require_ready(request: Request) -> None:
@@ -165,7 +173,7 @@ def create_app(
         return JSONResponse({"status": status, "error": state.load_error}, status_code=503)
 
     @app.get("/metrics")
-    async def metrics(key: ApiKey = Depends(authenticated)) -> Response:  # never rate-limited
+    async def metrics(key: Authenticated) -> Response:  # never rate-limited
         return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     from sealion_agents.serve.routes_chat import chat_router

@@ -63,7 +63,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
     """OpenAI's error object."""
     kind = _TYPES.get(status, "server_error")
     return {"error": {"message": message, "type": kind, "param": param, "code": code or kind}}
@@ -74,8 +76,9 @@ def error_for(exc: BaseException) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, Busy):
-        return ApiError(429, str(exc), code="rate_limit_exceeded",
-                        headers={"Retry-After": str(exc.retry_after)})
+        return ApiError(
+            429, str(exc), code="rate_limit_exceeded", headers={"Retry-After": str(exc.retry_after)}
+        )
     if isinstance(exc, RequestError):
         return ApiError(400, str(exc), param=exc.param)
     if isinstance(exc, ContextWindowExceededError):
@@ -118,7 +121,9 @@ def install_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid")
+        message = (
+            f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid")
+        )
         return _response(ApiError(400, message, param=where or None))
 
     async def on_any(request: Request, exc: Exception) -> JSONResponse:

@@ -1,5 +1,6 @@
-"""Ingestion jobs: an upload returns at once; its files are split, embedded and stored in a
-worker thread, with a stage, progress and a way to cancel.
+"""Ingestion jobs: stage, progress and cancel for the files of one upload.
+
+An upload returns at once; its files are split, embedded and stored in a worker thread.
 
 data flow: ``JobManager.submit`` -> a :class:`Job` (stage "queued") -> one worker thread
 -> ``ingest(store, files, on_progress, cancel, relative_to=<upload folder>)`` (stage
@@ -97,8 +98,10 @@ class JobManager:
         names: list[str],
         on_finish: Callable[[Job], None] | None = None,
     ) -> Job:
-        """Queue the ingestion of ``names`` (files in ``folder``) into ``store``;
-        ``on_finish`` runs when the job ends, whatever its end."""
+        """Queue the ingestion of ``names`` (files in ``folder``) into ``store``.
+
+        ``on_finish`` runs when the job ends, whatever its end.
+        """
         job = Job(id=uuid.uuid4().hex, tenant=tenant, collection=collection, files=names)
         with self._lock:
             self._forget_old()

@@ -45,9 +45,7 @@ class RateLimiter:
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
-                raise Busy(
-                    "rate limit reached for this key: slow down", (1.0 - tokens) / self.rate
-                )
+                raise Busy("rate limit reached for this key: slow down", (1.0 - tokens) / self.rate)
             self._buckets[key] = (tokens - 1.0, now)
 
 
@@ -80,8 +78,11 @@ class ParallelLimit:
 
 
 class GenerationQueue:
-    """``slots`` generations at once (what the backend runs in parallel), at most
-    ``queue_size`` more waiting; beyond that, :class:`Busy` at once (never a long wait)."""
+    """``slots`` generations at once, at most ``queue_size`` more waiting.
+
+    ``slots`` is what the backend runs in parallel; beyond the queue, :class:`Busy` comes at
+    once (never a long wait).
+    """
 
     def __init__(self, slots: int, queue_size: int) -> None:
         self.slots = max(1, slots)

@@ -23,7 +23,9 @@ class Metrics:
             "sealion_requests", "HTTP requests by route and status", ["route", "status"], registry=r
         )
         self.errors = Counter(
-            "sealion_errors", "Error responses by route and error type", ["route", "type"],
+            "sealion_errors",
+            "Error responses by route and error type",
+            ["route", "type"],
             registry=r,
         )
         self.ttft = Histogram(
@@ -50,7 +52,9 @@ class Metrics:
             "sealion_rejected", "Requests refused with 429, by reason", ["reason"], registry=r
         )
         self.jobs = Counter(
-            "sealion_ingestion_jobs", "Ingestion jobs finished, by final state", ["state"],
+            "sealion_ingestion_jobs",
+            "Ingestion jobs finished, by final state",
+            ["state"],
             registry=r,
         )
         self.jobs_running = Gauge(

@@ -1,5 +1,7 @@
-"""OpenAI's chat-completions shape, both ways: requests to LangChain messages and options,
-``AIMessage``/chunks back to completions and completion chunks.
+"""OpenAI's chat-completions shape, both ways.
+
+Requests become LangChain messages and options; ``AIMessage``s and chunks become
+completions and completion chunks.
 
 data flow: JSON body -> :class:`ChatRequest` (validated; unknown fields ignored) ->
 ``to_messages`` + ``generation_options`` -> ChatSeaLion -> ``completion`` (whole reply)
@@ -265,7 +267,11 @@ class ChunkWriter:
         }
 
     def delta(
-        self, *, content: str = "", reasoning: str = "", tool_calls: list[dict[str, Any]] | None = None
+        self,
+        *,
+        content: str = "",
+        reasoning: str = "",
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
         """A chunk carrying new text, reasoning or tool-call pieces (None when empty)."""
         delta: dict[str, Any] = {}
@@ -284,7 +290,9 @@ class ChunkWriter:
                 "index": piece.get("index") or 0,
                 **({"id": piece["id"], "type": "function"} if piece.get("id") else {}),
                 "function": {
-                    k: v for k, v in (("name", piece.get("name")), ("arguments", piece.get("args"))) if v
+                    k: v
+                    for k, v in (("name", piece.get("name")), ("arguments", piece.get("args")))
+                    if v
                 },
             }
             for piece in chunk.tool_call_chunks

@@ -1,5 +1,7 @@
-"""``/v1/models`` and ``/v1/chat/completions``: the chat model and each collection as a
-grounded Q&A model (``qa/<collection>``).
+"""``/v1/models`` and ``/v1/chat/completions``.
+
+The chat model, and each of the caller's collections as a grounded Q&A model
+(``qa/<collection>``).
 
 data flow (chat): ChatRequest -> messages + options (+ tools) -> ChatSeaLion.ainvoke/astream
 -> completion / chunks. (qa): the last user message + earlier turns -> GroundedQA over the
@@ -15,12 +17,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import ValidationError
 
-from sealion_agents.serve.app import caller, require_ready
+from sealion_agents.serve.app import Caller, require_ready
 from sealion_agents.serve.errors import ApiError
 from sealion_agents.serve.keys import ApiKey
 from sealion_agents.serve.openai_protocol import (
@@ -75,9 +77,12 @@ def _label(source: Any) -> str:
 
 
 def qa_extra(result: Any) -> dict[str, Any]:
-    """What a grounded answer adds to a completion: ``citations`` (the source of [n] at
-    index n-1, as Perplexity-style clients read it), ``sources`` (every passage, full text)
-    and ``sealion`` (verdict, removed claims, language, query)."""
+    """What a grounded answer adds to a completion.
+
+    ``citations``: the source of [n] at index n-1, as Perplexity-style clients read it;
+    ``sources``: every passage with its full text; ``sealion``: verdict, removed claims,
+    language and query.
+    """
     cited = {c.number for c in result.citations}
     return {
         "citations": [_label(s) for s in result.sources],
@@ -131,16 +136,16 @@ def chat_router(state: ServerState) -> APIRouter:
         state.metrics.answer_tokens.labels(kind).inc(max(0, usage["completion_tokens"] - reasoning))
 
     @router.get("/v1/models")
-    async def models(key: ApiKey = Depends(caller)) -> dict[str, Any]:
+    async def models(key: Caller) -> dict[str, Any]:
         created = int(time.time())
         entry = {"object": "model", "created": created, "owned_by": "sealion-agents"}
         data = [{"id": config.model_id, **entry}]
-        for found in state.collections.list(key.tenant):
+        for found in state.collections.for_tenant(key.tenant):
             data.append({"id": QA_PREFIX + found["name"], **entry})
         return {"object": "list", "data": data}
 
     @router.post("/v1/chat/completions")
-    async def chat_completions(request: Request, key: ApiKey = Depends(caller)) -> Any:
+    async def chat_completions(request: Request, key: Caller) -> Any:
         req = _validated(await read_json(request))
         require_ready(request)
         collection = None
@@ -244,7 +249,9 @@ def chat_router(state: ServerState) -> APIRouter:
             count_tokens("qa", usage)
             message = AIMessage(
                 qa_content(result, config.sources_in_content),
-                additional_kwargs={"reasoning_content": result.reasoning} if result.reasoning else {},
+                additional_kwargs={"reasoning_content": result.reasoning}
+                if result.reasoning
+                else {},
                 response_metadata={"finish_reason": "stop"},
             )
             body = completion(message, req.model, config.reasoning_fields, qa_extra(result))

@@ -1,5 +1,6 @@
-"""Collections, documents, uploads, ingestion jobs and ``/ask`` (grounded Q&A as JSON or
-as a stream of its steps).
+"""Collections, documents, uploads, ingestion jobs and ``/ask``.
+
+``/ask`` answers from a collection as JSON, or as a stream of the chain's steps.
 
 data flow (upload): multipart body -> ``read_uploads`` (size counted while reading, names
 made safe) -> ``check_content`` (type by content) -> ``uploads/<job>/`` -> a job (202) ->
@@ -17,12 +18,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sealion_agents.serve.app import caller, require_ready
+from sealion_agents.serve.app import Caller, require_ready
 from sealion_agents.serve.errors import ApiError
 from sealion_agents.serve.jobs import TERMINAL, Job
 from sealion_agents.serve.keys import ApiKey
@@ -81,12 +82,12 @@ def documents_router(state: ServerState) -> APIRouter:
     collections = state.collections
 
     @router.get("/collections")
-    async def list_collections(key: ApiKey = Depends(caller)) -> dict[str, Any]:
-        found = await asyncio.to_thread(collections.list, key.tenant)
+    async def list_collections(key: Caller) -> dict[str, Any]:
+        found = await asyncio.to_thread(collections.for_tenant, key.tenant)
         return {"object": "list", "data": found}
 
     @router.post("/collections", status_code=201)
-    async def create_collection(request: Request, key: ApiKey = Depends(caller)) -> Any:
+    async def create_collection(request: Request, key: Caller) -> Any:
         try:
             body = NewCollection.model_validate(await read_json(request))
         except ValidationError as exc:
@@ -98,23 +99,23 @@ def documents_router(state: ServerState) -> APIRouter:
         return {"name": name, "chunks": 0}
 
     @router.delete("/collections/{name}")
-    async def delete_collection(name: str, key: ApiKey = Depends(caller)) -> dict[str, Any]:
+    async def delete_collection(name: str, key: Caller) -> dict[str, Any]:
         await asyncio.to_thread(collections.delete, key.tenant, name)
         state.forget(key.tenant, name)
         return {"name": name, "deleted": True}
 
     @router.get("/collections/{name}/documents")
-    async def list_documents(name: str, key: ApiKey = Depends(caller)) -> dict[str, Any]:
+    async def list_documents(name: str, key: Caller) -> dict[str, Any]:
         found = await asyncio.to_thread(collections.documents, key.tenant, name)
         return {"object": "list", "data": found}
 
     @router.delete("/collections/{name}/documents/{source:path}")
-    async def delete_document(name: str, source: str, key: ApiKey = Depends(caller)) -> Any:
+    async def delete_document(name: str, source: str, key: Caller) -> Any:
         chunks = await asyncio.to_thread(collections.delete_document, key.tenant, name, source)
         return {"source": source, "deleted": True, "chunks": chunks}
 
     @router.post("/collections/{name}/documents", status_code=202)
-    async def upload(name: str, request: Request, key: ApiKey = Depends(caller)) -> Any:
+    async def upload(name: str, request: Request, key: Caller) -> Any:
         store = await asyncio.to_thread(collections.open, key.tenant, name)  # 404 first
         ticket = await state.admit(key, generation=False)
         folder = state.config.data_dir / "uploads" / f"job-{uuid.uuid4().hex}"
@@ -145,7 +146,9 @@ def documents_router(state: ServerState) -> APIRouter:
             shutil.rmtree(folder, ignore_errors=True)
 
         job = state.jobs.submit(key.tenant, name, store, ready, names, on_finish=cleanup)
-        return JSONResponse(job.snapshot(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+        return JSONResponse(
+            job.snapshot(), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
+        )
 
     def _job(key: ApiKey, job_id: str) -> Job:
         job = state.jobs.get(key.tenant, job_id)
@@ -154,17 +157,17 @@ def documents_router(state: ServerState) -> APIRouter:
         return job
 
     @router.get("/jobs/{job_id}")
-    async def job_status(job_id: str, key: ApiKey = Depends(caller)) -> dict[str, Any]:
+    async def job_status(job_id: str, key: Caller) -> dict[str, Any]:
         return _job(key, job_id).snapshot()
 
     @router.post("/jobs/{job_id}/cancel")
-    async def cancel_job(job_id: str, key: ApiKey = Depends(caller)) -> dict[str, Any]:
+    async def cancel_job(job_id: str, key: Caller) -> dict[str, Any]:
         job = _job(key, job_id)
         job.cancel.set()
         return job.snapshot()
 
     @router.get("/jobs/{job_id}/events")
-    async def job_events(job_id: str, key: ApiKey = Depends(caller)) -> Any:
+    async def job_events(job_id: str, key: Caller) -> Any:
         job = _job(key, job_id)
 
         async def events() -> AsyncIterator[dict[str, str]]:
@@ -181,13 +184,13 @@ def documents_router(state: ServerState) -> APIRouter:
         return event_stream(state, events(), None, error_event="error")
 
     @router.post("/collections/{name}/ask")
-    async def ask(name: str, request: Request, key: ApiKey = Depends(caller)) -> Any:
+    async def ask(name: str, request: Request, key: Caller) -> Any:
         try:
             body = AskRequest.model_validate(await read_json(request))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise RequestError(f"{where}: {first['msg']}", where) from exc
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"])
+            raise RequestError(f"{where}: {problem['msg']}", where) from exc
         require_ready(request)
         await asyncio.to_thread(collections.open, key.tenant, name)  # 404 before queueing
         options: dict[str, Any] = {}

@@ -64,7 +64,7 @@ class TenantCollections:
         """True when the tenant has a collection of this name."""
         return self._find(tenant, name) is not None
 
-    def list(self, tenant: str) -> list[dict[str, Any]]:
+    def for_tenant(self, tenant: str) -> list[dict[str, Any]]:
         """The tenant's collections: name, chunk count, embedding model."""
         out = []
         prefix = "" if tenant == DEFAULT_TENANT else f"{tenant}:"

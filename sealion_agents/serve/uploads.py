@@ -1,5 +1,6 @@
-"""Uploaded files: read as they arrive (size counted while reading), named safely, typed by
-their content.
+"""Uploaded files: read as they arrive, named safely, typed by content.
+
+The size is counted while reading, so a too-large upload is refused before it is stored.
 
 data flow: the request body, chunk by chunk -> python-multipart's streaming parser -> each
 file part written to ``tmp/<n>`` under a fresh folder (never a name the client chose) while
@@ -16,7 +17,7 @@ import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -69,9 +70,7 @@ def safe_filename(raw: str) -> str:
     if name in {"", ".", ".."}:
         raise UploadError(400, f"file name {raw!r} names no file; send the file's own name")
     if len(name) > MAX_NAME:
-        raise UploadError(
-            400, f"file name is {len(name)} characters long; use at most {MAX_NAME}"
-        )
+        raise UploadError(400, f"file name is {len(name)} characters long; use at most {MAX_NAME}")
     return unicodedata.normalize("NFC", name)
 
 
@@ -121,6 +120,84 @@ def _looks_like_text(head: bytes) -> bool:
     return True
 
 
+class _Reader:
+    """python-multipart callbacks that write file parts to disk and count every byte."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: list[Uploaded] = []
+        self.fields: dict[str, str] = {}
+        self.problems: list[UploadError] = []
+        self.total = 0
+        self.part = _Part()
+        self._field = b""
+        self._value = b""
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+        }
+
+    def on_part_begin(self) -> None:
+        self.part = _Part()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.part.headers[self._field.lower()] = self._value
+        self._field = self._value = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
+        self.part.field_name = options.get(b"name", b"").decode("utf-8", "replace")
+        raw = options.get(b"filename")
+        if raw is None:
+            return
+        try:
+            name = safe_filename(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            self.problems.append(UploadError(400, "a file name is not valid UTF-8; rename it"))
+            name = "unnamed"
+        except UploadError as exc:
+            self.problems.append(exc)
+            name = "unnamed"
+        upload = Uploaded(name=name, path=self.folder / f"part-{len(self.files)}")
+        self.part.upload = upload
+        self.part.handle = open(upload.path, "wb")  # noqa: SIM115 - closed at the part's end
+        self.files.append(upload)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        size = end - start
+        self.total += size
+        if self.part.upload is not None and self.part.handle is not None:
+            self.part.upload.size += size
+            self.part.handle.write(data[start:end])
+        elif len(self.part.value) + size <= _MAX_FIELD:
+            self.part.value += data[start:end]
+
+    def on_part_end(self) -> None:
+        if self.part.handle is not None:
+            self.part.handle.close()
+            self.part.handle = None
+        elif self.part.field_name:
+            self.fields[self.part.field_name] = self.part.value.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self.part.handle is not None:
+            self.part.handle.close()
+            self.part.handle = None
+
+
 async def read_uploads(
     content_type: str, body: AsyncIterator[bytes], folder: Path, max_bytes: int
 ) -> tuple[list[Uploaded], dict[str, str]]:
@@ -134,84 +211,12 @@ async def read_uploads(
     if kind != b"multipart/form-data" or not boundary:
         raise UploadError(400, "send the files as multipart/form-data (field 'files')")
     folder.mkdir(parents=True, exist_ok=True)
-    files: list[Uploaded] = []
-    fields: dict[str, str] = {}
-    state = {"part": _Part(), "header_field": b"", "header_value": b"", "total": 0}
-    problems: list[UploadError] = []
-
-    def part() -> _Part:
-        current = state["part"]
-        assert isinstance(current, _Part)
-        return current
-
-    def on_part_begin() -> None:
-        state["part"] = _Part()
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        state["header_field"] = bytes(state["header_field"]) + data[start:end]  # type: ignore[arg-type]
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        state["header_value"] = bytes(state["header_value"]) + data[start:end]  # type: ignore[arg-type]
-
-    def on_header_end() -> None:
-        name = bytes(state["header_field"]).lower()  # type: ignore[arg-type]
-        part().headers[name] = bytes(state["header_value"])  # type: ignore[arg-type]
-        state["header_field"] = state["header_value"] = b""
-
-    def on_headers_finished() -> None:
-        current = part()
-        _, options = parse_options_header(current.headers.get(b"content-disposition", b""))
-        current.field_name = options.get(b"name", b"").decode("utf-8", "replace")
-        raw = options.get(b"filename")
-        if raw is None:
-            return
-        try:
-            name = safe_filename(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            problems.append(UploadError(400, "a file name is not valid UTF-8; rename the file"))
-            name = "unnamed"
-        except UploadError as exc:
-            problems.append(exc)
-            name = "unnamed"
-        current.upload = Uploaded(name=name, path=folder / f"part-{len(files)}")
-        current.handle = open(current.upload.path, "wb")  # noqa: SIM115 - closed at part end
-        files.append(current.upload)
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        current = part()
-        size = end - start
-        state["total"] = int(state["total"]) + size  # type: ignore[call-overload]
-        if current.upload is not None:
-            current.upload.size += size
-            assert current.handle is not None
-            current.handle.write(data[start:end])
-        elif len(current.value) + size <= _MAX_FIELD:
-            current.value += data[start:end]
-
-    def on_part_end() -> None:
-        current = part()
-        if current.handle is not None:
-            current.handle.close()
-            current.handle = None
-        elif current.field_name:
-            fields[current.field_name] = current.value.decode("utf-8", "replace")
-
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": on_part_begin,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-        },
-    )
+    reader = _Reader(folder)
+    parser = MultipartParser(boundary, reader.callbacks())  # type: ignore[arg-type]
     try:
         async for chunk in body:
             parser.write(chunk)
-            if int(state["total"]) > max_bytes:  # type: ignore[call-overload]
+            if reader.total > max_bytes:
                 raise UploadError(
                     413,
                     f"the upload is larger than the limit of {max_bytes:,} bytes; send smaller "
@@ -223,13 +228,11 @@ async def read_uploads(
     except Exception as exc:  # python-multipart's own parse errors
         raise UploadError(400, f"the multipart body could not be read ({exc})") from exc
     finally:
-        handle = part().handle
-        if handle is not None:
-            handle.close()
-    if problems:
-        raise problems[0]
-    if not files:
+        reader.close()
+    if reader.problems:
+        raise reader.problems[0]
+    if not reader.files:
         raise UploadError(400, "no file in the upload: send them in the multipart field 'files'")
-    for upload in files:
+    for upload in reader.files:
         os.chmod(upload.path, 0o600)
-    return files, fields
+    return reader.files, reader.fields

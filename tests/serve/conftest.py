@@ -53,7 +53,8 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dic
 def upload(client: httpx.Client, collection: str, files: dict[str, bytes | str]) -> dict[str, Any]:
     """Upload files, wait for their job, return the finished job."""
     parts = [
-        ("files", (name, data.encode() if isinstance(data, str) else data)) for name, data in files.items()
+        ("files", (name, data.encode() if isinstance(data, str) else data))
+        for name, data in files.items()
     ]
     response = client.post(f"/v1/collections/{collection}/documents", files=parts)
     assert response.status_code == 202, response.text

@@ -240,6 +240,9 @@ def test_collections_create_list_delete(store: Served) -> None:
         upload(client, "ชั่วคราว", {"a.txt": "Temporary notes about laksa."})
         assert client.delete("/v1/collections/ชั่วคราว").status_code == 200
         assert client.get("/v1/collections/ชั่วคราว/documents").status_code == 404
-        assert client.post(
-            "/v1/collections/missing/documents", files=[("files", ("a.txt", b"x"))]
-        ).status_code == 404
+        assert (
+            client.post(
+                "/v1/collections/missing/documents", files=[("files", ("a.txt", b"x"))]
+            ).status_code
+            == 404
+        )

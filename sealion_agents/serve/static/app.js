@@ -507,6 +507,7 @@
     const stage = job.stage || "queued";
     if (stage === "ingesting" || stage === "queued") setProgress("Indexing", job.progress || 0);
     else if (stage === "done") setProgress("Indexed", 1);
+    else $("upload-progress").hidden = true; // failed or cancelled: the status says why
     renderUploadStatus(stage, job);
   }
 
@@ -554,8 +555,7 @@
     try {
       const job = await sendFiles(collection, files);
       input.value = "";
-      const finished = await followJob(job);
-      if (finished.stage === "failed") $("upload-bar").classList.add("failed");
+      await followJob(job);
       if (collection === state.collection) await loadCollections(collection);
     } catch (err) {
       const { title, detail } = describe(err);
