@@ -392,6 +392,19 @@ DataDir = Annotated[
     Path | None,
     typer.Option(envvar="SEALION_DATA_DIR", help="The server's folder (keys, uploads)."),
 ]
+KeysFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="SEALION_KEYS_FILE",
+        help="The key file (default: DATA_DIR/keys.json); servers sharing it share keys.",
+    ),
+]
+
+
+def _keys(data_dir: Path | None, keys_file: Path | None) -> Any:
+    from sealion_agents.serve.keys import KeyStore
+
+    return KeyStore(keys_file or _data_dir(data_dir) / "keys.json")
 
 
 @app.command()
@@ -405,6 +418,7 @@ def serve(
     store: StoreDir = None,
     chroma_url: ChromaUrl = None,
     data_dir: DataDir = None,
+    keys_file: KeysFile = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     name: Annotated[str, typer.Option(help="The chat model's name in /v1/models.")] = "sealion",
@@ -437,6 +451,7 @@ def serve(
         folder.mkdir(parents=True, exist_ok=True)
         config = ServeConfig(
             data_dir=folder,
+            keys_file=keys_file,
             model_id=name,
             reasoning_fields=reasoning_field,  # type: ignore[arg-type]
             queue_size=queue_size,
@@ -452,7 +467,8 @@ def serve(
         out.print(f"sealion serve: http://{shown}:{port}/  (OpenAI API: http://{shown}:{port}/v1)")
         out.print(
             f"store: {_where(store, chroma_url)}; keys: {config.key_path}\n"
-            f"make a key: sealion keys create --tenant default --data-dir {folder}"
+            "make a key: sealion keys create --tenant default "
+            + (f"--keys-file {keys_file}" if keys_file else f"--data-dir {folder}")
         )
         uvicorn.run(application, host=host, port=port, log_level="warning")
 
@@ -485,14 +501,12 @@ def keys_create(
     tenant: Annotated[str, typer.Option(help="Whose collections the key reaches.")] = "default",
     label: Annotated[str, typer.Option("--name", help="A note: who or what uses it.")] = "",
     data_dir: DataDir = None,
+    keys_file: KeysFile = None,
 ) -> None:
     """Make a key and print it (only now: it is stored hashed)."""
 
     def body() -> None:
-        from sealion_agents.serve.keys import KeyStore
-
-        keys = KeyStore(_data_dir(data_dir) / "keys.json")
-        record, secret = keys.create(tenant, label)
+        record, secret = _keys(data_dir, keys_file).create(tenant, label)
         out.print(secret, markup=False)
         err.print(f"key {record.id} for tenant {tenant!r}; keep it now, it is not shown again")
 
@@ -500,14 +514,12 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(data_dir: DataDir = None) -> None:
+def keys_list(data_dir: DataDir = None, keys_file: KeysFile = None) -> None:
     """List keys (ids, tenants, names; never the secrets)."""
 
     def body() -> None:
-        from sealion_agents.serve.keys import KeyStore
-
         table = Table("id", "tenant", "name")
-        for record in KeyStore(_data_dir(data_dir) / "keys.json").list():
+        for record in _keys(data_dir, keys_file).list():
             table.add_row(record.id, record.tenant, record.name)
         out.print(table)
 
@@ -518,13 +530,12 @@ def keys_list(data_dir: DataDir = None) -> None:
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (from `sealion keys list`).")],
     data_dir: DataDir = None,
+    keys_file: KeysFile = None,
 ) -> None:
     """Revoke a key at once (running servers re-read the key file)."""
 
     def body() -> None:
-        from sealion_agents.serve.keys import KeyStore
-
-        if not KeyStore(_data_dir(data_dir) / "keys.json").revoke(key_id):
+        if not _keys(data_dir, keys_file).revoke(key_id):
             raise CliError(f"no key with id {key_id!r}; see sealion keys list")
         out.print(f"revoked key {key_id}")
 

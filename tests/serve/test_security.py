@@ -123,3 +123,35 @@ def test_tenants_have_separate_namespaces(served: Served) -> None:
         assert [d["source"] for d in other_docs] == ["notes.txt"]
         assert [d["source"] for d in acme_docs] == sorted(DOCS)
         assert other.delete("/v1/collections/kb").status_code == 200
+
+
+def test_keys_command_creates_lists_and_revokes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def sealion(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", "from sealion_agents.cli import main; main()", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    keys_file = str(tmp_path / "k.json")
+    made = sealion("keys", "create", "--tenant", "acme", "--name", "bot", "--keys-file", keys_file)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("sl-") and "not shown again" in made.stderr
+    record = KeyStore(keys_file).authenticate(secret)
+    assert record is not None and record.tenant == "acme"
+    listed = sealion("keys", "list", "--keys-file", keys_file)
+    assert record.id in listed.stdout and "acme" in listed.stdout and secret not in listed.stdout
+    bad = sealion("keys", "create", "--tenant", "Bad Tenant", "--keys-file", keys_file)
+    assert bad.returncode == 1 and "tenant 'Bad Tenant' is not allowed" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert sealion("keys", "revoke", record.id, "--keys-file", keys_file).returncode == 0
+    assert KeyStore(keys_file).authenticate(secret) is None
+    again = sealion("keys", "revoke", record.id, "--keys-file", keys_file)
+    assert again.returncode == 1 and "no key with id" in again.stderr
+
+
+def test_serve_prints_its_url_and_how_to_make_a_key(served: Served) -> None:
+    log = served.server.log_tail()
+    assert f"http://127.0.0.1:{served.server.port}/" in log
+    assert "make a key: sealion keys create --tenant default" in log

@@ -26,13 +26,11 @@ def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_two_servers_share_one_chroma_server(chroma: Server, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{chroma.port}"
-    keys = make_keys(tmp_path / "one", ("acme",))
-    shared_keys = tmp_path / "one" / "keys.json"
-    (tmp_path / "two").mkdir()
-    (tmp_path / "two" / "keys.json").symlink_to(shared_keys)  # one key file for both
-    one = start(tmp_path / "one", ("--rate-limit", "0"), chroma_url=url)
+    keys = make_keys(tmp_path / "shared", ("acme",))
+    flags = ("--rate-limit", "0", "--keys-file", str(tmp_path / "shared" / "keys.json"))
+    one = start(tmp_path / "one", flags, chroma_url=url)
     try:
-        two = start(tmp_path / "two", ("--rate-limit", "0"), chroma_url=url)
+        two = start(tmp_path / "two", flags, chroma_url=url)
         try:
             first, second = Served(one, keys, tmp_path / "one"), Served(two, keys, tmp_path / "two")
             with first.client() as client:

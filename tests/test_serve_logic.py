@@ -1,0 +1,178 @@
+"""Pure logic of the server's parts: limits, names, content types, the OpenAI shapes, and a
+stream that fails after it started (fakes only where no runtime is involved)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+from sealion_agents.serve.limits import Busy, GenerationQueue, ParallelLimit, RateLimiter
+from sealion_agents.serve.metrics import Metrics
+from sealion_agents.serve.openai_protocol import (
+    ChatRequest,
+    RequestError,
+    generation_options,
+    reasoning_fields,
+    to_messages,
+)
+from sealion_agents.serve.streaming import event_stream, json_event
+from sealion_agents.serve.uploads import UploadError, check_content, safe_filename
+
+
+def test_rate_limiter_refills_per_key() -> None:
+    limiter = RateLimiter(per_minute=120, burst=2)
+    limiter.take("a")
+    limiter.take("a")
+    with pytest.raises(Busy) as busy:
+        limiter.take("a")
+    assert busy.value.retry_after == 1
+    limiter.take("b")
+    assert RateLimiter(0).take("a") is None  # 0: no limit
+
+
+def test_parallel_limit_counts_in_and_out() -> None:
+    limit = ParallelLimit(1)
+    limit.enter("a")
+    with pytest.raises(Busy):
+        limit.enter("a")
+    limit.enter("b")
+    limit.leave("a")
+    limit.enter("a")
+
+
+def test_generation_queue_serves_in_order_and_refuses_beyond_its_size() -> None:
+    async def scenario() -> list[str]:
+        queue = GenerationQueue(slots=1, queue_size=2)
+        order: list[str] = []
+        await queue.enter()  # the running one
+
+        async def waiter(name: str) -> None:
+            await queue.enter()
+            order.append(name)
+            await queue.leave(0.1)
+
+        tasks = [asyncio.create_task(waiter(n)) for n in ("first", "second")]
+        await asyncio.sleep(0.01)
+        assert queue.waiting == 2
+        with pytest.raises(Busy) as busy:
+            await queue.enter()
+        assert busy.value.retry_after >= 1
+        cancelled = asyncio.create_task(waiter("never"))
+        await asyncio.sleep(0)
+        cancelled.cancel()  # a client that gives up while waiting leaves its place
+        await asyncio.gather(cancelled, return_exceptions=True)
+        await queue.leave(1.0)
+        await asyncio.gather(*tasks)
+        assert queue.active == 0 and queue.waiting == 0
+        return order
+
+    assert asyncio.run(scenario()) == ["first", "second"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [("a.txt", "a.txt"), ("../../x.md", "x.md"), ("C:\\docs\\y.pdf", "y.pdf"),
+     ("  คู่มือ พนักงาน.txt ", "คู่มือ พนักงาน.txt")],
+)  # fmt: skip
+def test_safe_filename(raw: str, safe: str) -> None:
+    assert safe_filename(raw) == safe
+
+
+@pytest.mark.parametrize("raw", ["", "..", "a/..", "x\x00.txt", "x\n.txt", "y" * 201])
+def test_unsafe_filenames_are_refused(raw: str) -> None:
+    with pytest.raises(UploadError) as refused:
+        safe_filename(raw)
+    assert refused.value.status == 400
+
+
+def test_content_type_by_bytes(tmp_path: Path) -> None:
+    cases = {
+        ("a.txt", "ไทย text".encode()): None,
+        ("a.txt", "\ufeffhi".encode("utf-16")): None,
+        ("a.md", "é".encode() * 5000): None,  # a character cut at the sample's end is fine
+        ("a.pdf", b"%PDF-1.7 ..."): None,
+        ("a.html", b"\x00\x00binary"): 415,
+        ("a.pdf", b"GIF89a"): 415,
+        ("a.docx", b"PK\x03\x04garbage"): 415,
+        ("a.png", b"\x89PNG"): 415,
+    }
+    for (name, data), status in cases.items():
+        path = tmp_path / "upload"
+        path.write_bytes(data)
+        if status is None:
+            check_content(path, name)
+        else:
+            with pytest.raises(UploadError) as refused:
+                check_content(path, name)
+            assert refused.value.status == status and name in str(refused.value)
+
+
+def test_request_options_and_messages() -> None:
+    request = ChatRequest(
+        model="m",
+        messages=[{"role": "user", "content": "hi"}],
+        chat_template_kwargs={"thinking_mode": "off"},
+        max_completion_tokens=50,
+        thinking_budget=20,
+        stop="END",
+        temperature=0,
+    )
+    assert generation_options(request) == {
+        "thinking": False,
+        "max_thinking_tokens": 20,
+        "max_tokens": 50,
+        "temperature": 0,
+        "stop": ["END"],
+    }
+    for value, thinking in (("on", True), (True, True), ("OFF", False)):
+        kwargs = {"thinking_mode": value}
+        options = generation_options(
+            ChatRequest(model="m", messages=[{}], chat_template_kwargs=kwargs)
+        )
+        assert options["thinking"] is thinking
+    messages = to_messages(
+        [
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": '{"x": 1}'}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "2"},
+        ]
+    )  # fmt: skip
+    assert [type(m) for m in messages] == [SystemMessage, HumanMessage, AIMessage, ToolMessage]
+    assert messages[1].content == "ab"
+    assert messages[2].tool_calls[0]["args"] == {"x": 1}
+    with pytest.raises(RequestError, match="reads text only"):
+        to_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}])
+    assert reasoning_fields("r", "reasoning") == {"reasoning": "r"}
+    assert reasoning_fields("r", "both") == {"reasoning_content": "r", "reasoning": "r"}
+
+
+def test_a_stream_that_fails_after_it_started_ends_with_an_error_event() -> None:
+    app = FastAPI()
+    state = SimpleNamespace(metrics=Metrics())
+
+    @app.get("/s")
+    async def failing() -> object:
+        async def events():  # type: ignore[no-untyped-def]
+            yield json_event({"n": 1})
+            raise ValueError("the collection went away")
+
+        return event_stream(state, events(), None, done=True)  # type: ignore[arg-type]
+
+    with TestClient(app) as client:
+        lines = [line for line in client.get("/s").text.splitlines() if line.startswith("data: ")]
+    assert json.loads(lines[0][6:]) == {"n": 1}
+    error = json.loads(lines[1][6:])["error"]
+    assert (
+        error["message"] == "the collection went away" and error["type"] == "invalid_request_error"
+    )
+    assert lines[2] == "data: [DONE]"
+    assert state.metrics.active_streams._value.get() == 0
