@@ -192,3 +192,12 @@ def test_repo_without_quant_asks_for_one() -> None:
     llm = ChatSeaLion.from_gguf("aisingapore/Llama-SEA-LION-v3.5-8B-R-GGUF")
     with pytest.raises(ValueError, match="pass quant=..., e.g. quant='Q4_K_M'"):
         llm.load()
+
+
+def test_serve_package_is_pinned_and_light() -> None:
+    from sealion_agents import serve
+
+    assert serve.__all__ == ["OPEN_ROUTES", "ApiKey", "KeyStore", "ServeConfig", "create_app"]
+    code = BLOCK_HEAVY + "import sealion_agents.serve, sealion_agents.serve.routes_documents\n"
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
