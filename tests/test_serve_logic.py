@@ -140,7 +140,7 @@ def test_request_options_and_messages() -> None:
     messages = to_messages(
         [
             {"role": "developer", "content": "be brief"},
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "user", "content": [{"type": "text", "text": t} for t in "ab"]},
             {"role": "assistant", "content": None,
              "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": '{"x": 1}'}}]},
             {"role": "tool", "tool_call_id": "c1", "content": "2"},
