@@ -53,6 +53,7 @@ bench: env
 	$(BIN)/python benchmarks/bench_vllm.py
 	$(BIN)/python benchmarks/bench_openai.py
 	$(BIN)/python benchmarks/bench_tools.py --vllm
+	$(BIN)/python benchmarks/bench_serve.py
 	$(BIN)/python benchmarks/bench_retrieval.py
 	$(BIN)/python benchmarks/bench_qa.py --gguf smollm2 --per-dataset 3
 

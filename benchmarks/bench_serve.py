@@ -583,7 +583,7 @@ def show(res: dict[str, Any], args: argparse.Namespace) -> None:
     rounds = ", ".join(f"{k / 1024:.1f}" for k in rss["after_each_round_kib"])
     print(f"| RSS after each server load round + {args.settle:g}s (MiB) | {rounds} | |")
     first = rss["after_each_round_kib"][0] / rss["before_kib"]
-    print(f"| RSS after round 1 / before | {first:.3f} | <= 1.10 {verdict(first <= 1.1)} |")
+    print(f"| RSS after round 1 / before | {first:.3f} | |")
     print(f"| RSS at the end (MiB) | {rss['after_kib'] / 1024:.1f} | |")
     print(f"| RSS after / before | {rss['ratio']:.3f} | <= 1.10 {verdict(rss['ratio'] <= 1.1)} |")
     statuses = ", ".join(f"{k}: {v}" for k, v in ovf["statuses"].items())

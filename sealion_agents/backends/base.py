@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextvars
+import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -192,8 +194,48 @@ def close_iterator(iterator: object) -> None:
         close()
 
 
+class _Producers:
+    """Daemon threads that run the blocking iterators of async iterations, kept and reused.
+
+    A new thread per generation left the C allocator an arena per thread that it seldom
+    gives back (a server's memory grew 20-30% per burst of 32 requests); reused threads keep
+    reusing theirs. Daemon threads, unlike ``ThreadPoolExecutor``'s, never hold up the exit
+    of a process whose generation is still running. A task never waits for a busy thread:
+    a new one starts while fewer than ``size`` exist.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+        self._queued = 0
+
+    def submit(self, task: Callable[[], None]) -> None:
+        with self._lock:
+            self._queued += 1
+            if self._queued > self._idle and self._threads < self.size:
+                self._threads += 1
+                threading.Thread(target=self._work, name="sealion-generate", daemon=True).start()
+        self._tasks.put(task)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            task = self._tasks.get()
+            with self._lock:
+                self._idle -= 1
+                self._queued -= 1
+            contextvars.Context().run(task)  # a fresh context, as a new thread would have
+
+
+_PRODUCERS = _Producers()
+
+
 async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-    """Run a blocking iterator in its own thread and yield its items asynchronously.
+    """Run a blocking iterator in a worker thread and yield its items asynchronously.
 
     Leaving the ``async for`` early (or cancelling) tells the thread to close the
     iterator after its current item, which stops the generation behind it.
@@ -225,7 +267,7 @@ async def iterate_in_thread(make_iterator: Callable[[], Iterator[T]]) -> AsyncIt
         else:
             put(_DONE)
 
-    threading.Thread(target=produce, name="sealion-generate", daemon=True).start()
+    _PRODUCERS.submit(produce)
     try:
         while True:
             item, error = await queue.get()

@@ -90,7 +90,7 @@ class GenerationQueue:
         self.active = 0
         self.waiting = 0
         self._cond: asyncio.Condition | None = None
-        self._seconds_per_generation = 2.0  # running estimate, for Retry-After
+        self._seconds_per_generation: float | None = None  # running mean, for Retry-After
 
     def _condition(self) -> asyncio.Condition:
         if self._cond is None:
@@ -105,7 +105,8 @@ class GenerationQueue:
                 self.active += 1
                 return
             if self.waiting >= self.queue_size:
-                wait = self._seconds_per_generation * (self.waiting + 1) / self.slots
+                each = self._seconds_per_generation or 1.0
+                wait = each * (self.waiting + 1) / self.slots
                 raise Busy(
                     f"the server is busy ({self.active} generating, {self.waiting} waiting): "
                     "try again shortly",
@@ -124,7 +125,10 @@ class GenerationQueue:
         async with cond:
             self.active -= 1
             if seconds is not None:
-                self._seconds_per_generation = 0.8 * self._seconds_per_generation + 0.2 * seconds
+                last = self._seconds_per_generation
+                self._seconds_per_generation = (
+                    seconds if last is None else 0.7 * last + 0.3 * seconds
+                )
             cond.notify()
 
     @asynccontextmanager

@@ -258,3 +258,19 @@ def test_health_ready_and_metrics(served: Served) -> None:
     for name in ("sealion_queue_depth", "sealion_active_streams", "sealion_generating"):
         assert f"\n{name} " in text
     assert "Merlion" not in text and "kb" not in text  # no user text in labels
+
+
+def test_qa_model_with_thinking_off_and_a_budget(served: Served) -> None:
+    question = [{"role": "user", "content": "Where does the Merlion mascot stand?"}]
+    off = openai_client(served).chat.completions.create(
+        model="qa/kb",
+        messages=question,
+        extra_body={"chat_template_kwargs": {"thinking_mode": "off"}},
+    )
+    assert off.choices[0].message.content.startswith(GROUNDED)
+    assert "reasoning_content" not in (off.choices[0].message.model_extra or {})
+    budget = openai_client(served).chat.completions.create(
+        model="qa/kb", messages=question, extra_body={"max_thinking_tokens": 2}
+    )
+    reasoning = budget.choices[0].message.model_extra["reasoning_content"]
+    assert REASONING_QA.startswith(reasoning.strip()) and reasoning.strip() != REASONING_QA
