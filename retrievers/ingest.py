@@ -19,6 +19,7 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -153,9 +154,116 @@ def _files(paths: Iterable[str | os.PathLike[str]], report: IngestReport) -> lis
     return out
 
 
+def _loader_name(loader: Any) -> str:
+    """How a loader is named in the report: its class and what it reads."""
+    for attr in ("file_path", "web_path", "url", "path"):
+        value = getattr(loader, attr, None)
+        if isinstance(value, (str, os.PathLike)) and str(value):
+            return f"{type(loader).__name__}({value})"
+    paths = getattr(loader, "web_paths", None)
+    if paths:
+        return f"{type(loader).__name__}({', '.join(map(str, paths))})"
+    return type(loader).__name__
+
+
+def _plain_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata Chroma can store: str, int, float, bool (None dropped, others as JSON text)."""
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if value is None:
+            continue
+        if isinstance(value, (str, int, float, bool)):
+            out[str(key)] = value
+        else:
+            out[str(key)] = json.dumps(value, ensure_ascii=False, default=str)
+    return out
+
+
+def _grouped(docs: Iterable[Document], fallback: str) -> dict[str, list[Document]]:
+    """Documents by ``metadata["source"]`` (in first-seen order), each a copy."""
+    groups: dict[str, list[Document]] = {}
+    for doc in docs:
+        source = str(doc.metadata.get("source") or fallback)
+        metadata = _plain_metadata({**doc.metadata, "source": source})
+        groups.setdefault(source, []).append(Document(doc.page_content, metadata=metadata))
+    return groups
+
+
+Unit = tuple[str, Callable[[], list[Document]]]
+"""One source to ingest: its name, and how to get its pages (may raise LoadError)."""
+
+
+def _units(
+    items: Any,
+    report: IngestReport,
+    relative_to: str | os.PathLike[str] | None,
+    max_file_bytes: int,
+) -> list[Unit]:
+    """Paths (files, folders), ``Document``s and ``BaseLoader``s as sources to ingest.
+
+    Documents are grouped by their ``source`` metadata; a loader runs now, and one that
+    fails is an error of the report under its name (the other items go on).
+    """
+    from langchain_core.document_loaders import BaseLoader
+
+    if isinstance(items, (str, os.PathLike, Document, BaseLoader)):
+        items = [items]
+    units: list[Unit] = []
+    paths: list[str | os.PathLike[str]] = []
+    loose: list[Document] = []
+    for item in items:
+        if isinstance(item, Document):
+            if not item.metadata.get("source"):
+                report.errors[f"Document {len(loose) + 1}: {item.page_content[:40]!r}"] = (
+                    "a Document needs metadata['source'] (a file name, URL or id) so that "
+                    "re-runs find it; set one"
+                )
+                continue
+            loose.append(item)
+        elif isinstance(item, BaseLoader):
+            name = _loader_name(item)
+            try:
+                groups = _grouped(item.lazy_load(), fallback=name)
+            except Exception as exc:
+                report.errors[name] = f"the loader failed ({type(exc).__name__}: {exc})"
+                logger.warning("loader %s failed", name, exc_info=True)
+                continue
+            if not groups:
+                report.errors[name] = "the loader returned no documents"
+            units += [(source, _given(docs)) for source, docs in groups.items()]
+        elif isinstance(item, (str, os.PathLike)):
+            paths.append(item)
+        else:
+            raise TypeError(
+                "ingest takes file or folder paths, LangChain Documents or document loaders; "
+                f"got {type(item).__name__}"
+            )
+    for source, docs in _grouped(loose, fallback="").items():
+        units.append((source, _given(docs)))
+    for path in _files(paths, report):
+        units.append((_source(path, relative_to), _file_loader(path, relative_to, max_file_bytes)))
+    return units
+
+
+def _given(docs: list[Document]) -> Callable[[], list[Document]]:
+    return lambda: docs
+
+
+def _file_loader(
+    path: Path, relative_to: str | os.PathLike[str] | None, max_file_bytes: int
+) -> Callable[[], list[Document]]:
+    def load() -> list[Document]:
+        docs = load_file(path, max_file_bytes=max_file_bytes)
+        for doc in docs:
+            doc.metadata["source"] = _source(path, relative_to)
+        return docs
+
+    return load
+
+
 def ingest(
     store: Any,
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    paths: Any,
     splitter: SEATextSplitter | None = None,
     *,
     batch_size: int = 64,
@@ -169,7 +277,12 @@ def ingest(
 
     Args:
         store: from :func:`~sealion_agents.retrievers.open_store`.
-        paths: files and/or folders (folders are walked; unsupported types are ignored).
+        paths: what to ingest, one or an iterable of: file and folder paths (folders are
+            walked; unsupported types are listed in ``report.ignored``), LangChain
+            ``Document``s (grouped by ``metadata["source"]``, which they must have), and
+            document loaders (any ``BaseLoader``, e.g. langchain-community's; their documents
+            grouped by source). Each source gets the same content ids, idempotent re-runs and
+            per-item errors as a file.
         splitter: defaults to :class:`SEATextSplitter` measured in the store's model tokens.
         batch_size: chunks per embedding call and per write.
         max_file_bytes: larger files are refused with an error in the report.
@@ -192,7 +305,7 @@ def ingest(
     coll = _collection(store)
     check_embeddings(coll, embeddings)  # never add vectors of another model
     report = IngestReport()
-    files = _files(paths, report)
+    units = _units(paths, report, relative_to, max_file_bytes)
 
     bar = None
     if show_progress:
@@ -267,13 +380,10 @@ def ingest(
             added_now.difference_update(pend.ids)
         pending_files.clear()
 
-    for path in files:
+    for source, load in units:
         check_cancel()
-        source = _source(path, relative_to)
         try:
-            docs = load_file(path, max_file_bytes=max_file_bytes)
-            for doc in docs:
-                doc.metadata["source"] = source
+            docs = load()
             doc_hash = _content_hash(docs, splitter.signature)
             stored = coll.get(where={"source": source}, include=["metadatas"])
             current = [
@@ -323,7 +433,7 @@ def ingest(
         finally:
             files_done += 1
             if bar is not None:
-                bar.set_postfix(files=f"{files_done}/{len(files)}")
+                bar.set_postfix(files=f"{files_done}/{len(units)}")
         if len(pending_chunks) >= batch_size:
             flush()
     flush()

@@ -247,9 +247,27 @@ def _run(body: Callable[[], None]) -> None:
 # -- commands -------------------------------------------------------------------------
 
 
+def _ingest_items(paths: list[str]) -> list[Any]:
+    """Paths as they are; http(s) URLs as langchain-community's web page loader."""
+    items: list[Any] = []
+    for text in paths:
+        if text.startswith(("http://", "https://")):
+            from sealion_agents.errors import require
+
+            loaders = require(
+                "langchain_community.document_loaders", extra="loaders", feature="Ingesting URLs"
+            )
+            items.append(loaders.WebBaseLoader(text, raise_for_status=True, show_progress=False))
+        else:
+            items.append(text)
+    return items
+
+
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    paths: Annotated[
+        list[str], typer.Argument(help="Files, folders and http(s) URLs of web pages to ingest.")
+    ],
     collection: Collection = "sealion",
     store: StoreDir = None,
     chroma_url: ChromaUrl = None,
@@ -260,7 +278,7 @@ def ingest(
         from sealion_agents.retrievers import ingest as run_ingest
 
         target = _open_collection(collection, store, chroma_url, must_exist=False)
-        report = run_ingest(target, [str(p) for p in paths], show_progress=True)
+        report = run_ingest(target, _ingest_items(paths), show_progress=True)
         table = Table("file", "result")
         for name in report.added:
             table.add_row(name, "[green]added[/]")

@@ -167,3 +167,33 @@ def test_collection_names_in_thai_and_bad_names(tmp_path: Path) -> None:
     assert len(bad.stderr.strip().splitlines()) <= 2
     gone = sealion("collections", "--delete", thai, "--store", store)
     assert gone.returncode == 0 and "deleted" in gone.stdout
+
+
+def test_ingest_a_web_page_by_url(tmp_path: Path) -> None:
+    import http.server
+    import threading
+    from functools import partial
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "leave.html").write_text(
+        "<html><body><p>Cuti tahunan ialah empat belas hari setahun.</p></body></html>",
+        encoding="utf-8",
+    )
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        store = str(tmp_path / "s")
+        good = sealion("ingest", f"{base}/leave.html", "-c", "web", "--store", store)
+        assert good.returncode == 0, good.stderr
+        assert f"{base}/leave.html" in good.stdout and "added" in good.stdout
+        mixed = sealion(
+            "ingest", f"{base}/leave.html", f"{base}/missing.html", "-c", "web", "--store", store
+        )
+        assert mixed.returncode == 3  # one page stored (unchanged), one failed
+        assert "unchanged" in mixed.stdout and "404" in mixed.stdout
+    finally:
+        server.shutdown()
+        server.server_close()
