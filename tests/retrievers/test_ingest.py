@@ -187,6 +187,12 @@ def test_killed_ingestion_resumes_to_exactly_a_clean_run(tmp_path, e5, splitter)
     store = open_store(e5, persist_directory=db)
     partial = _ids(store)
     assert 0 < len(partial) < len(clean_ids) and partial <= clean_ids
+    # the lexical index as the kill left it: only chunks Chroma has, or journaled ones
+    from sealion_agents.retrievers.lexical_index import LexicalIndex, lexical_index_path
+
+    lexical = LexicalIndex(lexical_index_path(store))
+    journal = {r[0] for r in lexical._db.execute("SELECT cid FROM journal")}
+    assert lexical._ids() <= partial | journal
     per_file, clean_per_file = _chunks_per_source(store), _chunks_per_source(clean)
     half = [s for s, n in per_file.items() if 0 < n < clean_per_file[s]]
     assert half, f"no file was left half-stored: {per_file}"  # the kill cut a file mid-way
@@ -195,6 +201,8 @@ def test_killed_ingestion_resumes_to_exactly_a_clean_run(tmp_path, e5, splitter)
     assert report.chunks_added == len(clean_ids) - len(partial)
     assert _ids(store) == clean_ids
     assert store._collection.count() == len(clean_ids)
+    assert LexicalIndex(lexical_index_path(store))._ids() == clean_ids  # no rebuild needed
+    assert LexicalIndex(lexical_index_path(store)).sync(store._collection) == 0
 
 
 def test_symlinks_in_a_folder_are_not_followed(tmp_path, e5, splitter) -> None:
