@@ -30,6 +30,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 from sealion_agents.retrievers._deps import require
+from sealion_agents.retrievers.lexical_index import lexical_index_for
 from sealion_agents.retrievers.loaders import (
     DEFAULT_MAX_FILE_BYTES,
     SUPPORTED_SUFFIXES,
@@ -38,7 +39,6 @@ from sealion_agents.retrievers.loaders import (
     load_file,
     source_name,
 )
-from sealion_agents.retrievers.lexical_index import lexical_index_for
 from sealion_agents.retrievers.splitting import SEATextSplitter
 from sealion_agents.retrievers.store import check_embeddings
 
