@@ -341,10 +341,10 @@ def main() -> None:
         "+hist": lambda item: new_detect(item[0], history=item[1]),
         "+doc": lambda item: new_detect(item[0], context=item[2]),
     }
-    results: dict[str, dict[str, object]] = {}
+    results: dict[str, dict[str, float]] = {}
     confusion: dict[str, dict[str, Counter]] = {}
     for lang in ORDER:
-        row: dict[str, object] = {}
+        row: dict[str, float] = {}
         for name, detect in detectors.items():
             if lang in belebele:
                 acc, guesses = accuracy(lang, belebele[lang], detect)
@@ -356,12 +356,11 @@ def main() -> None:
                 row[f"short {name}"] = acc
                 if lang in ("ms", "id") and name in ("old", "new"):
                     confusion.setdefault(f"short {name}", {})[lang] = guesses
-                fallback = sum(1 for q, _, _ in short[lang] if detect((q, (), "")) == "en")
                 if name in ("old", "new") and lang != "en":
-                    row[f"short {name} -> en"] = fallback
+                    row[f"short {name} -> en"] = float(guesses["en"])
         row["short switch"] = accuracy(lang, switched[lang], detectors["+hist"])[0]
-        row["n"] = len(belebele.get(lang, []))
-        row["short n"] = len(short[lang])
+        row["n"] = float(len(belebele.get(lang, [])))
+        row["short n"] = float(len(short[lang]))
         results[lang] = row
 
     columns = ["old", "new", "+hist", "+doc"] if belebele else []
@@ -372,9 +371,9 @@ def main() -> None:
     print("|" + "---|" * len(header))
     for lang in ORDER:
         row = results[lang]
-        cells = [f"{LANGUAGES[lang].name} ({lang})", str(row["n"])]
+        cells = [f"{LANGUAGES[lang].name} ({lang})", str(int(row["n"]))]
         cells += [f"{row[c]:.1f}" for c in columns[: 4 if belebele else 0]]
-        cells += [str(row["short n"])]
+        cells += [str(int(row["short n"]))]
         cells += [f"{row[c]:.1f}" for c in columns[4 if belebele else 0 :]]
         print("| " + " | ".join(cells) + " |")
     macro = {c: sum(float(results[lang][c]) for lang in ORDER) / len(ORDER) for c in columns}
@@ -386,8 +385,8 @@ def main() -> None:
     cells += [""] + [f"{worst[c]:.1f}" for c in columns[4 if belebele else 0 :]]
     print("| " + " | ".join(cells) + " |")
 
-    fallback_old = sum(int(results[lang].get("short old -> en", 0)) for lang in ORDER)
-    fallback_new = sum(int(results[lang].get("short new -> en", 0)) for lang in ORDER)
+    fallback_old = sum(int(results[lang].get("short old -> en", 0.0)) for lang in ORDER)
+    fallback_new = sum(int(results[lang].get("short new -> en", 0.0)) for lang in ORDER)
     n_short = sum(len(SHORT[lang]) for lang in ORDER if lang != "en")
     print(
         f"\nShort non-English questions answered in English: old {fallback_old}/{n_short}, "
@@ -398,9 +397,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name, by_truth in confusion.items():
         for truth in ("ms", "id"):
-            guesses = by_truth.get(truth)
-            if guesses is None:
+            if truth not in by_truth:
                 continue
+            guesses = by_truth[truth]
             other = sum(v for k, v in guesses.items() if k not in ("ms", "id"))
             kind, _, detector = name.rpartition(" ")
             print(
@@ -422,7 +421,9 @@ def main() -> None:
             "per_language": results,
             "macro": macro,
             "worst": worst,
-            "ms_id_confusion": {k: {t: dict(c) for t, c in v.items()} for k, v in confusion.items()},
+            "ms_id_confusion": {
+                k: {t: dict(c) for t, c in v.items()} for k, v in confusion.items()
+            },
             "short_to_english": {"old": fallback_old, "new": fallback_new, "of": n_short},
             "ms_per_call": per_call,
             "short_questions": SHORT,

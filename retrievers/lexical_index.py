@@ -36,7 +36,7 @@ from typing import Any
 
 from sealion_agents.retrievers.lexical import lexical_tokens
 
-__all__ = ["LexicalIndex", "lexical_index_for", "lexical_index_path"]
+__all__ = ["LexicalIndex", "drop_lexical_index", "lexical_index_for", "lexical_index_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -229,3 +229,14 @@ def lexical_index_for(store: Any, locale: str = "") -> LexicalIndex:
             index = LexicalIndex(path, locale)
             _OPEN[path] = index
         return index
+
+
+def drop_lexical_index(store: Any) -> None:
+    """Delete the lexical index file of ``store``'s collection (call before deleting it)."""
+    path = lexical_index_path(store)
+    with _OPEN_LOCK:
+        index = _OPEN.pop(str(path), None)
+        if index is not None:
+            index.close()
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)

@@ -122,6 +122,8 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
     """Keep step 4's reasoning in the result."""
     default_language: str = "en"
     """Answer language when detection is unsure."""
+    languages: list[str] | None = None
+    """The deployment's answer languages (ISO 639-1 codes); detection chooses among them."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -233,7 +235,12 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
     def _run(
         self, question: str, history: list[BaseMessage], config: RunnableConfig | None
     ) -> Iterator[QAEvent]:
-        language = detect_language(question, default=self.default_language)
+        language = detect_language(
+            question,
+            default=self.default_language,
+            languages=self.languages,
+            history=[m.text for m in history if m.type == "human"],
+        )
         queries = self._queries(question, history, language, config)
         yield QAEvent("query", text=queries[0])
         documents = self._retrieve(queries, config)

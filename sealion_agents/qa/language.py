@@ -121,77 +121,73 @@ def _dominant_script(text: str) -> str | None:
 # -- words -----------------------------------------------------------------------------
 # Well-known function words, question words, everyday vocabulary and spellings that tell
 # the Latin-script languages apart (general linguistic knowledge, not mined from any test
-# set). Weights: 2 = (almost) only this language, 1 = typical of it. A word listed for one
-# language keeps that weight; a word listed for a group (e.g. Malay and Indonesian) adds to
-# each of the group, which tells it from Javanese, Sundanese, Filipino and English.
+# set). Weights: 2 = (almost) only this language, 1 = typical of it. A word listed for a
+# group (e.g. Malay and Indonesian) adds to each language of the group, which tells the
+# group from the others (Javanese, Sundanese, Filipino, English).
 
 _WORDS: dict[str, dict[float, str]] = {
     "ms": {
         2: """
-            bilakah adakah bolehkah kerana sahaja bahawa iaitu wang mahu jadual percuma
-            kedai esok kakitangan cukai tempahan tempah mesyuarat kenderaan kad telefon
-            nombor akaun insurans kesihatan perubatan ubat doktor muzik filem projek faham
-            fikir berfikir fikiran sila baharu sebarang sesiapa apa-apa mana-mana selepas
-            semasa bermula peratus peratusan lelaki kanak-kanak kerap sentiasa minit
-            cuba mencuba dicuba percubaan dibenarkan membenarkan hantar menghantar dihantar
-            jawapan soalan maklumat penerangan sokongan menyokong perkhidmatan kelulusan
-            meluluskan borang laluan rangkaian perisian tarikh percutian bercuti pelancongan
-            pelancong pelawat lawatan melawat ringgit berhampiran berdekatan negeri bandar
-            bandaraya kerajaan syarikat jabatan universiti polis teksi televisyen kualiti
-            aktiviti komuniti ianya tiada awak manakala justeru pelbagai sebahagian bahagian
-            ramai mengapakah kenapakah hendaklah kaedah berbanding tentera askar mengikut
-            antarabangsa persekutuan pertubuhan perlawanan kejohanan sukan jenama
-            membeli-belah kasut seluar tandas bilik tingkap lif pangsapuri diskaun yuran
-            resit faedah pelaburan kewangan perbelanjaan belanjawan perakaunan mahkamah
-            peguam pentadbiran pengurusan pengurus pengarah parlimen mengundi undi parti
-            tamadun meraikan diraikan jawatan kerjaya elaun pencen caruman majikan pasport
-            imigresen kastam stesen trafik lebuh tren encik puan sekiranya kelmarin hadapan
-            agaknya haiwan tuntutan berkenaan rawatan bimbang membimbangkan kebimbangan
-            rosak kerosakan rusuhan memulakan dimulakan menamatkan kumpulan pengangkutan
-            rekod terkini perkara lapan bilion trilion isnin khamis jumaat ahad ogos
-            julai mac perancis inggeris itali sepanyol jepun kemboja eropah arnab pelajar
-            ketara penyata menggalakkan menjejaskan terjejas kelab
-            komen sebenar kod peranti selesa berikutan kes petua dapatan suspek perlumbaan
-            lumba jurugambar pengebumian perkahwinan kahwin berjaya kejayaan menganjurkan
-            penganjur ejen imej mesej pakej gelaran cadangan mencadangkan perniagaan saintis
-            nipis keupayaan kebolehan bertanggungjawab pembekal peribadi kerusi khabar
-            khidmat fasal sempena persidangan penyelidikan penyelidik menubuhkan ditubuhkan
-            penubuhan mangsa tercedera terkorban kemalangan juruterbang jurucakap hospital
-            pesakit jangkitan wabak pergunungan mendakwa dakwaan
+            bilakah adakah bolehkah kerana sahaja bahawa iaitu wang mahu jadual percuma kedai
+            esok kakitangan cukai tempahan tempah mesyuarat kenderaan kad telefon nombor akaun
+            insurans kesihatan perubatan ubat doktor muzik filem projek faham fikir berfikir
+            fikiran sila baharu sebarang sesiapa apa-apa mana-mana selepas semasa bermula
+            peratus peratusan lelaki kanak-kanak kerap sentiasa minit cuba mencuba dicuba
+            percubaan dibenarkan membenarkan hantar menghantar dihantar jawapan soalan maklumat
+            penerangan sokongan menyokong perkhidmatan kelulusan meluluskan borang laluan
+            rangkaian perisian tarikh percutian bercuti pelancongan pelancong pelawat lawatan
+            melawat ringgit berhampiran berdekatan negeri bandar bandaraya kerajaan syarikat
+            jabatan universiti polis teksi televisyen kualiti aktiviti komuniti ianya tiada awak
+            manakala justeru pelbagai sebahagian bahagian ramai mengapakah kenapakah hendaklah
+            kaedah berbanding tentera askar mengikut antarabangsa persekutuan pertubuhan
+            perlawanan kejohanan sukan jenama membeli-belah kasut seluar tandas bilik tingkap
+            lif pangsapuri diskaun yuran resit faedah pelaburan kewangan perbelanjaan belanjawan
+            perakaunan mahkamah peguam pentadbiran pengurusan pengurus pengarah parlimen
+            mengundi undi parti tamadun meraikan diraikan jawatan kerjaya elaun pencen caruman
+            majikan pasport imigresen kastam stesen trafik lebuh tren encik puan sekiranya
+            kelmarin hadapan agaknya haiwan tuntutan berkenaan rawatan bimbang membimbangkan
+            kebimbangan rosak kerosakan rusuhan memulakan dimulakan menamatkan kumpulan
+            pengangkutan rekod terkini perkara lapan bilion trilion isnin khamis jumaat ahad
+            ogos julai mac perancis inggeris itali sepanyol jepun kemboja eropah arnab pelajar
+            ketara penyata menggalakkan menjejaskan terjejas kelab komen sebenar kod peranti
+            selesa berikutan kes petua dapatan suspek perlumbaan lumba jurugambar pengebumian
+            perkahwinan kahwin berjaya kejayaan menganjurkan penganjur ejen imej mesej pakej
+            gelaran cadangan mencadangkan perniagaan saintis nipis keupayaan kebolehan
+            bertanggungjawab pembekal peribadi kerusi khabar khidmat fasal sempena persidangan
+            penyelidikan penyelidik menubuhkan ditubuhkan penubuhan mangsa tercedera terkorban
+            kemalangan juruterbang jurucakap hospital pesakit jangkitan wabak pergunungan
+            mendakwa dakwaan
             """,
         1: """
-            boleh daripada kereta semalam ia betul ahli lepas apabila amat
-            walaupun bagaimanakah pekerja kos bil tamat budak pengenalan warganegara sambut
-            disambut pasukan jualan pejabat petang berkaitan bilangan mencipta ucapan jun kesan
-            kenyataan membuatkan bersalin akta keperluan memerlukan amalan memaparkan paparan menerangkan anugerah merujuk rujukan bergantung kukuh disahkan
-            mengesahkan peranan meneruskan kajian perbincangan
+            boleh daripada kereta semalam ia betul ahli lepas apabila amat walaupun bagaimanakah
+            pekerja kos bil tamat budak pengenalan warganegara sambut disambut pasukan jualan
+            pejabat petang berkaitan bilangan mencipta ucapan jun kesan kenyataan membuatkan
+            bersalin akta keperluan memerlukan amalan memaparkan paparan menerangkan anugerah
+            merujuk rujukan bergantung kukuh disahkan mengesahkan peranan meneruskan kajian
+            perbincangan
             """,
     },
     "id": {
         2: """
-            kapan bisa karena saja uang bahwa yaitu mau besok kemarin pemesanan kesehatan
-            pengobatan paham pikir berpikir pikiran silakan sesudah mulai dimulai memulai
-            pria laki-laki sering senantiasa coba mencoba dicoba percobaan diizinkan
-            membutuhkan butuh dibutuhkan kebutuhan kirim mengirim dikirim jawaban pertanyaan
-            dukungan mendukung layanan pelayanan unduh mengunduh unggah jaringan libur
-            liburan pengunjung kunjungan mengunjungi pemerintah perusahaan berbagai sebagian
-            bagian sulit gampang banget nggak enggak gak ngga udah aja gimana kok dong sih
-            deh kalian prajurit terkait celana jendela swalayan tagihan keuangan pengadilan
-            kebijakan peradaban merayakan dirayakan tunjangan pertandingan kejuaraan merek
-            sore bisakah ketimbang cuma-cuma hewan khawatir kuatir mengkhawatirkan
+            bisa karena saja uang bahwa yaitu mau besok kemarin paham pikir berpikir pikiran
+            silakan sesudah mulai dimulai memulai pria laki-laki sering senantiasa coba mencoba
+            dicoba percobaan diizinkan membutuhkan butuh dibutuhkan kirim mengirim dikirim
+            mendukung unduh mengunduh unggah libur liburan pengunjung kunjungan mengunjungi
+            berbagai sebagian bagian sulit gampang banget nggak enggak gak ngga udah aja gimana
+            kok dong sih deh kalian prajurit terkait celana jendela swalayan peradaban merayakan
+            dirayakan sore bisakah ketimbang cuma-cuma hewan khawatir kuatir mengkhawatirkan
             kekhawatiran rusak kerusakan kerusuhan mengakhiri terbaru delapan kelinci
             mengidentifikasi teridentifikasi diidentifikasi berdampak perawatan menciptakan
             perkataan seharusnya dikonfirmasi nyaman kiat temuan balapan bingung pemakaman
-            pernikahan berhasil keberhasilan mengacu kesepakatan menjuluki julukan saran
-            menyarankan peran kabar kokoh mantan penelitian peneliti didirikan kecelakaan
-            pegunungan mengklaim seberapa
+            berhasil keberhasilan mengacu kesepakatan menjuluki julukan saran menyarankan peran
+            kabar kokoh mantan didirikan pegunungan mengklaim seberapa
             """,
         1: """
             tersebut setelah saat harus polisi kota sekitar adalah agar tapi benar selesai
-            daerah bagus pulang depan penjualan dapatkah memberitahu bakal bapak hal
-            merupakan hukum praktik menampilkan tampilan menjelaskan sepakat konfirmasi
-            sukses menyelenggarakan kegiatan tipis tergantung kemampuan penyedia tanggapan
-            materi area menginap kompetisi meneliti studi tewas acuan
+            daerah bagus pulang depan penjualan dapatkah memberitahu bakal bapak hal merupakan
+            hukum praktik menampilkan tampilan menjelaskan sepakat konfirmasi sukses
+            menyelenggarakan kegiatan tipis tergantung kemampuan penyedia tanggapan materi area
+            menginap kompetisi meneliti studi tewas acuan
             """,
     },
     # Indonesian spellings of everyday and borrowed words, which Javanese and Sundanese
@@ -199,64 +195,70 @@ _WORDS: dict[str, dict[float, str]] = {
     "id jv su": {
         2: """
             mobil jadwal gratis toko kantor pajak rapat kendaraan kartu telepon nomor akun
-            asuransi obat dokter musik proyek persen menit informasi formulir berkas situs
-            sandi perangkat tanggal pariwisata wisatawan turis rupiah provinsi kabupaten
-            kecamatan desa universitas taksi televisi kualitas aktivitas komunitas fasilitas
-            tentara internasional sepatu kamar apartemen diskon biaya ongkos struk rekening
-            investasi akuntansi pengacara administrasi manajemen manajer direktur parlemen
-            pemilu partai paspor imigrasi bandara stasiun parkir karyawan pensiun karier
-            identitas olahraga kasus metode ponsel kelompok grup transportasi rekor miliar
-            triliun senin kamis jumat agustus juli juni maret prancis inggris polandia
-            irlandia finlandia selandia skotlandia swedia norwegia italia spanyol yunani irak
-            tiongkok jepang kamboja serikat meksiko brasil eropa siswa mahasiswa pidato
-            akurat dampak signifikan komentar kode poin opsi spesial tur fotografer agen
-            paket bisnis ilmuwan pribadi kursi diskusi konferensi korban pasien infeksi wabah
-            klaim
+            asuransi obat dokter musik proyek persen menit informasi formulir berkas situs sandi
+            perangkat tanggal pariwisata wisatawan turis rupiah provinsi kabupaten kecamatan
+            desa universitas taksi televisi kualitas aktivitas komunitas fasilitas tentara
+            internasional sepatu kamar apartemen diskon biaya ongkos struk rekening investasi
+            akuntansi pengacara administrasi manajemen manajer direktur parlemen pemilu partai
+            paspor imigrasi bandara stasiun parkir karyawan pensiun karier identitas olahraga
+            kasus metode ponsel kelompok grup transportasi rekor miliar triliun senin kamis
+            jumat agustus juli juni maret prancis inggris polandia irlandia finlandia selandia
+            skotlandia swedia norwegia italia spanyol yunani irak tiongkok jepang kamboja
+            serikat meksiko brasil eropa siswa mahasiswa pidato akurat dampak signifikan
+            komentar kode poin opsi spesial tur fotografer agen paket bisnis ilmuwan pribadi
+            kursi diskusi konferensi korban pasien infeksi wabah klaim kesehatan pengobatan
+            jawaban pertanyaan dukungan layanan pelayanan jaringan pemerintah perusahaan tagihan
+            keuangan pengadilan kebijakan tunjangan pertandingan kejuaraan merek penelitian
+            peneliti kecelakaan pernikahan pemesanan kebutuhan
+            """,
+    },
+    "id jv": {
+        2: """
+            kapan
             """,
     },
     "ms id": {
         1: """
             yang dan dengan untuk dalam tidak ini itu akan pada oleh dari kepada ada siapa
-            berapa bagaimana mengapa kenapa tentang menurut mereka saya anda kami kita juga
-            atau tetapi sudah telah belum masih lebih paling sangat semua setiap banyak
-            beberapa orang seperti jika kalau hanya sebagai selain sebelum kemudian apakah
-            manakah siapakah berapakah tempat perlu dapat mana bila apa sejak hingga sampai
-            selama ketika masa waktu tahun hari bulan minggu jam berikut tujuan cara lama
-            cuti gaji
+            berapa bagaimana mengapa kenapa tentang menurut mereka saya anda kami kita juga atau
+            tetapi sudah telah belum masih lebih paling sangat semua setiap banyak beberapa
+            orang seperti jika kalau hanya sebagai selain sebelum kemudian apakah manakah
+            siapakah berapakah tempat perlu dapat mana bila apa sejak hingga sampai selama
+            ketika masa waktu tahun hari bulan minggu jam berikut tujuan cara lama cuti gaji
             """,
     },
     "jv": {
         2: """
             sing ing ora iku kuwi iki karo wis wes durung opo piro pira sopo sapa endi ngendi
             piye kepiye kepriye kados pundi menapa napa pinten sinten punika menika niki niku
-            boten mboten sampun dereng kaliyan kangge wonten ingkang saking dhateng saged
-            badhe nggih inggih amarga amargi merga mergane sebabe saka seka marang menyang
-            nang neng uga mung dadi ana ono nduwe duwe gawe iso isa luwih akeh sithik cilik
-            gedhe apik becik bocah wong omah wulan suwe suwene ngapa kang dening kasebut
-            miturut manut jroning antarane sawise sakwise sadurunge arep wus tansah saben
-            kabeh sakabehe liyane liya dhewe dheweke kowe sampeyan panjenengan kula padha
-            uwong wadon lanang ngisor nduwur dhuwur ndhuwur njaba mlebu metu teka lunga
-            mulih tuku adol dhuwit regane rega wektu lan utawa nanging menawa manawa banjur
-            nuli thok tenan bener ngono ngene ngerti weruh ndeleng kandha ngendika mangkono
-            mangkene dipun punapa pripun sapinten dhisik disik kudune saiki mengko wingi
-            sesuk pirang bukak prei kathok cendhela kewan
+            boten mboten sampun dereng kaliyan kangge wonten ingkang saking dhateng saged badhe
+            nggih inggih amarga amargi merga mergane sebabe saka seka marang menyang nang neng
+            uga mung dadi ana ono nduwe duwe gawe iso isa luwih akeh sithik cilik gedhe apik
+            becik bocah wong omah wulan suwe suwene ngapa kang dening kasebut miturut manut
+            jroning antarane sawise sakwise sadurunge arep wus tansah saben kabeh sakabehe
+            liyane liya dhewe dheweke kowe sampeyan panjenengan kula padha uwong wadon lanang
+            ngisor nduwur dhuwur ndhuwur njaba mlebu metu teka lunga mulih tuku adol dhuwit
+            regane rega wektu lan utawa nanging menawa manawa banjur nuli thok tenan bener ngono
+            ngene ngerti weruh ndeleng kandha ngendika mangkono mangkene dipun punapa pripun
+            sapinten dhisik disik kudune saiki mengko wingi sesuk pirang bukak prei kathok
+            cendhela kewan
             """,
         1: """
-            kanggo kapan kudu dina taun nalika lagi bakal tanpa maneh wae bae kaya yen bisa
-            apa kenging nomer damel
+            kanggo kudu dina taun nalika lagi bakal tanpa maneh wae bae kaya yen bisa apa
+            kenging nomer damel
             """,
     },
     "su": {
         2: """
-            teh naon sabaraha jeung anu nu henteu teu kumaha kunaon iraha saha ieu eta kana
-            tina pikeun ngeunaan sareng sarta atawa oge geus keur lamun upami tiasa hoyong
-            hayang aya loba seueur saeutik leutik alus sae pisan deui ayeuna isuk kamari poe
-            jalma urang abdi anjeun manehna aranjeunna sadaya sakabeh unggal nyaeta mangrupa
-            dumasar nurutkeun numutkeun kalawan sanggeus samemeh salila kusabab margi
-            lantaran kamana mah atuh kedah bade mangga punten hatur nuhun teras tos parantos
-            nembe nepi dugi ngan kitu kieu sok boga nyieun ningali meuli imah nagara barudak
-            awewe lalaki jelema euweuh naha dimana nganggo kumargi saurang sababaraha sato
-            pakansi calana jandela artos
+            teh naon sabaraha jeung anu nu henteu teu kumaha kunaon iraha saha ieu eta kana tina
+            pikeun ngeunaan sareng sarta atawa oge geus keur lamun upami tiasa hoyong hayang aya
+            loba seueur saeutik leutik alus sae pisan deui ayeuna isuk kamari poe jalma urang
+            abdi anjeun manehna aranjeunna sadaya sakabeh unggal nyaeta mangrupa dumasar
+            nurutkeun numutkeun kalawan sanggeus samemeh salila kusabab margi lantaran kamana
+            mah atuh kedah bade mangga punten hatur nuhun teras tos parantos nembe nepi dugi
+            ngan kitu kieu sok boga nyieun ningali meuli imah nagara barudak awewe lalaki jelema
+            euweuh naha dimana nganggo kumargi saurang sababaraha sato pakansi calana jandela
+            artos
             """,
         1: """
             kanggo ari ku ka ti dina waktu sabab nalika wae kudu maneh lajeng nami budak gede
@@ -265,21 +267,20 @@ _WORDS: dict[str, dict[float, str]] = {
     },
     "tl": {
         2: """
-            ang ng mga ay ano sino saan kailan bakit paano ilan magkano alin ba po hindi
-            mayroon wala nang kung ito iyon iyan siya sila kami tayo namin natin nila niya ko
-            mo lang lamang din rin pero dahil kasi upang tungkol ayon batay nasaan gaano anong
-            sinong ilang saang kailangan puwede pwede gusto opo naman talaga lahat bawat
-            hanggang tuwing araw taon buwan oras bayad ni kay kina iba ibang maaari ngayon
-            bukas kahapon
+            ang ng mga ay ano sino saan kailan bakit paano ilan magkano alin ba po hindi mayroon
+            wala nang kung ito iyon iyan siya sila kami tayo namin natin nila niya ko mo lang
+            lamang din rin pero dahil kasi upang tungkol ayon batay nasaan gaano anong sinong
+            ilang saang kailangan puwede pwede gusto opo naman talaga lahat bawat hanggang
+            tuwing araw taon buwan oras bayad ni kay kina iba ibang maaari ngayon bukas kahapon
             """,
         1: "sa na at o pa",
     },
     "en": {
         2: """
             the is are was were what when where who whom why how which does did could would
-            should will of to and with from about this that these those it its my your our
-            their there have has been not or many much according i you we they be than into
-            during after before because if can do an any some such
+            should will of to and with from about this that these those it its my your our their
+            there have has been not or many much according i you we they be than into during
+            after before because if can do an any some such
             """,
         1: "a in on for by at as long",
     },
@@ -306,12 +307,12 @@ _PAIRS: dict[tuple[str, str], dict[str, float]] = {
     ("ibu", "negara"): {"ms": 1.5},
     ("letak", "kereta"): {"ms": 2.0},
     ("pilihan", "raya"): {"ms": 2.0},
+    ("siapakah", "yang"): {"ms": 1.0},
+    ("maklum", "balas"): {"ms": 2.0},
     ("apa", "yang"): {"id": 1.0},
     ("apa", "itu"): {"id": 1.0},
-    ("siapakah", "yang"): {"ms": 1.0},
     ("siapa", "yang"): {"id": 0.7},
     ("di", "mana"): {"id": 0.5},
-    ("maklum", "balas"): {"ms": 2.0},
     ("tanggung", "jawab"): {"id": 1.5},
     ("juru", "bicara"): {"id": 2.0},
     ("yang", "mana"): {"id": 1.0},
@@ -333,15 +334,12 @@ _STEM_PREFIXES = ("di", "ke", "ter", "ber", "se")
 def _lexicon() -> dict[str, dict[str, float]]:
     """Word -> {language: weight}, built once from ``_WORDS``."""
     table: dict[str, dict[str, float]] = {}
-    shared: dict[str, dict[str, float]] = {}
     for langs, by_weight in _WORDS.items():
         for weight, words in by_weight.items():
             for word in words.split():
                 for lang in langs.split():
-                    entry = (table if " " not in langs else shared).setdefault(word, {})
+                    entry = table.setdefault(word, {})
                     entry[lang] = max(entry.get(lang, 0.0), weight)
-    for word, entry in shared.items():  # a word listed for one language keeps that weight
-        table.setdefault(word, entry)
     return table
 
 
@@ -361,10 +359,27 @@ def _stem_entry(word: str, lexicon: dict[str, dict[str, float]]) -> dict[str, fl
                 break
     for stem in stems[1:]:
         entry = lexicon.get(stem)
-        if len(stem) >= 4 and entry is not None and len(entry) == 1:
-            lang, weight = next(iter(entry.items()))
-            if lang in ("ms", "id") and weight >= 2:
-                return {lang: 0.75 * weight}
+        if len(stem) >= 4 and entry is not None and ("ms" in entry) != ("id" in entry):
+            if max(entry.values()) >= 2:
+                return {lang: 0.75 * weight for lang, weight in entry.items()}
+    return None
+
+
+_REGIONAL = frozenset({"ms", "id", "jv", "su"})
+
+
+def _possessive_entry(word: str, lexicon: dict[str, dict[str, float]]) -> dict[str, float] | None:
+    """Javanese -e/-ne (gajine, pusate) and Sundanese -na (carana) on a known word."""
+    if len(word) < 5:
+        return None
+
+    def known(stem: str) -> bool:
+        return not _REGIONAL.isdisjoint(lexicon.get(stem, ()))
+
+    if word.endswith("ne") and known(word[:-2]) or word.endswith("e") and known(word[:-1]):
+        return {"jv": 1.0}
+    if word.endswith("na") and known(word[:-2]):
+        return {"su": 1.0}
     return None
 
 
@@ -405,14 +420,14 @@ def _word_evidence(words: Sequence[str], scores: dict[str, float]) -> float:
         if entry is None and "-" in word:  # a reduplication (anak-anak) or a compound
             entry = lexicon.get(word.split("-")[0])
         if entry is None:
-            entry = _stem_entry(word, lexicon)
+            entry = _stem_entry(word, lexicon) or _possessive_entry(word, lexicon)
         if entry is not None:
             for lang, weight in entry.items():
                 scores[lang] += weight
                 total += weight
             continue
         total += _affix_evidence(word, scores)
-    for pair in zip(folded, folded[1:]):
+    for pair in zip(folded, folded[1:], strict=False):
         for lang, weight in _PAIRS.get(pair, {}).items():
             scores[lang] += weight
             total += weight
@@ -421,7 +436,7 @@ def _word_evidence(words: Sequence[str], scores: dict[str, float]) -> float:
 
 def _affix_evidence(word: str, scores: dict[str, float]) -> float:
     """Evidence from the shape of a word that no list names; the weight added."""
-    if len(word) < 5:
+    if len(word) < 4:
         return 0.0
     if word.endswith("iti") and not word.endswith("teliti"):  # universiti, kualiti (ms)
         scores["ms"] += 1.5
@@ -447,9 +462,12 @@ def _affix_evidence(word: str, scores: dict[str, float]) -> float:
     if "dh" in word:
         scores["jv"] += 0.8  # Javanese dh: gedhe, dhewe, ndhuwur
         return 0.8
-    if word.startswith(("mb", "nd")) and not word.startswith("nda"):
-        scores["jv"] += 0.8  # Javanese nasal verbs: mbantu, ndeleng
+    if word.startswith(("mb", "nd", "nj")) and not word.startswith("nda"):
+        scores["jv"] += 0.8  # Javanese nasal verbs: mbantu, ndeleng, njupuk
         return 0.8
+    if word.endswith("e") and word.isascii():
+        scores["jv"] += 0.3  # Javanese words often end in -e; Malay and Indonesian seldom
+        return 0.3
     if word.startswith(("meng", "meny", "mem", "men", "ber", "per", "ter")) and len(word) > 6:
         scores["ms"] += 0.3  # Malay/Indonesian verb prefixes
         scores["id"] += 0.3
@@ -465,6 +483,7 @@ _MODEL_WEIGHT = 0.5
 """How much fastText's log-probabilities count against the word evidence."""
 _MODEL_CHARS = 600
 _MAX_WORDS = 120
+_MAX_CHARS = 2000
 _PAIR_WEIGHT = 0.3
 """How much the model's Malay-vs-Indonesian log-odds count (it is biased and weak there)."""
 _MS_BIAS = 0.5
@@ -480,7 +499,7 @@ def _detector() -> Any:
 
 
 def _model_probabilities(text: str) -> dict[str, float]:
-    """fastText's probability for each language label among its top 20 (all 176 known)."""
+    """The model's probability for each language label among its top 20 (of 176)."""
     sample = text[:_MODEL_CHARS]
     if sum(ch.isupper() for ch in sample) > 0.6 * max(1, sum(ch.isalpha() for ch in sample)):
         sample = sample.lower()  # all-capitals text reads as another language
@@ -499,14 +518,19 @@ def language_scores(text: str) -> dict[str, float]:
     language uses (e.g. Korean). Text in one of the scripts that a single supported
     language uses scores that language only.
     """
+    return dict(_scores(text[:_MAX_CHARS]))
+
+
+@lru_cache(maxsize=512)  # earlier turns and documents are scored again on every question
+def _scores(text: str) -> tuple[tuple[str, float], ...]:
     cleaned = " ".join(text.split())
     script = _dominant_script(cleaned)
     if script is None or script in ("kana", "hangul", "other"):
-        return {}
+        return ()
     if script == "han":
-        return {"zh": 0.0}
+        return (("zh", 0.0),)
     if script in _SCRIPT_LANGS:
-        return {_SCRIPT_LANGS[script]: 0.0}
+        return ((_SCRIPT_LANGS[script], 0.0),)
     probabilities = _model_probabilities(cleaned)
     scores = {
         lang: _MODEL_WEIGHT * math.log(probabilities.get(lang, 0.0) + _FLOOR)
@@ -521,11 +545,11 @@ def language_scores(text: str) -> dict[str, float]:
     scores["id"] = pair - within - _MS_BIAS / 2
     words = _WORD.findall(cleaned)[:_MAX_WORDS]
     evidence = _word_evidence(words, scores)
-    if evidence == 0.0 and probabilities:
+    if evidence < 1.0 and probabilities:
         top = max(probabilities, key=lambda code: probabilities[code])
         if top not in LANGUAGES and probabilities[top] > 0.5:
-            return {}  # clearly another language (e.g. German) and no word of ours
-    return scores
+            return ()  # clearly another language (e.g. German), hardly a word of ours
+    return tuple(scores.items())
 
 
 # -- hints -----------------------------------------------------------------------------
@@ -571,9 +595,9 @@ def _posterior(scores: dict[str, float]) -> dict[str, float]:
 
 _HISTORY_WEIGHT = 1.5
 _CONTEXT_WEIGHT = 0.75
+_HINT_MARGIN = 2.0
 _PRIOR_SMOOTHING = 0.05
 _HISTORY_TURNS = 3
-_CONTEXT_CHARS = 2000
 
 
 def _prior(texts: Iterable[str]) -> dict[str, float]:
@@ -618,15 +642,27 @@ def detect_language(
         if not allowed:
             logger.warning("none of the configured languages %r is supported", languages)
             allowed = None
+    turns = [turn for turn in history if isinstance(turn, str)][-_HISTORY_TURNS:]
     scores = language_scores(text)
+    if not scores and len(_WORD.findall(text[:_MAX_CHARS])) <= 2 and _latin(text):
+        # a name alone ("Songkran?") that the model takes for another language: the hints
+        scores = {lang: 0.0 for lang in _LATIN_LANGS} if turns or context else {}
     if allowed is not None:
         scores = {lang: s for lang, s in scores.items() if lang in allowed}
     if not scores:
         return LANGUAGES[default]
+    best = max(scores.values())
+    # the hints choose only among the languages that the text itself leaves open
+    scores = {lang: s for lang, s in scores.items() if s >= best - _HINT_MARGIN}
     if len(scores) > 1:
-        turns = [str(turn) for turn in history][-_HISTORY_TURNS:]
         if turns:
             _add_prior(scores, _prior(turns), _HISTORY_WEIGHT)
         if context:
-            _add_prior(scores, _prior([context[:_CONTEXT_CHARS]]), _CONTEXT_WEIGHT)
+            _add_prior(scores, _prior([context]), _CONTEXT_WEIGHT)
+        if not turns and not context and best == min(scores.values()):
+            return LANGUAGES[default]  # nothing tells the candidates apart
     return LANGUAGES[max(scores, key=lambda lang: scores[lang])]
+
+
+def _latin(text: str) -> bool:
+    return _dominant_script(" ".join(text[:_MAX_CHARS].split())) == "latin"

@@ -117,8 +117,12 @@ class TenantCollections:
         found = self._find(tenant, name)
         if found is None:
             raise NotFound(f"no collection named {name!r}")
+        from sealion_agents.retrievers.lexical_index import drop_lexical_index
+
         with self._lock:
-            self._stores.pop(self._full_name(tenant, name), None)
+            store = self._stores.pop(self._full_name(tenant, name), None)
+            if store is not None:
+                drop_lexical_index(store)
             self.client.delete_collection(found.name)
 
     def documents(self, tenant: str, name: str) -> list[dict[str, Any]]:
