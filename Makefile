@@ -13,8 +13,8 @@ $(STAMP):
 	# the browser the web page is tested in (Debian's chromium and its driver) and fonts for
 	# every SEA script; root installs them, anyone else is told to (the page tests need them)
 	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get install -y --no-install-recommends chromium chromium-driver fonts-noto-core \
-		|| (apt-get update && apt-get install -y --no-install-recommends chromium \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver fonts-noto-core \
+		|| (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
 			chromium-driver fonts-noto-core); \
 	elif ! command -v chromedriver >/dev/null; then \
 		echo "note: install chromium, chromium-driver and fonts-noto-core (the page tests use them)"; \
