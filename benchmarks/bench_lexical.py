@@ -18,6 +18,7 @@ Synthetic chunks (deterministic; Latin and Thai pseudo-words with a Zipf distrib
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import resource
@@ -45,10 +46,10 @@ def vocabulary(size: int, seed: int = 7) -> list[str]:
 
 def chunks(n: int, vocab: list[str], seed: int = 11) -> list[str]:
     rng = random.Random(seed)
-    weights = [1.0 / (rank + 1) for rank in range(len(vocab))]
+    cumulative = list(itertools.accumulate(1.0 / (rank + 1) for rank in range(len(vocab))))
     out = []
     for _ in range(n):
-        words = rng.choices(vocab, weights=weights, k=80)
+        words = rng.choices(vocab, cum_weights=cumulative, k=80)
         out.append(" ".join(words))
     return out
 

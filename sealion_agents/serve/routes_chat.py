@@ -31,9 +31,9 @@ from sealion_agents.serve.openai_protocol import (
     RequestError,
     completion,
     generation_options,
-    reasoning_fields,
     to_messages,
 )
+from sealion_agents.serve.openai_protocol import usage as to_usage
 from sealion_agents.serve.state import ServerState, Ticket
 from sealion_agents.serve.streaming import event_stream, json_event
 
@@ -218,8 +218,6 @@ def chat_router(state: ServerState) -> APIRouter:
                         calls = calls or bool(chunk.tool_call_chunks)
                         yield json_event(data)
                     if chunk.usage_metadata:
-                        from sealion_agents.serve.openai_protocol import usage as to_usage
-
                         usage = to_usage(chunk)
                     finish = chunk.response_metadata.get("finish_reason") or finish
             yield json_event(writer.finish("tool_calls" if calls else finish))
@@ -287,5 +285,4 @@ def chat_router(state: ServerState) -> APIRouter:
 
         return event_stream(state, events(), ticket, done=True)
 
-    _ = reasoning_fields  # re-exported for the page's field choice
     return router
