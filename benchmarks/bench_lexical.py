@@ -151,15 +151,10 @@ def chroma_with(folder: Path, ids: list[str], texts: list[str], vectors: bool) -
 def lexical_path(chroma_folder: Path) -> Path:
     """Where SEARetriever looks for the collection's lexical index."""
     import chromadb
-    from sealion_agents.retrievers.lexical_index import lexical_index_path
+    from sealion_agents.retrievers.lexical_index import collection_index_path
 
     client = chromadb.PersistentClient(path=str(chroma_folder))
-
-    class Store:  # what lexical_index_path reads of a LangChain Chroma store
-        _client = client
-        _collection = client.get_collection("bench")
-
-    return lexical_index_path(Store())
+    return collection_index_path(client, client.get_collection("bench"))
 
 
 def bench(size: int, old_max: int, with_chroma: bool, vocab: list[str]) -> dict:

@@ -36,7 +36,13 @@ from typing import Any
 
 from sealion_agents.retrievers.lexical import lexical_tokens
 
-__all__ = ["LexicalIndex", "drop_lexical_index", "lexical_index_for", "lexical_index_path"]
+__all__ = [
+    "LexicalIndex",
+    "collection_index_path",
+    "drop_lexical_index",
+    "lexical_index_for",
+    "lexical_index_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -203,8 +209,11 @@ _OPEN_LOCK = threading.Lock()
 
 def lexical_index_path(store: Any) -> Path:
     """Where the lexical index of ``store``'s collection lives (see the module docs)."""
-    collection = store._collection
-    client = getattr(store, "_client", None)
+    return collection_index_path(getattr(store, "_client", None), store._collection)
+
+
+def collection_index_path(client: Any, collection: Any) -> Path:
+    """Where the lexical index of a chromadb ``collection`` reached through ``client`` lives."""
     folder: Path | None = None
     try:
         settings = client.get_settings() if client is not None else None
@@ -231,9 +240,9 @@ def lexical_index_for(store: Any, locale: str = "") -> LexicalIndex:
         return index
 
 
-def drop_lexical_index(store: Any) -> None:
-    """Delete the lexical index file of ``store``'s collection (call before deleting it)."""
-    path = lexical_index_path(store)
+def drop_lexical_index(client: Any, collection: Any) -> None:
+    """Delete the lexical index file of a chromadb ``collection`` (call before deleting it)."""
+    path = collection_index_path(client, collection)
     with _OPEN_LOCK:
         index = _OPEN.pop(str(path), None)
         if index is not None:

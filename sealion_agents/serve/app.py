@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealion_agents.serve.config import ServeConfig
-from sealion_agents.serve.errors import ApiError, error_for, install_handlers
+from sealion_agents.serve.errors import ApiError, install_handlers
 from sealion_agents.serve.keys import ApiKey
 from sealion_agents.serve.state import ServerState
 
@@ -182,16 +181,3 @@ def create_app(
     app.include_router(chat_router(state))  # every route there depends on ``caller``
     app.include_router(documents_router(state))
     return app
-
-
-def stream_error(exc: BaseException) -> dict[str, Any]:
-    """The error object a stream ends with when it fails after it started."""
-    from sealion_agents.serve.errors import error_body
-
-    error = error_for(exc)
-    return error_body(error.status, str(error), error.code, error.param)
-
-
-def elapsed(since: float) -> float:
-    """Seconds since ``since`` (monotonic)."""
-    return time.monotonic() - since

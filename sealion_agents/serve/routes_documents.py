@@ -120,7 +120,7 @@ def documents_router(state: ServerState) -> APIRouter:
         ticket = await state.admit(key, generation=False)
         folder = state.config.data_dir / "uploads" / f"job-{uuid.uuid4().hex}"
         try:
-            files, _ = await read_uploads(
+            files = await read_uploads(
                 request.headers.get("content-type", ""),
                 request.stream(),
                 folder / "incoming",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -114,16 +113,9 @@ class ServerState:
             return cached
 
     def forget(self, tenant: str, name: str) -> None:
-        """Drop what is kept for a deleted collection, its uploaded files included."""
+        """Drop the retriever kept for a deleted collection."""
         with self._retrievers_lock:
             self._retrievers.pop((tenant, name), None)
-        shutil.rmtree(self.upload_folder(tenant, name), ignore_errors=True)
-
-    def upload_folder(self, tenant: str, name: str) -> Any:
-        """Where this server keeps a collection's uploaded files."""
-        from sealion_agents.retrievers.store import chroma_collection_name
-
-        return self.config.data_dir / "uploads" / tenant / chroma_collection_name(name)
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -52,13 +52,15 @@ class TenantCollections:
     def _owned(self, tenant: str, collection: Any) -> bool:
         return (collection.metadata or {}).get(TENANT_KEY, DEFAULT_TENANT) == tenant
 
-    def _find(self, tenant: str, name: str) -> Any | None:
-        chroma_name = chroma_collection_name(self._full_name(tenant, name))
+    def _get(self, chroma_name: str) -> Any | None:
         try:
-            found = self.client.get_collection(chroma_name)
+            return self.client.get_collection(chroma_name)
         except Exception:  # chromadb raises NotFoundError / ValueError by version
             return None
-        return found if self._owned(tenant, found) else None
+
+    def _find(self, tenant: str, name: str) -> Any | None:
+        found = self._get(chroma_collection_name(self._full_name(tenant, name)))
+        return found if found is not None and self._owned(tenant, found) else None
 
     def exists(self, tenant: str, name: str) -> bool:
         """True when the tenant has a collection of this name."""
@@ -92,16 +94,11 @@ class TenantCollections:
         full = self._full_name(tenant, name)
         with self._lock:
             found = self._find(tenant, name)
-            if found is None:
-                if not create:
-                    raise NotFound(f"no collection named {name!r}")
-                try:  # a collection of another tenant under the same Chroma name
-                    self.client.get_collection(chroma_collection_name(full))
-                    raise NotFound(f"no collection named {name!r}")
-                except NotFound:
-                    raise
-                except Exception:
-                    pass
+            # missing, or held by another tenant under the same Chroma name
+            if found is None and (
+                not create or self._get(chroma_collection_name(full)) is not None
+            ):
+                raise NotFound(f"no collection named {name!r}")
             cached = self._stores.get(full)
             if cached is not None and found is not None and cached._collection.id == found.id:
                 return cached
@@ -120,9 +117,8 @@ class TenantCollections:
         from sealion_agents.retrievers.lexical_index import drop_lexical_index
 
         with self._lock:
-            store = self._stores.pop(self._full_name(tenant, name), None)
-            if store is not None:
-                drop_lexical_index(store)
+            self._stores.pop(self._full_name(tenant, name), None)
+            drop_lexical_index(self.client, found)
             self.client.delete_collection(found.name)
 
     def documents(self, tenant: str, name: str) -> list[dict[str, Any]]:

@@ -27,7 +27,6 @@ __all__ = ["MAX_NAME", "UploadError", "Uploaded", "check_content", "read_uploads
 
 MAX_NAME = 200
 """Longest file name kept (characters)."""
-_MAX_FIELD = 64 * 1024  # a plain form field
 _SNIFF = 8192
 _BOMS = (b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")
 
@@ -54,8 +53,6 @@ class _Part:
     headers: dict[bytes, bytes] = field(default_factory=dict)
     upload: Uploaded | None = None
     handle: BinaryIO | None = None
-    field_name: str = ""
-    value: bytearray = field(default_factory=bytearray)
 
 
 def safe_filename(raw: str) -> str:
@@ -126,7 +123,6 @@ class _Reader:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.files: list[Uploaded] = []
-        self.fields: dict[str, str] = {}
         self.problems: list[UploadError] = []
         self.total = 0
         self.part = _Part()
@@ -159,7 +155,6 @@ class _Reader:
 
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
-        self.part.field_name = options.get(b"name", b"").decode("utf-8", "replace")
         raw = options.get(b"filename")
         if raw is None:
             return
@@ -182,15 +177,9 @@ class _Reader:
         if self.part.upload is not None and self.part.handle is not None:
             self.part.upload.size += size
             self.part.handle.write(data[start:end])
-        elif len(self.part.value) + size <= _MAX_FIELD:
-            self.part.value += data[start:end]
 
     def on_part_end(self) -> None:
-        if self.part.handle is not None:
-            self.part.handle.close()
-            self.part.handle = None
-        elif self.part.field_name:
-            self.fields[self.part.field_name] = self.part.value.decode("utf-8", "replace")
+        self.close()
 
     def close(self) -> None:
         if self.part.handle is not None:
@@ -200,8 +189,8 @@ class _Reader:
 
 async def read_uploads(
     content_type: str, body: AsyncIterator[bytes], folder: Path, max_bytes: int
-) -> tuple[list[Uploaded], dict[str, str]]:
-    """Parse a multipart body into files under ``folder`` and the plain fields.
+) -> list[Uploaded]:
+    """Parse a multipart body into files under ``folder`` (plain fields are counted, not kept).
 
     Raises:
         UploadError: not multipart (400), more than ``max_bytes`` in all (413), a bad name.
@@ -235,4 +224,4 @@ async def read_uploads(
         raise UploadError(400, "no file in the upload: send them in the multipart field 'files'")
     for upload in reader.files:
         os.chmod(upload.path, 0o600)
-    return reader.files, reader.fields
+    return reader.files

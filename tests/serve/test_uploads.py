@@ -238,7 +238,10 @@ def test_collections_create_list_delete(store: Served) -> None:
         names = [c["name"] for c in client.get("/v1/collections").json()["data"]]
         assert "ชั่วคราว" in names and "docs" in names
         upload(client, "ชั่วคราว", {"a.txt": "Temporary notes about laksa."})
+        lexical = store.data_dir / "chroma" / "sealion-lexical"
+        before = set(lexical.glob("*.sqlite3"))
         assert client.delete("/v1/collections/ชั่วคราว").status_code == 200
+        assert len(before - set(lexical.glob("*.sqlite3"))) == 1  # its lexical index went too
         assert client.get("/v1/collections/ชั่วคราว/documents").status_code == 404
         assert (
             client.post(
