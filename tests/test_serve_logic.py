@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
@@ -160,12 +160,12 @@ def test_a_stream_that_fails_after_it_started_ends_with_an_error_event() -> None
     state = SimpleNamespace(metrics=Metrics())
 
     @app.get("/s")
-    async def failing() -> object:
+    async def failing(request: Request) -> object:
         async def events():  # type: ignore[no-untyped-def]
             yield json_event({"n": 1})
             raise ValueError("the collection went away")
 
-        return event_stream(state, events(), None, done=True)  # type: ignore[arg-type]
+        return event_stream(state, request, events(), None, done=True)  # type: ignore[arg-type]
 
     with TestClient(app) as client:
         lines = [line for line in client.get("/s").text.splitlines() if line.startswith("data: ")]
@@ -176,3 +176,5 @@ def test_a_stream_that_fails_after_it_started_ends_with_an_error_event() -> None
     )
     assert lines[2] == "data: [DONE]"
     assert state.metrics.active_streams._value.get() == 0
+    counted = state.metrics.errors.labels("/s", "invalid_request_error")._value.get()
+    assert counted == 1

@@ -23,8 +23,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealion_agents.serve.config import ServeConfig
-from sealion_agents.serve.errors import ApiError, install_handlers
+from sealion_agents.serve.errors import ApiError, error_type, install_handlers
 from sealion_agents.serve.keys import ApiKey
+from sealion_agents.serve.metrics import route_label
 from sealion_agents.serve.state import ServerState
 
 __all__ = ["OPEN_ROUTES", "create_app"]
@@ -60,11 +61,10 @@ class RouteMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            code = status["code"]
+            route, code = route_label(scope), status["code"]
             self.state.metrics.requests.labels(route, str(code)).inc()
             if code >= 400:
-                self.state.metrics.errors.labels(route, str(code)).inc()
+                self.state.metrics.errors.labels(route, error_type(code)).inc()
 
 
 def _secret(request: Request) -> str | None:

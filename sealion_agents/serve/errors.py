@@ -25,7 +25,7 @@ from sealion_agents.serve.openai_protocol import RequestError
 from sealion_agents.serve.tenant_store import NotFound
 from sealion_agents.serve.uploads import UploadError
 
-__all__ = ["ApiError", "error_body", "error_for", "install_handlers"]
+__all__ = ["ApiError", "error_body", "error_for", "error_type", "install_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,16 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def error_type(status: int) -> str:
+    """OpenAI's error type for an HTTP status."""
+    return _TYPES.get(status, "server_error")
+
+
 def error_body(
     status: int, message: str, code: str | None = None, param: str | None = None
 ) -> dict[str, Any]:
     """OpenAI's error object."""
-    kind = _TYPES.get(status, "server_error")
+    kind = error_type(status)
     return {"error": {"message": message, "type": kind, "param": param, "code": code or kind}}
 
 

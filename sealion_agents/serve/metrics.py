@@ -6,11 +6,18 @@ model ("chat" or "qa"), so neither a question, a collection name nor a key reach
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "route_label"]
 
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def route_label(scope: Any) -> str:
+    """The route template a request matched (never its URL), or "unmatched"."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
 
 
 class Metrics:

@@ -162,8 +162,8 @@ def chat_router(state: ServerState) -> APIRouter:
         ticket = await state.admit(key, generation=True)
         try:
             if collection is not None:
-                return await _qa(req, messages, options, collection, key, ticket)
-            return await _chat(req, messages, options, ticket)
+                return await _qa(request, req, messages, options, collection, key, ticket)
+            return await _chat(request, req, messages, options, ticket)
         except BaseException:
             await ticket.release()
             raise
@@ -178,7 +178,11 @@ def chat_router(state: ServerState) -> APIRouter:
         )
 
     async def _chat(
-        req: ChatRequest, messages: list[BaseMessage], options: dict[str, Any], ticket: Ticket
+        request: Request,
+        req: ChatRequest,
+        messages: list[BaseMessage],
+        options: dict[str, Any],
+        ticket: Ticket,
     ) -> Any:
         llm: Any = state.llm
         if req.tools:
@@ -226,9 +230,10 @@ def chat_router(state: ServerState) -> APIRouter:
                 yield json_event(writer.usage_chunk(usage))
             yield json_event("[DONE]")
 
-        return event_stream(state, events(), ticket, done=True)
+        return event_stream(state, request, events(), ticket, done=True)
 
     async def _qa(
+        request: Request,
         req: ChatRequest,
         messages: list[BaseMessage],
         options: dict[str, Any],
@@ -283,6 +288,6 @@ def chat_router(state: ServerState) -> APIRouter:
                 yield json_event(writer.usage_chunk(usage))
             yield json_event("[DONE]")
 
-        return event_stream(state, events(), ticket, done=True)
+        return event_stream(state, request, events(), ticket, done=True)
 
     return router

@@ -167,7 +167,7 @@ def documents_router(state: ServerState) -> APIRouter:
         return job.snapshot()
 
     @router.get("/jobs/{job_id}/events")
-    async def job_events(job_id: str, key: Caller) -> Any:
+    async def job_events(job_id: str, request: Request, key: Caller) -> Any:
         job = _job(key, job_id)
 
         async def events() -> AsyncIterator[dict[str, str]]:
@@ -181,7 +181,7 @@ def documents_router(state: ServerState) -> APIRouter:
                     return
                 await asyncio.sleep(_POLL)
 
-        return event_stream(state, events(), None, error_event="error")
+        return event_stream(state, request, events(), None, error_event="error")
 
     @router.post("/collections/{name}/ask")
     async def ask(name: str, request: Request, key: Caller) -> Any:
@@ -229,6 +229,6 @@ def documents_router(state: ServerState) -> APIRouter:
                     yield json_event(data, step.kind)
                     step = await anext(steps, None)
 
-        return event_stream(state, events(), ticket, error_event="error")
+        return event_stream(state, request, events(), ticket, error_event="error")
 
     return router

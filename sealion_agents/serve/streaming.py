@@ -3,7 +3,7 @@
 ``event_stream`` wraps a generator of events (sse-starlette frames them): when the stream
 ends, fails or the client goes away, the request's :class:`Ticket` is released and the
 active-stream gauge goes down; a failure after the first event becomes a last ``error``
-event in OpenAI's shape.
+event in OpenAI's shape, counted in the error metric of the request's route.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any
 
 from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
+from starlette.requests import Request
 
-from sealion_agents.serve.errors import error_body, error_for
+from sealion_agents.serve.errors import error_body, error_for, error_type
+from sealion_agents.serve.metrics import route_label
 from sealion_agents.serve.state import ServerState, Ticket
 
 __all__ = ["event_stream", "json_event"]
@@ -32,6 +34,7 @@ def json_event(data: Any, event: str | None = None) -> dict[str, str]:
 
 def event_stream(
     state: ServerState,
+    request: Request,
     events: AsyncIterator[dict[str, str]],
     ticket: Ticket | None,
     *,
@@ -48,6 +51,8 @@ def event_stream(
         except Exception as exc:  # after headers: the error travels as the last event
             logger.warning("stream failed: %s", exc)
             error = error_for(exc)
+            kind = error_type(error.status)
+            state.metrics.errors.labels(route_label(request.scope), kind).inc()
             yield json_event(error_body(error.status, str(error), error.code), error_event)
             if done:
                 yield json_event("[DONE]")

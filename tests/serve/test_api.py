@@ -250,6 +250,7 @@ def test_health_ready_and_metrics(served: Served) -> None:
         model="sealion", messages=[{"role": "user", "content": "hello"}], stream=True
     ).close()
     with served.client() as client:
+        assert client.get("/v1/collections/missing/documents").status_code == 404
         text = client.get("/metrics").text
     assert 'sealion_requests_total{route="/v1/chat/completions",status="200"}' in text
     assert "sealion_time_to_first_token_seconds_count" in text
@@ -257,6 +258,10 @@ def test_health_ready_and_metrics(served: Served) -> None:
     assert 'sealion_ingestion_jobs_total{state="done"}' in text
     for name in ("sealion_queue_depth", "sealion_active_streams", "sealion_generating"):
         assert f"\n{name} " in text
+    assert (
+        'sealion_errors_total{route="/v1/collections/{name}/documents",type="not_found_error"} 1.0'
+        in text
+    )
     assert "Merlion" not in text and "kb" not in text  # no user text in labels
 
 
