@@ -22,7 +22,7 @@ from sealion_agents.serve.openai_protocol import (
     reasoning_fields,
     to_messages,
 )
-from sealion_agents.serve.streaming import event_stream, json_event
+from sealion_agents.serve.streaming import event_stream, json_event, started
 from sealion_agents.serve.uploads import UploadError, check_content, safe_filename
 
 
@@ -178,3 +178,25 @@ def test_a_stream_that_fails_after_it_started_ends_with_an_error_event() -> None
     assert state.metrics.active_streams._value.get() == 0
     counted = state.metrics.errors.labels("/s", "invalid_request_error")._value.get()
     assert counted == 1
+
+
+def test_started_raises_before_the_first_item_and_replays_the_rest() -> None:
+    closed: list[str] = []
+
+    async def items(fail_first: bool, n: int):  # type: ignore[no-untyped-def]
+        try:
+            if fail_first:
+                raise ValueError("prompt too long")
+            for i in range(n):
+                yield i
+        finally:
+            closed.append(f"{fail_first}-{n}")
+
+    async def scenario() -> list[int]:
+        with pytest.raises(ValueError, match="prompt too long"):
+            await started(items(True, 3))
+        assert [i async for i in await started(items(False, 0))] == []
+        return [i async for i in await started(items(False, 3))]
+
+    assert asyncio.run(scenario()) == [0, 1, 2]
+    assert sorted(closed) == ["False-0", "False-3", "True-3"]

@@ -15,12 +15,12 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sealion_agents.serve.app import Caller, require_ready
 from sealion_agents.serve.errors import ApiError
@@ -35,9 +35,11 @@ from sealion_agents.serve.openai_protocol import (
 )
 from sealion_agents.serve.openai_protocol import usage as to_usage
 from sealion_agents.serve.state import ServerState, Ticket
-from sealion_agents.serve.streaming import event_stream, json_event
+from sealion_agents.serve.streaming import event_stream, json_event, started
 
-__all__ = ["chat_router", "qa_chain", "qa_extra", "read_json"]
+__all__ = ["chat_router", "qa_chain", "qa_extra", "read_body", "read_json"]
+
+Body = TypeVar("Body", bound=BaseModel)
 
 QA_PREFIX = "qa/"
 
@@ -50,9 +52,10 @@ async def read_json(request: Request) -> Any:
         raise RequestError(f"the body is not valid JSON ({exc})") from exc
 
 
-def _validated(data: Any) -> ChatRequest:
+async def read_body(request: Request, model: type[Body]) -> Body:
+    """The request body as JSON validated by ``model``, or a 400 naming the field."""
     try:
-        return ChatRequest.model_validate(data)
+        return model.model_validate(await read_json(request))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -146,7 +149,7 @@ def chat_router(state: ServerState) -> APIRouter:
 
     @router.post("/v1/chat/completions")
     async def chat_completions(request: Request, key: Caller) -> Any:
-        req = _validated(await read_json(request))
+        req = await read_body(request, ChatRequest)
         require_ready(request)
         collection = None
         if req.model.startswith(QA_PREFIX):
@@ -192,7 +195,7 @@ def chat_router(state: ServerState) -> APIRouter:
             if req.parallel_tool_calls is not None:
                 tool_options["parallel_tool_calls"] = req.parallel_tool_calls
             llm = llm.bind_tools(req.tools, **tool_options)
-        started = time.monotonic()
+        began = time.monotonic()
         if not req.stream:
             message = await llm.ainvoke(messages, **options)
             await ticket.release()
@@ -200,24 +203,16 @@ def chat_router(state: ServerState) -> APIRouter:
             count_tokens("chat", body["usage"])
             return body
         writer = ChunkWriter(req.model, config.reasoning_fields)
-        chunks = llm.astream(messages, **options)
-        first = await anext(chunks, None)  # errors before the first token get their status
+        chunks = await started(llm.astream(messages, **options))
 
         async def events() -> AsyncIterator[dict[str, str]]:
+            usage, finish, calls, timed = None, "stop", False, False
             async with contextlib.aclosing(chunks):
-                usage, finish, calls, timed = None, "stop", False, False
-                pending = [first] if first is not None else []
-                while True:
-                    if pending:
-                        chunk = pending.pop()
-                    else:
-                        chunk = await anext(chunks, None)
-                        if chunk is None:
-                            break
+                async for chunk in chunks:
                     data = writer.from_message(chunk)
                     if data is not None:
                         if not timed:
-                            state.metrics.ttft.labels("chat").observe(time.monotonic() - started)
+                            state.metrics.ttft.labels("chat").observe(time.monotonic() - began)
                             timed = True
                         calls = calls or bool(chunk.tool_call_chunks)
                         yield json_event(data)
@@ -244,7 +239,7 @@ def chat_router(state: ServerState) -> APIRouter:
         question = _question(messages)
         chain = qa_chain(state, key.tenant, collection, options)
         handler = UsageMetadataCallbackHandler()
-        started = time.monotonic()
+        began = time.monotonic()
         if not req.stream:
             result = await chain.ainvoke(question, {"callbacks": [handler]})
             await ticket.release()
@@ -260,14 +255,12 @@ def chat_router(state: ServerState) -> APIRouter:
             body = completion(message, req.model, config.reasoning_fields, qa_extra(result))
             return body | {"usage": usage}
         writer = ChunkWriter(req.model, config.reasoning_fields)
-        steps = chain.astream(question, {"callbacks": [handler]})
-        first = await anext(steps, None)
+        steps = await started(chain.astream(question, {"callbacks": [handler]}))
 
         async def events() -> AsyncIterator[dict[str, str]]:
             timed = False
             async with contextlib.aclosing(steps):
-                step = first
-                while step is not None:
+                async for step in steps:
                     data = None
                     if step.kind == "reasoning":
                         data = writer.delta(reasoning=step.text)
@@ -276,12 +269,11 @@ def chat_router(state: ServerState) -> APIRouter:
                         data = writer.delta(content=qa_content(result, config.sources_in_content))
                     if data is not None:
                         if not timed:
-                            state.metrics.ttft.labels("qa").observe(time.monotonic() - started)
+                            state.metrics.ttft.labels("qa").observe(time.monotonic() - began)
                             timed = True
                         yield json_event(data)
                     if step.kind == "result" and step.result is not None:
                         yield json_event(writer.finish("stop", qa_extra(step.result)))
-                    step = await anext(steps, None)
             usage = _usage(handler)
             count_tokens("qa", usage)
             if req.stream_options and req.stream_options.include_usage:

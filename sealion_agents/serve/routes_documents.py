@@ -21,16 +21,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from sealion_agents.serve.app import Caller, require_ready
 from sealion_agents.serve.errors import ApiError
 from sealion_agents.serve.jobs import TERMINAL, Job
 from sealion_agents.serve.keys import ApiKey
 from sealion_agents.serve.openai_protocol import RequestError
-from sealion_agents.serve.routes_chat import qa_chain, read_json
+from sealion_agents.serve.routes_chat import qa_chain, read_body
 from sealion_agents.serve.state import ServerState
-from sealion_agents.serve.streaming import event_stream, json_event
+from sealion_agents.serve.streaming import event_stream, json_event, started
 from sealion_agents.serve.uploads import check_content, read_uploads
 
 __all__ = ["AskRequest", "documents_router"]
@@ -88,10 +88,7 @@ def documents_router(state: ServerState) -> APIRouter:
 
     @router.post("/collections", status_code=201)
     async def create_collection(request: Request, key: Caller) -> Any:
-        try:
-            body = NewCollection.model_validate(await read_json(request))
-        except ValidationError as exc:
-            raise RequestError(f"name: {exc.errors()[0]['msg']}", "name") from exc
+        body = await read_body(request, NewCollection)
         name = collections.check_name(body.name)
         if await asyncio.to_thread(collections.exists, key.tenant, name):
             raise ApiError(409, f"a collection named {name!r} already exists", code="exists")
@@ -185,12 +182,7 @@ def documents_router(state: ServerState) -> APIRouter:
 
     @router.post("/collections/{name}/ask")
     async def ask(name: str, request: Request, key: Caller) -> Any:
-        try:
-            body = AskRequest.model_validate(await read_json(request))
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(p) for p in problem["loc"])
-            raise RequestError(f"{where}: {problem['msg']}", where) from exc
+        body = await read_body(request, AskRequest)
         require_ready(request)
         await asyncio.to_thread(collections.open, key.tenant, name)  # 404 before queueing
         options: dict[str, Any] = {}
@@ -204,22 +196,20 @@ def documents_router(state: ServerState) -> APIRouter:
         ticket = await state.admit(key, generation=True)
         try:
             chain = qa_chain(state, key.tenant, name, options)
-            if not body.stream:
+            if body.stream:
+                steps = await started(chain.astream(question))
+            else:
                 result = await chain.ainvoke(question)
-                return result.model_dump()
-            steps = chain.astream(question)
-            first = await anext(steps, None)
         except BaseException:
             await ticket.release()
             raise
-        finally:
-            if not body.stream:
-                await ticket.release()
+        if not body.stream:
+            await ticket.release()
+            return result.model_dump()
 
         async def events() -> AsyncIterator[dict[str, str]]:
             async with contextlib.aclosing(steps):
-                step = first
-                while step is not None:
+                async for step in steps:
                     if step.kind == "sources":
                         data: Any = {"sources": [s.model_dump() for s in step.sources]}
                     elif step.kind == "result" and step.result is not None:
@@ -227,7 +217,6 @@ def documents_router(state: ServerState) -> APIRouter:
                     else:
                         data = {"text": step.text}
                     yield json_event(data, step.kind)
-                    step = await anext(steps, None)
 
         return event_stream(state, request, events(), ticket, error_event="error")
 

@@ -8,10 +8,11 @@ event in OpenAI's shape, counted in the error metric of the request's route.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, TypeVar
 
 from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
@@ -21,9 +22,41 @@ from sealion_agents.serve.errors import error_body, error_for, error_type
 from sealion_agents.serve.metrics import route_label
 from sealion_agents.serve.state import ServerState, Ticket
 
-__all__ = ["event_stream", "json_event"]
+__all__ = ["event_stream", "json_event", "started"]
 
 logger = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
+
+
+async def started(items: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    """Wait for the first of ``items`` and return an iterator over all of them.
+
+    A failure before the first item (a prompt too long, a missing collection) raises here,
+    while the response can still carry its status; the iterator closes ``items`` when done.
+    """
+    try:
+        first = await anext(items)
+    except StopAsyncIteration:
+        await items.aclose()
+        return _empty()
+    except BaseException:
+        await items.aclose()
+        raise
+
+    async def replay() -> AsyncGenerator[T, None]:
+        async with contextlib.aclosing(items):
+            yield first
+            async for item in items:
+                yield item
+
+    return replay()
+
+
+async def _empty() -> AsyncGenerator[Any, None]:
+    return
+    yield
 
 
 def json_event(data: Any, event: str | None = None) -> dict[str, str]:
