@@ -36,9 +36,14 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-def _default_store() -> Path:
+def _data_home() -> Path:
+    """This project's folder under the user's data home (XDG_DATA_HOME or ~/.local/share)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "sealion-agents" / "chroma"
+    return Path(base) / "sealion-agents"
+
+
+def _default_store() -> Path:
+    return _data_home() / "chroma"
 
 
 # -- shared options -------------------------------------------------------------------
@@ -402,8 +407,7 @@ def collections(
 
 
 def _data_dir(data_dir: Path | None) -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return data_dir or Path(base) / "sealion-agents" / "server"
+    return data_dir or _data_home() / "server"
 
 
 DataDir = Annotated[
