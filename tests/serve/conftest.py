@@ -3,6 +3,7 @@ store and keys made before it starts."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,17 @@ class Served:
 def make_keys(data_dir: Path, tenants: tuple[str, ...] = ("acme", "other")) -> dict[str, str]:
     store = KeyStore(data_dir / "keys.json")
     return {tenant: store.create(tenant, f"{tenant} tests")[1] for tenant in tenants}
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, Any]]:
+    """(event name, JSON data) of each server-sent event of a streamed response."""
+    events, kind = [], ""
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            events.append((kind, json.loads(line[6:])))
+    return events
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:

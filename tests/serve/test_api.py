@@ -4,16 +4,13 @@ reaches content; usage comes last; grounded answers keep their citations."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import httpx
 import pytest
 from openai import APIStatusError, OpenAI
 
 from sealion_agents import ChatSeaLion
 from sealion_agents import testing as tm
-from tests.serve.conftest import Served
+from tests.serve.conftest import Served, sse_events
 from tests.serve_model import DOCS, GROUNDED, REASONING_QA
 
 
@@ -169,18 +166,12 @@ def test_ask_returns_the_grounded_result(served: Served) -> None:
 
 
 def test_ask_streams_its_steps_in_order(served: Served) -> None:
-    events: list[tuple[str, Any]] = []
     with served.client() as client, client.stream(
         "POST", "/v1/collections/kb/ask",
         json={"question": "Where does the Merlion mascot stand?", "stream": True},
     ) as response:  # fmt: skip
         assert response.status_code == 200
-        kind = ""
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: "):
-                events.append((kind, json.loads(line[6:])))
+        events = sse_events(response)
     kinds = [k for k, _ in events]
     assert kinds[:2] == ["query", "sources"]
     assert kinds[-2:] == ["verdict", "result"]

@@ -5,7 +5,6 @@ progress as server-sent events, cancel, and nothing already stored ever lost."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import time
 import zipfile
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve.conftest import Served, make_keys, start, upload, wait_for_job
+from tests.serve.conftest import Served, make_keys, sse_events, start, upload, wait_for_job
 from tests.serve_model import DOCS
 
 LIMIT_MB = 2
@@ -191,14 +190,8 @@ def test_job_progress_streams_as_server_sent_events(store: Served) -> None:
             "/v1/collections/docs/documents", files=[("files", ("hawkers.txt", text.encode()))]
         )
         job_id = response.json()["id"]
-        events = []
         with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
-            kind = ""
-            for line in stream.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    events.append((kind, json.loads(line[6:])))
+            events = sse_events(stream)
     assert events[-1][0] == "end" and events[-1][1]["stage"] == "done"
     progress = [e["progress"] for k, e in events if k == "progress"]
     assert progress == sorted(progress) and progress[-1] == 1.0
