@@ -119,17 +119,18 @@ class LexicalIndex:
                 self._db.execute("DELETE FROM chunks WHERE rowid = ?", row)
                 self._db.execute("DELETE FROM ids WHERE n = ?", row)
 
-    def sync(self, collection: Any) -> int:
+    def sync(self, collection: Any, count: int | None = None) -> int:
         """Make the index agree with ``collection`` (journaled ids, then the counts).
 
-        Returns how many chunks were indexed or removed.
+        ``count``: the collection's chunk count when the caller just read it (saves asking
+        Chroma again). Returns how many chunks were indexed or removed.
         """
         changed = 0
         with self._lock:
             journal = [row[0] for row in self._db.execute("SELECT cid FROM journal")]
         if journal:
             changed += self._settle(collection, journal)
-        chroma_count = collection.count()
+        chroma_count = collection.count() if count is None or journal else count
         if chroma_count == len(self):
             return changed
         have = self._ids()

@@ -119,15 +119,16 @@ class SEARetriever(BaseRetriever):
     def _collection(self) -> Any:
         return self.store._collection
 
-    def bm25_index(self) -> LexicalIndex:
+    def bm25_index(self, count: int | None = None) -> LexicalIndex:
         """The collection's persistent lexical index, brought up to date with Chroma.
 
         Nothing is rebuilt: chunks ``ingest`` wrote are indexed already; what other writers
-        changed (the chunk count differs) is found by id and indexed alone.
+        changed (the chunk count differs) is found by id and indexed alone. ``count``: the
+        chunk count the caller just read from Chroma, if it did.
         """
         index = lexical_index_for(self.store, self.locale)
         with self._lock:
-            index.sync(self._collection)
+            index.sync(self._collection, count)
         return index
 
     def refresh(self) -> None:
@@ -206,7 +207,7 @@ class SEARetriever(BaseRetriever):
             dense_ids, docs = self._dense(vector, n, where)
             rankings.append((dense_ids, 1.0))
         if mode in ("hybrid", "bm25"):
-            index = self.bm25_index()
+            index = self.bm25_index(total)
             allowed = None
             if where:
                 allowed = set(self._collection.get(where=where, include=[])["ids"])
