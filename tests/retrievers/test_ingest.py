@@ -222,3 +222,66 @@ def test_symlinks_in_a_folder_are_not_followed(tmp_path, e5, splitter) -> None:
         assert report.errors[f"{folder}/{name}"].startswith("symbolic link, not followed")
     texts = store._collection.get(include=["documents"])["documents"]
     assert not any("launch code" in t or "root:" in t for t in texts)
+
+
+class _FailsOn:
+    """The real default embeddings, failing on a batch that holds ``marker`` (a GPU that ran
+    out of memory, a remote model that went away): failure injection around the real model."""
+
+    def __init__(self, inner, marker: str) -> None:
+        self.inner, self.marker = inner, marker
+        self.model_id, self.dimension = inner.model_id, inner.dimension
+        self.threads: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        if any(self.marker in t for t in texts):
+            raise RuntimeError("CUDA out of memory")
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+
+def test_batches_are_embedded_ahead_and_a_failing_batch_keeps_what_was_stored(
+    tmp_path, e5, splitter
+) -> None:
+    """Embedding runs in a worker one batch ahead of the writes; a batch that fails to embed
+    fails its file, the batches stored before it stay (a rerun adds only the rest), Chroma and
+    the lexical index agree, and the next file goes on."""
+    from sealion_agents.retrievers.lexical_index import lexical_index_for
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    sentences = [f"Durian stall number {n} opens at {n + 6} in the morning." for n in range(7)]
+    sentences[-1] = "The BROKEN stall never opens."
+    (folder / "a.txt").write_text(" ".join(sentences), encoding="utf-8")
+    (folder / "b.txt").write_text("Mangosteen is the queen of fruits.", encoding="utf-8")
+    failing = _FailsOn(e5, "BROKEN")
+    store = open_store(failing, persist_directory=tmp_path / "db")
+    report = ingest(store, folder, splitter, batch_size=2, show_progress=False)
+    a, b = str(folder / "a.txt"), str(folder / "b.txt")
+    assert report.errors == {a: "storing chunks failed (RuntimeError: CUDA out of memory)"}
+    assert report.added == [b]
+    assert len(failing.threads) >= 3  # a.txt alone is several batches
+    assert all(name.startswith("sealion-embed") for name in failing.threads)
+    stored = _sources(store)
+    assert 0 < stored[a] and stored[b] == 1 and report.chunks_added == stored[a] + 1
+    index = lexical_index_for(store)
+    assert len(index) == store._collection.count()
+    # the rerun with a working model adds only a.txt's missing chunks
+    (folder / "a.txt").write_text(" ".join(sentences), encoding="utf-8")
+    again = ingest(open_store(e5, persist_directory=tmp_path / "db"), folder, splitter,
+                   batch_size=2, show_progress=False)  # fmt: skip
+    assert again.ok and again.added == [a] and again.unchanged == [b]
+    n_chunks = _sources(store)[a]
+    assert again.chunks_added == n_chunks - stored[a] and len(index) == n_chunks + 1
