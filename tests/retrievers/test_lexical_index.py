@@ -117,3 +117,23 @@ def test_a_second_process_uses_the_same_index_without_building(tmp_path: Path, e
     assert run.returncode == 0, run.stderr
     answer = json.loads(run.stdout.strip().splitlines()[-1])
     assert answer == {"changed": 0, "source": str(docs / "lo.txt")}
+
+
+def test_the_chunk_count_is_kept_by_every_write(tmp_path: Path) -> None:
+    """``len`` (read on every query) is a stored count, right after adds, re-adds, deletes and
+    for a file written before the count existed."""
+    import sqlite3
+
+    path = tmp_path / "x.sqlite3"
+    index = LexicalIndex(path)
+    index.add(["a", "b", "c"], ["durian", "rambutan", "mangosteen"])
+    index.add(["b", "d"], ["rambutan ripe", "salak"])  # b re-indexed, d new
+    index.delete(["a", "zzz"])  # zzz was never there
+    expected = {"b", "c", "d"}
+    assert len(index) == len(expected) and index._ids() == expected
+    index.close()
+    assert len(LexicalIndex(path)) == 3
+    with sqlite3.connect(path) as db:  # an index from before the count: counted once on open
+        db.execute("DROP TABLE meta")
+    reopened = LexicalIndex(path)
+    assert len(reopened) == 3 and [c for c, _ in reopened.search("salak", 5)] == ["d"]
