@@ -198,6 +198,25 @@ def test_zscore_fusion_missing_and_weights() -> None:
     assert zscore_fusion([]) == []
 
 
+@pytest.mark.parametrize("fusion", ["zscore", "rrf"])
+def test_hybrid_is_the_fusion_of_its_own_two_rankings(kb, fusion: str) -> None:
+    """The real dense scores (cosine) and BM25 scores from the index, fused as documented."""
+    store, _ = kb
+    retriever = SEARetriever(store=store, k=6, fusion=fusion)
+    query = "Jakarta ibu kota, Singapore port, Hà Nội"  # words of three documents
+    total = store._collection.count()
+    dense, _ = retriever._dense(store.embeddings.embed_query(query), total, None)
+    index = retriever.bm25_index()
+    lexical = index.search(query, total)
+    weight = lexical_weight(index.coverage(query))
+    assert weight > 0 and len(lexical) == 3 and dense[0][1] > dense[-1][1]
+    if fusion == "zscore":
+        expected = zscore_fusion([(dense, 1.0), (lexical, weight)])
+    else:
+        expected = weighted_rrf([([i for i, _ in dense], 1.0), ([i for i, _ in lexical], weight)])
+    assert [d.id for d in retriever.invoke(query)] == [i for i, _ in expected[:6]]
+
+
 def test_cross_encoder_reranker_plumbing(kb, minilm_dir: str) -> None:
     """No cross-encoder ships on PyPI: a BERT folder with a fresh head proves the wiring only."""
     from sealion_agents.retrievers import CrossEncoderReranker
