@@ -137,3 +137,24 @@ def test_the_chunk_count_is_kept_by_every_write(tmp_path: Path) -> None:
         db.execute("DROP TABLE meta")
     reopened = LexicalIndex(path)
     assert len(reopened) == 3 and [c for c, _ in reopened.search("salak", 5)] == ["d"]
+
+
+def test_chroma_is_recounted_when_the_index_changes_or_the_interval_passed(
+    tmp_path: Path, e5
+) -> None:  # type: ignore[no-untyped-def]
+    """Chroma's count (56 ms at 1M chunks) is not read on every query: ingest's writes are seen
+    at once (the lexical index changed size), a writer that bypasses the index after at most
+    ``recount_seconds``."""
+    store = open_store(e5, persist_directory=tmp_path / "db")
+    docs = _docs(tmp_path / "in")
+    ingest(store, docs, show_progress=False)
+    patient = SEARetriever(store=store, k=1, mode="bm25", recount_seconds=3600)
+    eager = SEARetriever(store=store, k=1, mode="bm25", recount_seconds=0)
+    assert patient.invoke("Singapore")[0].metadata["source"].endswith("en.txt")
+    (docs / "new.txt").write_text("Laksa is a spicy noodle soup.", encoding="utf-8")
+    ingest(store, docs, show_progress=False)  # through the index: seen at once
+    assert patient.invoke("laksa")[0].metadata["source"].endswith("new.txt")
+    store.add_texts(["Kaya toast with soft-boiled eggs."], ids=["outside"])  # bypasses it
+    assert [d.id for d in patient.invoke("kaya toast")] != ["outside"]  # count not re-read yet
+    assert [d.id for d in eager.invoke("kaya toast")] == ["outside"]  # re-read: found by id
+    assert [d.id for d in patient.invoke("kaya toast")] == ["outside"]  # the index changed
