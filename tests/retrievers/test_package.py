@@ -25,6 +25,7 @@ EXPECTED = {
     "delete_source",
     "ingest",
     "lexical_tokens",
+    "load_embeddings",
     "load_file",
     "open_store",
     "resolve_prompts",
