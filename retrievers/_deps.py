@@ -1,7 +1,7 @@
 """Lazy imports of the optional heavy dependencies, with errors that name the extra to install.
 
 input: a module name -> output: the imported module, or an ImportError telling the user which
-``pip install "sealion-agents[...]"`` brings it in.
+packages (the extra of sealion-agents) bring it in.
 """
 
 from __future__ import annotations

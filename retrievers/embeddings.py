@@ -186,8 +186,14 @@ class SentenceTransformerEmbeddings(BaseModel, Embeddings):
         """Identifier recorded in a collection built with this model."""
         name = self.model_name.rstrip("/")
         if os.path.isdir(name):  # a local folder: its name, so moving it keeps the identity
-            name = os.path.basename(name)
+            name = os.path.basename(os.path.abspath(name))
         return f"sentence-transformers/{name}"
+
+    @property
+    def source(self) -> str:
+        """Where the model loads from: a hub name, or a local folder's absolute path."""
+        name = self.model_name.rstrip("/")
+        return os.path.abspath(name) if os.path.isdir(name) else name
 
     def _get_model(self) -> Any:
         if self._model is None:
@@ -272,11 +278,14 @@ def load_embeddings(name: str | None = None, device: str | None = None) -> Embed
     return SentenceTransformerEmbeddings(model_name=name.strip(), device=device or None)
 
 
-def embeddings_for_model_id(model_id: str, device: str | None = None) -> Embeddings | None:
+def embeddings_for_model_id(
+    model_id: str, device: str | None = None, source: str | None = None
+) -> Embeddings | None:
     """The embeddings a collection records as its ``embedding_model``, if they can be found.
 
     The default, and sentence-transformers models by hub name (``org/name``) or by a folder
-    that still exists; ``None`` for a model known only by a folder's name.
+    that still exists: ``source`` (the folder's absolute path a collection records) or the
+    name itself. ``None`` for a model known only by the name of a folder that is gone.
     """
     if model_id == DEFAULT_MODEL_ID:
         return default_embeddings()
@@ -284,6 +293,8 @@ def embeddings_for_model_id(model_id: str, device: str | None = None) -> Embeddi
     if not model_id.startswith(prefix):
         return None
     name = model_id[len(prefix) :]
-    if "/" in name or os.path.isdir(name):
+    if source and os.path.isdir(source):
+        return SentenceTransformerEmbeddings(model_name=source, device=device)
+    if ("/" in name and not os.path.isabs(name)) or os.path.isdir(name):
         return SentenceTransformerEmbeddings(model_name=name, device=device)
     return None

@@ -1,6 +1,7 @@
 """Idempotent, resumable ingestion of files and folders into a Chroma store.
 
-data flow: paths -> files -> load_file (per-file LoadError -> report) -> content hash
+data flow: paths -> files -> load_file (per-file LoadError -> report), Documents and loaders
+(web loaders via web_loaders: per URL, HTTP errors raise -> report) -> content hash
 -> unchanged? skip : split -> chunk ids from content -> chunks not yet stored -> batches
 -> embed (one batch ahead, in a worker thread) + upsert and index (this thread, meanwhile)
 -> then delete the file's chunks from older versions.
@@ -40,6 +41,7 @@ from sealion_agents.retrievers.loaders import (
     iter_files,
     load_file,
     source_name,
+    web_loaders,
 )
 from sealion_agents.retrievers.splitting import SEATextSplitter
 from sealion_agents.retrievers.store import check_embeddings
@@ -163,7 +165,10 @@ def _files(paths: Iterable[str | os.PathLike[str]], report: IngestReport) -> lis
 def _loader_name(loader: Any) -> str:
     """How a loader is named in the report: its class and what it reads."""
     for attr in ("file_path", "web_path", "url", "path"):
-        value = getattr(loader, attr, None)
+        try:
+            value = getattr(loader, attr, None)
+        except Exception:  # WebBaseLoader.web_path raises when it has several URLs
+            continue
         if isinstance(value, (str, os.PathLike)) and str(value):
             return f"{type(loader).__name__}({value})"
     paths = getattr(loader, "web_paths", None)
@@ -208,7 +213,9 @@ def _units(
     """Paths (files, folders), ``Document``s and ``BaseLoader``s as sources to ingest.
 
     Documents are grouped by their ``source`` metadata; a loader runs now, and one that
-    fails is an error of the report under its name (the other items go on).
+    fails is an error of the report under its name (the other items go on). Web loaders
+    run as :func:`~sealion_agents.retrievers.loaders.web_loaders` makes them: an HTTP error
+    page fails its URL and is never stored.
     """
     from langchain_core.document_loaders import BaseLoader
 
@@ -227,16 +234,8 @@ def _units(
                 continue
             loose.append(item)
         elif isinstance(item, BaseLoader):
-            name = _loader_name(item)
-            try:
-                groups = _grouped(item.lazy_load(), fallback=name)
-            except Exception as exc:
-                report.errors[name] = f"the loader failed ({type(exc).__name__}: {exc})"
-                logger.warning("loader %s failed", name, exc_info=True)
-                continue
-            if not groups:
-                report.errors[name] = "the loader returned no documents"
-            units += [(source, _given(docs)) for source, docs in groups.items()]
+            for loader in web_loaders(item):  # HTTP error pages raise; one per URL
+                units += _loader_units(loader, report)
         elif isinstance(item, (str, os.PathLike)):
             paths.append(item)
         else:
@@ -249,6 +248,20 @@ def _units(
     for path in _files(paths, report):
         units.append((_source(path, relative_to), _file_loader(path, relative_to, max_file_bytes)))
     return units
+
+
+def _loader_units(loader: Any, report: IngestReport) -> list[Unit]:
+    """Run ``loader`` now: its documents by source, or an error of the report under its name."""
+    name = _loader_name(loader)
+    try:
+        groups = _grouped(loader.lazy_load(), fallback=name)
+    except Exception as exc:
+        report.errors[name] = f"the loader failed ({type(exc).__name__}: {exc})"
+        logger.warning("loader %s failed", name, exc_info=True)
+        return []
+    if not groups:
+        report.errors[name] = "the loader returned no documents"
+    return [(source, _given(docs)) for source, docs in groups.items()]
 
 
 def _given(docs: list[Document]) -> Callable[[], list[Document]]:
@@ -288,7 +301,8 @@ def ingest(
             ``Document``s (grouped by ``metadata["source"]``, which they must have), and
             document loaders (any ``BaseLoader``, e.g. langchain-community's; their documents
             grouped by source). Each source gets the same content ids, idempotent re-runs and
-            per-item errors as a file.
+            per-item errors as a file. Web loaders are run on copies that fail on HTTP 4xx/5xx
+            (an error page is never stored), a WebBaseLoader per URL with a line per block.
         splitter: defaults to :class:`SEATextSplitter` measured in the store's model tokens.
         batch_size: chunks per embedding call and per write.
         max_file_bytes: larger files are refused with an error in the report.

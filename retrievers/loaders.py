@@ -3,15 +3,23 @@
 data flow: path -> size / binary / encoding checks -> text per page -> Document(page_content,
 metadata={"source", "page"?}). Every problem a file can have becomes a :class:`LoadError` that
 names the file, the problem and what to do; callers (ingestion) report it and go on.
+
+Web loaders (langchain-community's): loader -> :func:`web_loaders` (copies that raise on HTTP
+4xx/5xx; a WebBaseLoader split per URL) -> page soup -> :func:`soup_text` (a line per block
+element) -> Document. HTML text from files and pages never glues two blocks together.
 """
 
 from __future__ import annotations
 
+import copy
 import html.parser
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from langchain_core.documents import Document
 from sealion_agents.retrievers._deps import require
@@ -26,7 +34,9 @@ __all__ = [
     "LoadError",
     "iter_files",
     "load_file",
+    "soup_text",
     "source_name",
+    "web_loaders",
 ]
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst"})
@@ -136,31 +146,18 @@ def _read_text(path: Path, source: str) -> str:
     return text
 
 
+BLOCK_TAGS = frozenset(
+    "address article aside blockquote br caption dd details div dl dt figcaption figure "
+    "footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section summary table "
+    "td th title tr ul".split()
+)
+"""Elements that start a new line of text; others (<b>, <a>, <span>...) stay inside theirs."""
+
+
 class _HTMLText(html.parser.HTMLParser):
     """Visible text of an HTML page; block elements become line breaks."""
 
     _SKIP = frozenset({"script", "style", "noscript", "template", "head"})
-    _BLOCK = frozenset(
-        {
-            "p",
-            "div",
-            "br",
-            "li",
-            "tr",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-            "h6",
-            "section",
-            "article",
-            "pre",
-            "blockquote",
-            "title",
-            "table",
-        }
-    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -170,13 +167,13 @@ class _HTMLText(html.parser.HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
             self._skip += 1
-        elif tag in self._BLOCK:
+        elif tag in BLOCK_TAGS:
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._SKIP and self._skip:
             self._skip -= 1
-        elif tag in self._BLOCK:
+        elif tag in BLOCK_TAGS:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
@@ -184,12 +181,17 @@ class _HTMLText(html.parser.HTMLParser):
             self.parts.append(data)
 
 
+def _lines(text: str) -> str:
+    """``text`` with runs of spaces made one space and blank lines dropped."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 def _html_text(raw: str) -> str:
     parser = _HTMLText()
     parser.feed(raw)
     parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
-    return "\n".join(line for line in lines if line)
+    return _lines("".join(parser.parts))
 
 
 def _pdf_pages(path: Path, source: str, max_bytes: int) -> list[tuple[int, str]]:
@@ -302,3 +304,78 @@ def load_file(
         hint = " (a scanned PDF needs OCR first)" if suffix == ".pdf" else ""
         raise LoadError(source, f"no extractable text{hint}")
     return docs
+
+
+# -- web pages: langchain-community's WebBaseLoader and loaders like it --------------------
+
+_STATUS_SWITCHES = ("raise_for_status", "check_response_status")
+"""Loader attributes that make a web loader refuse HTTP error pages (4xx, 5xx)."""
+_SEPARATED = {"separator": "\n", "strip": True}
+"""BeautifulSoup get_text arguments that keep the texts of elements apart."""
+
+
+def web_loaders(loader: Any) -> list[Any]:
+    """``loader`` as loaders that never return an HTTP error page as a document.
+
+    A loader with a switch in ``_STATUS_SWITCHES`` turned off is copied with it on (the
+    caller's object is not changed). A WebBaseLoader becomes one copy per URL (a dead link
+    fails alone) whose text comes from :func:`soup_text`; other loaders with
+    ``bs_get_text_kwargs`` get a newline separator. A separator the user set is kept.
+    """
+    changes: dict[str, Any] = {s: True for s in _STATUS_SWITCHES if getattr(loader, s, 0) is False}
+    text_kwargs = getattr(loader, "bs_get_text_kwargs", None)
+    own_text = not isinstance(text_kwargs, dict) or "separator" in text_kwargs
+    if not _is_web_base(loader):
+        if isinstance(text_kwargs, dict) and not own_text:
+            changes["bs_get_text_kwargs"] = {**_SEPARATED, **text_kwargs}
+        return [_copy(loader, changes)] if changes else [loader]
+    pages = [_copy(loader, {**changes, "web_paths": [url]}) for url in loader.web_paths]
+    if not own_text:
+        for page in pages:
+            page.lazy_load = partial(_web_page, page)
+    return pages
+
+
+def _is_web_base(loader: Any) -> bool:
+    """Whether ``loader`` loads as langchain-community's WebBaseLoader: a page per URL."""
+    module = sys.modules.get("langchain_community.document_loaders.web_base")
+    web_base = getattr(module, "WebBaseLoader", None)
+    return (
+        web_base is not None
+        and isinstance(loader, web_base)
+        and type(loader).lazy_load is web_base.lazy_load
+    )
+
+
+def _copy(loader: Any, changes: dict[str, Any]) -> Any:
+    new = copy.copy(loader)
+    for name, value in changes.items():
+        setattr(new, name, value)
+    return new
+
+
+def _web_page(page: Any) -> Iterator[Document]:
+    """The page of a one-URL WebBaseLoader, as its ``lazy_load`` gives it but for the text."""
+    url = page.web_paths[0]
+    soup = page.scrape(parser="xml" if url.endswith(".xml") else None)
+    metadata = {"source": url}
+    if title := soup.find("title"):
+        metadata["title"] = title.get_text()
+    description = soup.find("meta", attrs={"name": "description"})
+    if description is not None and description.get("content"):
+        metadata["description"] = description["content"]
+    if (root := soup.find("html")) and root.get("lang"):
+        metadata["language"] = root["lang"]
+    yield Document(page_content=soup_text(soup), metadata=metadata)
+
+
+def soup_text(soup: Any) -> str:
+    """The text of a BeautifulSoup page, a line per block element (:data:`BLOCK_TAGS`).
+
+    Inline elements stay in their line: ``<p>Full-time <b>staff</b> get</p>`` gives
+    ``Full-time staff get``. Changes ``soup`` (marks its blocks).
+    """
+    for tag in soup.find_all(BLOCK_TAGS):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    return _lines(soup.get_text())

@@ -27,7 +27,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from sealion_agents.retrievers._deps import require
 from sealion_agents.retrievers.fusion import lexical_weight, weighted_rrf, zscore_fusion
 from sealion_agents.retrievers.lexical_index import LexicalIndex, lexical_index_for
-from sealion_agents.retrievers.store import check_embeddings
+from sealion_agents.retrievers.store import EmptyCollectionError, check_embeddings, display_name
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +199,14 @@ class SEARetriever(BaseRetriever):
             return weighted_rrf([([i for i, _ in r], w) for r, w in rankings], self.rrf_k)
         return zscore_fusion(rankings)
 
+    def _empty(self) -> EmptyCollectionError:
+        name = display_name(self._collection)
+        return EmptyCollectionError(
+            f"collection {name!r} holds no documents: add some first (sealion "
+            f"ingest PATH --collection {name!r}, ingest(store, paths) in Python, or an upload "
+            "to sealion serve), or open the collection where they were stored"
+        )
+
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
@@ -212,7 +220,9 @@ class SEARetriever(BaseRetriever):
             self._checked = True
         lexical = lexical_index_for(self.store, self.locale) if mode != "dense" else None
         total = self._chunk_count(lexical)
-        if total == 0 or k <= 0:
+        if total == 0:
+            raise self._empty()
+        if k <= 0:
             return []
         n = min(max(self.fetch_k, k), total)
         docs: dict[str, Document] = {}

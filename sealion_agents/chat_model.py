@@ -53,7 +53,8 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
     Build it from a backend: ``ChatSeaLion.from_gguf(...)`` (llama.cpp in-process),
     ``from_vllm(...)``, ``from_openai(...)`` or ``ChatSeaLion(backend=...)``. The generation
     options (``thinking``, ``max_thinking_tokens``, ``max_tokens``, ``temperature``,
-    ``top_p``, ``top_k``, ``seed``: see ``GenerationOptions``) are instance defaults here and
+    ``top_p``, ``top_k``, ``seed``, and ``timeout``, ``max_retries`` for servers: see
+    ``GenerationOptions``) are instance defaults here and
     can be given per call (``llm.invoke(msgs, thinking=False)``) or per chain step
     (``llm.with_thinking(False)``, ``llm.bind(max_tokens=256)``).
     """
@@ -62,10 +63,6 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
     """The engine that runs the model (a ``ChatBackend``)."""
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Stop sequences; they cut the answer, never the reasoning."""
-    timeout: float | None = Field(default=None, gt=0)
-    """Seconds to wait for a server backend (in-process backends ignore it)."""
-    max_retries: int = Field(default=2, ge=0)
-    """Retries on connection errors for server backends."""
     streaming: bool = False
     """Stream internally even on ``invoke`` (token callbacks fire)."""
     constraint_retries: int = Field(default=2, ge=0)
@@ -171,9 +168,10 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         """SEA-LION behind an OpenAI-compatible server (``vllm serve``, llama.cpp, AI Singapore).
 
         ``api_key`` defaults to the ``SEALION_API_KEY`` environment variable. ``timeout`` and
-        ``max_retries`` apply to the HTTP requests. Token counting uses the server's tokenize
-        endpoint (vLLM, llama.cpp) or ``tokenizer=`` (a local tokenizer folder or GGUF); the
-        context window comes from the server or ``context_window=``. Other backend options
+        ``max_retries`` apply to the HTTP requests (per instance here, or per call). Token
+        counting uses the server's tokenize endpoint (vLLM, llama.cpp) or ``tokenizer=`` (a
+        local tokenizer folder or GGUF); the context window comes from the server or
+        ``context_window=``. Other backend options
         (``thinking_off_model``, ``reasoning_prefilled``, ``extra_body``, ``headers``,
         ``continues``) go to ``OpenAIBackend``; other keyword arguments are ``ChatSeaLion``
         fields.
@@ -183,15 +181,8 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         fields = {
             k: kwargs.pop(k) for k in list(kwargs) if k in cls.model_fields and k != "backend"
         }
-        probe = cls.model_construct(**fields)  # field defaults, e.g. max_retries
-        backend = OpenAIBackend(
-            base_url,
-            model=model,
-            api_key=api_key,
-            timeout=probe.timeout,
-            max_retries=probe.max_retries,
-            **kwargs,
-        )
+        transport = {k: fields[k] for k in ("timeout", "max_retries") if fields.get(k) is not None}
+        backend = OpenAIBackend(base_url, model=model, api_key=api_key, **transport, **kwargs)
         return cls(backend=backend, thinking=thinking, **fields)
 
     # -- conveniences ----------------------------------------------------------------

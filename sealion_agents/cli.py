@@ -37,13 +37,15 @@ err = Console(stderr=True, highlight=False)
 
 
 def _data_home() -> Path:
-    """This project's folder under the user's data home (XDG_DATA_HOME or ~/.local/share)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "sealion-agents"
+    from sealion_agents.retrievers.store import data_home
+
+    return data_home()
 
 
 def _default_store() -> Path:
-    return _data_home() / "chroma"
+    from sealion_agents.retrievers.store import default_store_path
+
+    return default_store_path()
 
 
 # -- shared options -------------------------------------------------------------------

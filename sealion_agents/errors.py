@@ -7,6 +7,8 @@ CLI, a service) can tell a user's mistake or an unreachable server from a bug by
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import re
 from types import ModuleType
 
 __all__ = [
@@ -20,6 +22,8 @@ __all__ = [
     "ServerUnavailableError",
     "TokenizerUnavailableError",
     "UnsupportedSchemaError",
+    "extra_requirements",
+    "install_hint",
     "require",
 ]
 
@@ -79,13 +83,30 @@ class ServerModelNotFoundError(ServerError):
     """The server does not serve the requested model."""
 
 
+def extra_requirements(extra: str) -> list[str]:
+    """The requirements of one of this package's extras, as its installed metadata lists them."""
+    try:
+        requires = importlib.metadata.requires("sealion-agents") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    marker = re.compile(rf"""extra\s*==\s*["']{re.escape(extra)}["']""")
+    return [r.split(";")[0].strip() for r in requires if marker.search(r)]
+
+
+def install_hint(extra: str) -> str:
+    """How to install an extra: its packages by name (sealion-agents is not on PyPI)."""
+    packages = " ".join(f'"{r}"' for r in extra_requirements(extra))
+    local = f'pip install -e ".[{extra}]" in a clone of sealion-agents'
+    return f"pip install {packages} (or {local})" if packages else local
+
+
 def require(module: str, *, extra: str, feature: str | None = None) -> ModuleType:
-    """Import an optional dependency, or fail naming the extra that installs it."""
+    """Import an optional dependency, or fail naming the packages that install it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         package = module.split(".")[0]
         raise ImportError(
             f"{feature or 'This feature'} needs the Python package {package!r}, which is not "
-            f'installed. Install it with: pip install "sealion-agents[{extra}]"'
+            f"installed. Install it with: {install_hint(extra)}"
         ) from exc

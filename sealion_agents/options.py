@@ -16,7 +16,7 @@ __all__ = ["GenerationOptions", "option_names"]
 
 
 class GenerationOptions(BaseModel):
-    """What one generation may set: the thinking switch, its budget, and sampling."""
+    """What one generation may set: thinking, its budget, sampling, a server's timeout/retries."""
 
     thinking: bool = True
     """Let the model reason in ``<think>`` before answering (SEA-LION's default: on)."""
@@ -32,6 +32,12 @@ class GenerationOptions(BaseModel):
     """Sample from the k most likely tokens (0: no limit; None: the backend's default)."""
     seed: int | None = None
     """Random seed for reproducible sampling."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds to wait for a server backend's connection and each read (None: the backend's
+    own setting; in-process backends ignore it)."""
+    max_retries: int | None = Field(default=None, ge=0)
+    """Retries on connection errors, HTTP 429 and 5xx for a server backend (None: the
+    backend's own setting, 2 by default; in-process backends ignore it)."""
 
     def sampling(self) -> dict[str, Any]:
         """The sampling values that were set (None means: the backend's default)."""

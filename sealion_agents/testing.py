@@ -9,9 +9,10 @@ offline and in seconds::
     llm = ChatSeaLion.from_gguf(tiny_gguf(), temperature=0)
     reply = llm.invoke("Hi")   # reply.content == ANSWER, its reasoning == REASONING
 
-Needs ``pip install "sealion-agents[testing]"`` plus the Llama 3 tokenizer file that
-``llama-models`` ships (``pip install --no-deps llama-models==0.3.0``). Files are built once
-and cached in ``$SEALION_TEST_CACHE`` (default ``~/.cache/sealion-agents/tiny-models``).
+Needs the ``testing`` extra (``pip install -e ".[testing]"`` in a clone) plus the Llama 3
+tokenizer file that ``llama-models`` ships (``pip install --no-deps llama-models==0.3.0``).
+Files are built once and cached in ``$SEALION_TEST_CACHE`` (default
+``~/.cache/sealion-agents/tiny-models``).
 
 The models use the Llama 3.1 architecture and the full Llama 3 tokenizer (128,256 tokens, with
 ``<think>`` and ``</think>`` as single tokens at ids 128013/128014 like DeepSeek-R1-Distill-Llama).

@@ -446,6 +446,23 @@ def test_gives_up_after_max_retries_with_the_server_and_model_named() -> None:
     assert len(seen) == 2 and url in str(error.value) and "'m'" in str(error.value)
 
 
+def test_max_retries_per_call_overrides_the_instance() -> None:
+    """``llm.invoke(msgs, timeout=5, max_retries=1)``: the call's settings win, both ways."""
+    httpd, seen = FlakyHandler.serve([503, 503])
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        patient = ChatSeaLion.from_openai(url, model="m", max_retries=3, timeout=5)
+        with pytest.raises(ServerUnavailableError, match="after 1 attempt"):
+            patient.invoke(QUESTION, max_retries=0)
+        assert len(seen) == 1
+        hasty = ChatSeaLion.from_openai(url, model="m", max_retries=0, timeout=5)
+        result = hasty.invoke(QUESTION, timeout=5, max_retries=1)
+    finally:
+        httpd.shutdown()
+    assert split_of(result) == ("hm", "ok")
+    assert len(seen) == 3  # the first call's 503, then this call's 503 and its retry
+
+
 def test_client_errors_are_not_retried() -> None:
     httpd, seen = FlakyHandler.serve([400])
     try:

@@ -131,7 +131,8 @@ def test_import_needs_no_heavy_runtime() -> None:
     assert result.returncode == 0, result.stderr
     assert (
         "ERROR: The GGUF runtime needs the Python package 'llama_cpp', which is not installed. "
-        'Install it with: pip install "sealion-agents[gguf]"' in result.stdout
+        'Install it with: pip install "llama-cpp-python==0.3.36" "huggingface_hub>=0.30" '
+        '(or pip install -e ".[gguf]" in a clone of sealion-agents)' in result.stdout
     )
 
 

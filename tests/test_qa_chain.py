@@ -265,6 +265,35 @@ def test_follow_up_is_rewritten_with_thinking_off(llm: Any, store: Any) -> None:
     assert requests[1].messages[-1]["content"] == STANDALONE
 
 
+@pytest.mark.parametrize(
+    "history",
+    [
+        [("user", "Tell me about the Merlion."), ("assistant", "It is a statue.")],
+        [
+            {"role": "user", "content": "Tell me about the Merlion."},
+            {"role": "assistant", "content": "It is a statue."},
+        ],
+    ],
+    ids=["tuples", "dicts"],
+)
+def test_history_in_every_form_langchain_takes(llm: Any, store: Any, history: list) -> None:
+    result = qa_chain(llm, store).invoke({"question": "Where is it?", "history": history})
+    assert result.query == STANDALONE and result.answer == GROUNDED
+
+
+def test_history_that_is_not_messages_is_a_clear_error(llm: Any, store: Any) -> None:
+    with pytest.raises(ValueError, match=r"history must be a list of messages.*\(role, text\)"):
+        qa_chain(llm, store).invoke({"question": "Where is it?", "history": [("x", 3, 4)]})
+
+
+def test_an_empty_collection_is_an_error_not_a_decline(llm: Any, tmp_path: Path) -> None:
+    from sealion_agents.retrievers import EmptyCollectionError, open_store
+
+    empty = open_store(collection_name="handbook", persist_directory=tmp_path / "elsewhere")
+    with pytest.raises(EmptyCollectionError, match="'handbook' holds no documents.*ingest"):
+        qa_chain(llm, empty).invoke("Where does the Merlion stand?")
+
+
 def test_stream_yields_steps_in_order(llm: Any, store: Any) -> None:
     events = list(qa_chain(llm, store).stream("Where does the Merlion statue, our mascot, stand?"))
     kinds = [e.kind for e in events]

@@ -24,6 +24,11 @@ Tokens are counted by the server's own tokenizer (vLLM's ``/tokenize``, llama.cp
 names (a local tokenizer folder or GGUF); the context window comes from the server
 (vLLM's ``max_model_len``, llama.cpp's ``/props``) or from the user.
 
+``sealion serve`` answers vLLM's ``/tokenize`` and ``max_model_len`` too, but continues no
+assistant message and reads none of vLLM's constraint fields; it is told from vLLM by its
+models' ``owned_by`` ("sealion-agents"), and gets plain chat completions (constrained
+answers validated and retried, reasoning prefill learnt from the output).
+
 Sync and async share the request builder and the chunk reader; only the HTTP loop differs.
 Opening a request is retried with exponential backoff on connection errors, 429 and 5xx;
 a stream that breaks after it began is an error (its events were already delivered).
@@ -71,6 +76,9 @@ __all__ = ["API_KEY_ENV", "OpenAIBackend", "local_token_counter"]
 
 logger = logging.getLogger(__name__)
 
+SEALION_SERVE_OWNER = "sealion-agents"
+"""``owned_by`` of the models ``sealion serve`` lists (vLLM-like counting, no continuation)."""
+
 API_KEY_ENV = "SEALION_API_KEY"
 """Environment variable read for the API key when none is given."""
 
@@ -97,10 +105,12 @@ class _Retryable(Exception):
 
 @dataclass(frozen=True)
 class _Request:
-    """One HTTP request: path and JSON body."""
+    """One HTTP request: path, JSON body, this call's timeout and retries (None: the backend's)."""
 
     path: str
     body: dict[str, Any]
+    timeout: float | None = None
+    max_retries: int | None = None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -312,7 +322,8 @@ class OpenAIBackend(ChatBackend):
                 ``repetition_penalty``...); dicts merge with the backend's own.
             headers: more HTTP headers.
             continues: whether the server honours ``continue_final_message`` (needed by the
-                thinking budget); default: yes for vLLM (found by its ``/tokenize``).
+                thinking budget); default: yes for vLLM (found by its ``/tokenize``; not
+                for ``sealion serve``, which answers it too).
             tokenizer: count tokens with this local tokenizer (a folder holding
                 ``tokenizer.json``, or a ``.gguf``) instead of the server's tokenize endpoint.
             context_window: the served context length in tokens (default: asked from the
@@ -356,6 +367,7 @@ class OpenAIBackend(ChatBackend):
             self._prefilled[True] = reasoning_prefilled
         self._probed: set[bool] = set()
         self._continues = continues
+        self._sealion_serve: bool | None = None  # found from the model list
         self._client: Any = None
         self._aclients: dict[int, Any] = {}
         self._lock = threading.Lock()
@@ -411,7 +423,8 @@ class OpenAIBackend(ChatBackend):
             else:
                 body = {"model": self.model, "prompt": ""}
                 tokenize = self._post_root("/tokenize", body)
-                if tokenize is not None and tokenize.status_code == 200:  # vLLM
+                ok = tokenize is not None and tokenize.status_code == 200
+                if ok and not self._is_sealion_serve():  # vLLM
                     mode = "structured_outputs"
         if mode == "grammar" and importlib.util.find_spec("llama_cpp") is None:
             mode = "none"  # its grammars are built with llama-cpp-python's converter
@@ -428,9 +441,19 @@ class OpenAIBackend(ChatBackend):
             except TokenizerUnavailableError:
                 pass  # generation works without it; counting will say what to pass
 
+    def _is_sealion_serve(self) -> bool:
+        """Whether the server is ``sealion serve`` (its model list read once; False if unread)."""
+        if self._sealion_serve is None:
+            try:
+                self._models()
+            except (ServerError, ValueError):
+                return False
+        return bool(self._sealion_serve)
+
     def _models(self) -> list[dict[str, Any]]:
         response = self._get("/models")
         if response.status_code == 404:
+            self._sealion_serve = False
             return []  # a server without a model list: nothing to check
         if response.status_code != 200:
             error = self._failure(response.status_code, response.text, None)
@@ -438,6 +461,9 @@ class OpenAIBackend(ChatBackend):
                 raise ServerUnavailableError(str(error))
             raise error
         models = [m for m in response.json().get("data", []) if isinstance(m, dict)]
+        self._sealion_serve = any(
+            m.get("id") == self.model and m.get("owned_by") == SEALION_SERVE_OWNER for m in models
+        )
         names = {str(m.get("id")) for m in models}
         wanted = {self.model} | ({self.thinking_off_model} if self.thinking_off_model else set())
         missing = sorted(wanted - names)
@@ -572,7 +598,8 @@ class OpenAIBackend(ChatBackend):
         body.update(request.options.sampling())
         body = _merge(body, self.extra_body)
         body = _merge(body, dict(request.extra))
-        return _Request("/chat/completions", body)
+        options = request.options
+        return _Request("/chat/completions", body, options.timeout, options.max_retries)
 
     def _constraint_fields(self, request: GenerationRequest) -> dict[str, Any]:
         """The body fields that constrain the answer, by the server's structured-output mode."""
@@ -690,8 +717,8 @@ class OpenAIBackend(ChatBackend):
                 json=self._probe_body(thinking),
                 headers=self._headers_for(),
             )
-            if response.status_code != 200:
-                return
+            if response.status_code != 200 or self._is_sealion_serve():
+                return  # sealion serve splits the reasoning itself: nothing to learn here
             if self._continues is None:
                 self._continues = True  # vLLM: it honours continue_final_message
             document = response.json()
@@ -711,10 +738,18 @@ class OpenAIBackend(ChatBackend):
         except Exception:  # not a vLLM server: learn from the output instead
             logger.debug("no /tokenize on %s", self._root, exc_info=True)
 
+    def _attempts(self, request: _Request) -> int:
+        retries = self.max_retries if request.max_retries is None else request.max_retries
+        return retries + 1
+
+    def _request_timeout(self, request: _Request) -> Any:
+        return self._timeout() if request.timeout is None else httpx.Timeout(request.timeout)
+
     def _open(self, request: _Request) -> Any:
         client = self._sync_client()
         last: Exception | None = None
-        for attempt in range(self.max_retries + 1):
+        attempts = self._attempts(request)
+        for attempt in range(attempts):
             if attempt:
                 time.sleep(self._delay(attempt - 1, last))  # type: ignore[arg-type]
             try:
@@ -724,6 +759,7 @@ class OpenAIBackend(ChatBackend):
                         self.base_url + request.path,
                         json=request.body,
                         headers=self._headers_for(),
+                        timeout=self._request_timeout(request),
                     ),
                     stream=True,
                 )
@@ -740,7 +776,7 @@ class OpenAIBackend(ChatBackend):
                 raise error
             last = error
         assert last is not None
-        raise self._gave_up(self.max_retries + 1, last)
+        raise self._gave_up(attempts, last)
 
     def stream(self, request: GenerationRequest) -> Iterator[Event]:
         """Stream one chat completion; closing the iterator closes the connection."""
@@ -782,7 +818,8 @@ class OpenAIBackend(ChatBackend):
     async def _aopen(self, request: _Request) -> Any:
         client = self._async_client()
         last: Exception | None = None
-        for attempt in range(self.max_retries + 1):
+        attempts = self._attempts(request)
+        for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(self._delay(attempt - 1, last))  # type: ignore[arg-type]
             try:
@@ -792,6 +829,7 @@ class OpenAIBackend(ChatBackend):
                         self.base_url + request.path,
                         json=request.body,
                         headers=self._headers_for(),
+                        timeout=self._request_timeout(request),
                     ),
                     stream=True,
                 )
@@ -808,7 +846,7 @@ class OpenAIBackend(ChatBackend):
                 raise error
             last = error
         assert last is not None
-        raise self._gave_up(self.max_retries + 1, last)
+        raise self._gave_up(attempts, last)
 
     async def astream(self, request: GenerationRequest) -> AsyncIterator[Event]:
         """Async twin of ``stream``, on ``httpx.AsyncClient``."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage, convert_to_messages
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
@@ -171,7 +171,7 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
         if isinstance(data, str):
             question, history = data, []
         elif isinstance(data, dict) and "question" in data:
-            question, history = str(data["question"]), list(data.get("history") or [])
+            question, history = str(data["question"]), _history(data.get("history"))
         else:
             raise TypeError(
                 "GroundedQA takes a question string or {'question': str, 'history': [messages]}; "
@@ -357,3 +357,15 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
             else:
                 removed.append(claim.text)
         return kept, removed
+
+
+def _history(messages: Any) -> list[BaseMessage]:
+    """Earlier turns in any form LangChain takes: messages, ``(role, text)`` pairs, dicts."""
+    try:
+        return convert_to_messages(list(messages or []))
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        raise ValueError(
+            "history must be a list of messages: BaseMessage objects, (role, text) pairs such "
+            f"as ('user', '...') and ('assistant', '...'), or {{'role': ..., 'content': ...}} "
+            f"dicts ({exc})"
+        ) from exc

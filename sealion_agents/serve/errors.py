@@ -17,9 +17,12 @@ from starlette.exceptions import HTTPException
 from sealion_agents.errors import (
     BackendBusyError,
     ContextWindowExceededError,
+    SeaLionError,
     ServerError,
+    TokenizerUnavailableError,
     UnsupportedSchemaError,
 )
+from sealion_agents.retrievers.store import EmptyCollectionError
 from sealion_agents.serve.limits import Busy
 from sealion_agents.serve.openai_protocol import RequestError
 from sealion_agents.serve.tenant_store import NotFound
@@ -92,12 +95,21 @@ def error_for(exc: BaseException) -> ApiError:
         return ApiError(400, str(exc), param="tools")
     if isinstance(exc, NotFound):
         return ApiError(404, str(exc), code="not_found")
+    if isinstance(exc, EmptyCollectionError):
+        return ApiError(
+            409,
+            "this collection holds no documents yet: upload some first "
+            "(POST /v1/collections/{name}/documents, or the page)",
+            code="empty_collection",
+        )
     if isinstance(exc, UploadError):
         return ApiError(exc.status, str(exc))
     if isinstance(exc, BackendBusyError):
         return ApiError(429, str(exc), headers={"Retry-After": "1"})
     if isinstance(exc, ServerError):
         return ApiError(502, f"the model server failed: {exc}")
+    if isinstance(exc, TokenizerUnavailableError):
+        return ApiError(502, f"the model server cannot count tokens: {exc}")
     if isinstance(exc, ValueError):  # names and values our own code refused, with the reason
         return ApiError(400, str(exc))
     logger.error("unexpected error", exc_info=exc)
@@ -136,5 +148,8 @@ def install_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(HTTPException, on_http)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
-    for kind in (ApiError, Busy, RequestError, NotFound, UploadError, ValueError, Exception):
+    # every expected kind by name: Starlette re-raises what only the Exception handler catches
+    # (a traceback in the log, the connection dropped after the answer)
+    expected = (ApiError, Busy, RequestError, NotFound, UploadError, SeaLionError, ValueError)
+    for kind in (*expected, Exception):
         app.add_exception_handler(kind, on_any)

@@ -1,4 +1,4 @@
-"""OpenAI's chat-completions shape, both ways.
+"""OpenAI's chat-completions shape, both ways, and vLLM's ``/tokenize`` request.
 
 Requests become LangChain messages and options; ``AIMessage``s and chunks become
 completions and completion chunks.
@@ -29,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "ChatRequest",
     "ChunkWriter",
+    "MAX_TOKENIZE_CHARS",
     "RequestError",
+    "TokenizeRequest",
     "completion",
     "generation_options",
     "reasoning_fields",
@@ -76,6 +78,29 @@ class ChatRequest(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    continue_final_message: bool = False
+    """vLLM's: continue the last assistant message. Refused (400): every reply here is a
+    new assistant turn, and ignoring it would answer something else than was asked."""
+
+
+MAX_TOKENIZE_CHARS = 1_000_000
+"""Most characters ``POST /tokenize`` counts in one request (400 beyond)."""
+
+
+class TokenizeRequest(BaseModel):
+    """The fields of vLLM's ``POST /tokenize`` this server reads (its text form).
+
+    ``model`` defaults to the chat model. The count is of ``prompt`` as the model reads it
+    inside a message (control tokens as text, no BOS): ``add_special_tokens`` is accepted and
+    not applied. vLLM's chat form (``messages``) is refused with a 400 naming ``prompt``.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    prompt: str | None = Field(default=None, max_length=MAX_TOKENIZE_CHARS)
+    messages: list[Any] | None = None
+    add_special_tokens: bool | None = None
 
 
 def _thinking(request: ChatRequest) -> bool | None:
@@ -100,6 +125,12 @@ def generation_options(request: ChatRequest) -> dict[str, Any]:
     """ChatSeaLion's per-call options from the request (only those it set)."""
     if request.n != 1:
         raise RequestError("n must be 1: this server returns one choice per request", "n")
+    if request.continue_final_message:
+        raise RequestError(
+            "continue_final_message is not supported: this server answers with a new "
+            "assistant turn (for a thinking budget send max_thinking_tokens instead)",
+            "continue_final_message",
+        )
     options: dict[str, Any] = {}
     thinking = _thinking(request)
     if thinking is not None:

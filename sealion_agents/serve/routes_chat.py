@@ -1,16 +1,22 @@
-"""``/v1/models`` and ``/v1/chat/completions``.
+"""``/v1/models``, ``/v1/chat/completions`` and ``/tokenize``.
 
 The chat model, and each of the caller's collections as a grounded Q&A model
-(``qa/<collection>``).
+(``qa/<collection>``). As vLLM does, each model in ``/v1/models`` carries ``max_model_len``
+(the context window; the same model answers every entry), and ``POST /tokenize`` counts a
+text's tokens with the model's own tokenizer, so OpenAI-compatible clients that read vLLM's
+fields (``ChatSeaLion.from_openai``) need no ``context_window=`` or ``tokenizer=``.
 
 data flow (chat): ChatRequest -> messages + options (+ tools) -> ChatSeaLion.ainvoke/astream
 -> completion / chunks. (qa): the last user message + earlier turns -> GroundedQA over the
 caller's collection -> reasoning streamed as it comes, the verified answer (with its
 sources appended) as content, and ``citations`` / ``sources`` / ``sealion`` fields.
+(tokenize): TokenizeRequest (bounded body and text) -> the model's ``get_num_tokens`` in
+the server's counting thread (no generation slot) -> ``count`` and ``max_model_len``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -26,9 +32,11 @@ from sealion_agents.serve.app import Caller, require_ready
 from sealion_agents.serve.errors import ApiError
 from sealion_agents.serve.keys import ApiKey
 from sealion_agents.serve.openai_protocol import (
+    MAX_TOKENIZE_CHARS,
     ChatRequest,
     ChunkWriter,
     RequestError,
+    TokenizeRequest,
     completion,
     generation_options,
     to_messages,
@@ -37,25 +45,48 @@ from sealion_agents.serve.openai_protocol import usage as to_usage
 from sealion_agents.serve.state import ServerState, Ticket
 from sealion_agents.serve.streaming import event_stream, json_event, started
 
-__all__ = ["chat_router", "qa_chain", "qa_extra", "read_body", "read_json"]
+__all__ = ["OWNED_BY", "chat_router", "qa_chain", "qa_extra", "read_body", "read_json"]
 
 Body = TypeVar("Body", bound=BaseModel)
 
 QA_PREFIX = "qa/"
+OWNED_BY = "sealion-agents"
+"""``owned_by`` of every model this server lists: how clients tell it from vLLM, whose
+``/tokenize`` and ``max_model_len`` it shares but not its turn continuation or constraint
+fields (``OpenAIBackend`` keeps to plain chat completions here)."""
+
+TOKENIZE_MAX_BYTES = 6 * MAX_TOKENIZE_CHARS + 64 * 1024
+"""Most bytes of a ``/tokenize`` body (its longest text, every character JSON-escaped)."""
 
 
-async def read_json(request: Request) -> Any:
-    """The request body as JSON, or a 400 that says it is not."""
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    """The body, or a 413 as soon as it is over ``limit`` bytes (declared or received)."""
+    too_large = ApiError(413, f"the body is over the limit of {limit:,} bytes", code="too_large")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int | None = None) -> Any:
+    """The request body as JSON, or a 400 that says it is not (413 over ``limit`` bytes)."""
+    raw = await request.body() if limit is None else await _read_bounded(request, limit)
     try:
-        return json.loads(await request.body())
+        return json.loads(raw)
     except ValueError as exc:
         raise RequestError(f"the body is not valid JSON ({exc})") from exc
 
 
-async def read_body(request: Request, model: type[Body]) -> Body:
+async def read_body(request: Request, model: type[Body], limit: int | None = None) -> Body:
     """The request body as JSON validated by ``model``, or a 400 naming the field."""
     try:
-        return model.model_validate(await read_json(request))
+        return model.model_validate(await read_json(request, limit))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -141,7 +172,9 @@ def chat_router(state: ServerState) -> APIRouter:
     @router.get("/v1/models")
     async def models(key: Caller) -> dict[str, Any]:
         created = int(time.time())
-        entry = {"object": "model", "created": created, "owned_by": "sealion-agents"}
+        entry: dict[str, Any] = {"object": "model", "created": created, "owned_by": OWNED_BY}
+        if state.context_window is not None:
+            entry["max_model_len"] = state.context_window  # vLLM's field
         data = [{"id": config.model_id, **entry}]
         for found in state.collections.for_tenant(key.tenant):
             data.append({"id": QA_PREFIX + found["name"], **entry})
@@ -170,6 +203,37 @@ def chat_router(state: ServerState) -> APIRouter:
         except BaseException:
             await ticket.release()
             raise
+
+    @router.post("/tokenize")
+    async def tokenize(request: Request, key: Caller) -> dict[str, Any]:
+        """The count of a text by the model's own tokenizer (vLLM's ``/tokenize``, text form)."""
+        req = await read_body(request, TokenizeRequest, TOKENIZE_MAX_BYTES)
+        model = req.model or config.model_id
+        if model.startswith(QA_PREFIX):
+            try:
+                known = await asyncio.to_thread(
+                    state.collections.exists, key.tenant, model[len(QA_PREFIX) :]
+                )
+            except ValueError:  # a name no collection can have
+                known = False
+            if not known:
+                raise _no_model(model)
+        elif model != config.model_id:
+            raise _no_model(model)
+        if req.prompt is None:
+            if req.messages is not None:
+                raise RequestError(
+                    "this server counts the tokens of a text: send 'prompt' (the chat form, "
+                    "'messages', is not supported)",
+                    "messages",
+                )
+            raise RequestError("prompt: the text to count is required", "prompt")
+        require_ready(request)
+        count = await state.count_tokens(req.prompt)
+        body: dict[str, Any] = {"count": count}
+        if state.context_window is not None:
+            body["max_model_len"] = state.context_window
+        return body
 
     def _no_model(name: str) -> ApiError:
         return ApiError(

@@ -3,6 +3,10 @@
 data flow: ``ServerState.admit(key)`` -> rate limit -> the key's parallel limit -> a place
 in the generation queue -> a :class:`Ticket` released exactly once when the response ends
 (normally, on error, or when the client goes away).
+
+Token counts (``count_tokens``, for ``/tokenize``) take neither a parallel place nor a
+generation slot: they run one at a time in their own thread, at most ``COUNTS_WAITING``
+in line (429 beyond). The model's context window is read once it has loaded.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +29,9 @@ from sealion_agents.serve.tenant_store import TenantCollections
 __all__ = ["ServerState", "Ticket"]
 
 logger = logging.getLogger(__name__)
+
+COUNTS_WAITING = 32
+"""Most token counts in flight at once (counting or in line); more get 429."""
 
 
 @dataclass
@@ -65,6 +73,10 @@ class ServerState:
         self.metrics.jobs_running.set_function(self.jobs.running)
         self.ready = threading.Event()
         self.load_error: str | None = None
+        self.context_window: int | None = None
+        """The model's context window in tokens, once loaded (None: not known)."""
+        self._counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sealion-tokenize")
+        self._counting = 0
         self._retrievers: dict[tuple[str, str], Any] = {}
         self._retrievers_lock = threading.Lock()
 
@@ -98,6 +110,21 @@ class ServerState:
             raise
         return Ticket(self, key, generation=True)
 
+    async def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` by the model's own tokenizer (as message text).
+
+        Counted in the counting thread; ``Busy`` when ``COUNTS_WAITING`` are in flight.
+        """
+        if self._counting >= COUNTS_WAITING:
+            self.metrics.rejected.labels("tokenize").inc()
+            raise Busy(f"{self._counting} token counts are in flight: try again shortly", 1.0)
+        self._counting += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return int(await loop.run_in_executor(self._counter, self.llm.get_num_tokens, text))
+        finally:
+            self._counting -= 1
+
     # -- retrieval ------------------------------------------------------------------
 
     def retriever(self, tenant: str, name: str) -> Any:
@@ -128,6 +155,10 @@ class ServerState:
             logger.exception("loading failed")
             self.load_error = f"{type(exc).__name__}: {exc}"
             return
+        try:
+            self.context_window = int(self.llm.context_window)
+        except Exception:  # a server backend that does not say: /v1/models leaves it out
+            logger.warning("the model's context window is not known", exc_info=True)
         self.ready.set()
         logger.info("model loaded; ready")
 
@@ -135,6 +166,7 @@ class ServerState:
         self.metrics.jobs.labels(job.stage).inc()
 
     async def close(self) -> None:
-        """Stop jobs and free the model."""
+        """Stop jobs and counts, and free the model."""
+        self._counter.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self.jobs.close)
         await asyncio.to_thread(self.llm.close)

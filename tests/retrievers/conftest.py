@@ -24,7 +24,7 @@ def require_retrieval_deps() -> None:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            raise ImportError(f'{name} missing: pip install "sealion-agents[retrieval]"') from exc
+            raise ImportError(f'{name} missing: pip install -e ".[retrieval]"') from exc
 
 
 # One short paragraph per language, for corpora and splitting (th/lo/km/my have no spaces

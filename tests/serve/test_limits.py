@@ -121,7 +121,10 @@ def test_parallel_limit_per_key(limited: Served) -> None:
     _wait_for_queue_depth(limited, 1)
     with limited.client("acme") as client:
         third = client.post("/v1/chat/completions", json=SHORT)
+        # a token count takes neither a generation slot, a place in line nor a parallel place
+        counted = client.post("/tokenize", json={"model": "sealion", "prompt": "hello"})
     assert third.status_code == 429 and "requests in flight" in third.json()["error"]["message"]
+    assert counted.status_code == 200 and counted.json()["count"] == 1, counted.text
     first["thread"].join(60)
     second["thread"].join(60)
     assert first["status"] == second["status"] == 200

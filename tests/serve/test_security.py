@@ -68,7 +68,7 @@ def test_every_route_needs_a_valid_key(served: Served, tmp_path: Path) -> None:
                 error = response.json()["error"]
                 assert error["code"] == "invalid_api_key" and "Bearer" in error["message"]
                 checked += 1
-    assert checked == 13 * len(headers_tried)  # every keyed route, every wrong key
+    assert checked == 14 * len(headers_tried)  # every keyed route, every wrong key
 
 
 def test_a_revoked_key_stops_working_at_once(served: Served) -> None:
