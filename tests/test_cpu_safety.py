@@ -11,6 +11,7 @@ multi-token prompt on this machine's CPU.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
@@ -159,6 +160,11 @@ def test_a_native_crash_fails_one_test_and_the_run_goes_on(tmp_path: Path) -> No
         text=True,
         timeout=300,
         cwd=tmp_path,
+        # the suite's settings load its documentation fixtures (-p tests.doc_fixtures)
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        },
     )
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 1, result.stdout[-3000:]

@@ -200,3 +200,16 @@ def test_started_raises_before_the_first_item_and_replays_the_rest() -> None:
 
     assert asyncio.run(scenario()) == [0, 1, 2]
     assert sorted(closed) == ["False-0", "False-3", "True-3"]
+
+
+def test_errors_the_package_raises_get_their_status() -> None:
+    from sealion_agents.retrievers.store import EmptyCollectionError
+
+    from sealion_agents.errors import ServerError, TokenizerUnavailableError
+    from sealion_agents.serve.errors import error_for
+
+    assert error_for(TokenizerUnavailableError("no window")).status == 502
+    assert error_for(ServerError("down")).status == 502
+    empty = error_for(EmptyCollectionError("collection 'acme:kb' holds no documents"))
+    assert (empty.status, empty.code) == (409, "empty_collection")
+    assert "acme:" not in str(empty)  # the tenant prefix of the stored name stays inside
