@@ -97,6 +97,25 @@ ModelName = Annotated[
     str | None, typer.Option("--model", envvar="SEALION_MODEL", help="Model name on the server.")
 ]
 NCtx = Annotated[int | None, typer.Option(help="Context window for the GGUF runtime.")]
+ContextWindow = Annotated[
+    int | None,
+    typer.Option(
+        "--context-window",
+        envvar="SEALION_CONTEXT_WINDOW",
+        min=16,
+        help="The served model's context window in tokens, for a server that does not report "
+        "it (--openai-url; the server's n_ctx or max_model_len).",
+    ),
+]
+TokenizerPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--tokenizer",
+        envvar="SEALION_TOKENIZER",
+        help="Count tokens with this local tokenizer (a folder holding tokenizer.json, or the "
+        "model's GGUF), for a server without a tokenize endpoint (--openai-url).",
+    ),
+]
 Thinking = Annotated[
     bool, typer.Option("--thinking/--no-thinking", help="Let the model reason before answering.")
 ]
@@ -197,6 +216,8 @@ def build_chat_model(
     openai_url: str | None,
     model: str | None,
     n_ctx: int | None,
+    context_window: int | None = None,
+    tokenizer: Path | None = None,
 ) -> Any:
     """The chat model the command-line flags name (exactly one backend), loaded or reached."""
     from sealion_agents import ChatSeaLion
@@ -211,8 +232,11 @@ def build_chat_model(
     if openai_url:
         if not model:
             raise CliError("--openai-url needs --model (the model name the server serves)")
-        llm = ChatSeaLion.from_openai(openai_url, model=model)
+        llm = ChatSeaLion.from_openai(
+            openai_url, model=model, context_window=context_window, tokenizer=tokenizer
+        )
         llm.load()  # fail here, clearly, if the server or the model is not there
+        _check_counting(llm, openai_url, model)
         return llm
     if vllm:
         return ChatSeaLion.from_vllm(vllm)
@@ -226,6 +250,27 @@ def build_chat_model(
         "--gguf PATH.gguf, --gguf smollm2 (offline demo), --vllm MODEL, or --openai-url URL "
         "--model NAME (or the SEALION_GGUF / SEALION_VLLM / SEALION_OPENAI_URL variables)"
     )
+
+
+def _check_counting(llm: Any, url: str, model: str) -> None:
+    """Grounded answers count tokens: say which flag a server that cannot count needs."""
+    from sealion_agents.errors import TokenizerUnavailableError
+
+    where = f"{url} (model {model!r})"
+    try:
+        llm.context_window  # noqa: B018  (asks the server)
+    except TokenizerUnavailableError as exc:
+        raise CliError(
+            f"{where} does not report its context window: pass --context-window TOKENS (the "
+            "server's n_ctx or max_model_len), or set SEALION_CONTEXT_WINDOW"
+        ) from exc
+    try:
+        llm.get_num_tokens("ok")
+    except TokenizerUnavailableError as exc:
+        raise CliError(
+            f"{where} has no tokenize endpoint: pass --tokenizer PATH (the model's folder "
+            "holding tokenizer.json, or its GGUF), or set SEALION_TOKENIZER"
+        ) from exc
 
 
 def _qa(llm: Any, store: Any, thinking: bool, max_tokens: int) -> Any:
@@ -366,6 +411,8 @@ def ask(
     openai_url: OpenaiUrl = None,
     model: ModelName = None,
     n_ctx: NCtx = None,
+    context_window: ContextWindow = None,
+    tokenizer: TokenizerPath = None,
     thinking: Thinking = True,
     show_reasoning: ShowReasoning = False,
     max_tokens: MaxTokens = 1024,
@@ -381,7 +428,9 @@ def ask(
             embeddings=embeddings,
             device=embeddings_device,
         )
-        llm = build_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+        llm = build_chat_model(
+            gguf, quant, vllm, openai_url, model, n_ctx, context_window, tokenizer
+        )
         qa = _qa(llm, target, thinking, max_tokens)
         _answer(qa, question, show_reasoning=show_reasoning)
 
@@ -401,6 +450,8 @@ def chat(
     openai_url: OpenaiUrl = None,
     model: ModelName = None,
     n_ctx: NCtx = None,
+    context_window: ContextWindow = None,
+    tokenizer: TokenizerPath = None,
     thinking: Thinking = True,
     show_reasoning: ShowReasoning = False,
     max_tokens: MaxTokens = 1024,
@@ -418,7 +469,9 @@ def chat(
             embeddings=embeddings,
             device=embeddings_device,
         )
-        llm = build_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+        llm = build_chat_model(
+            gguf, quant, vllm, openai_url, model, n_ctx, context_window, tokenizer
+        )
         qa = _qa(llm, target, thinking, max_tokens)
         history: list[Any] = []
         interactive = sys.stdin.isatty()
@@ -499,6 +552,8 @@ def serve(
     openai_url: OpenaiUrl = None,
     model: ModelName = None,
     n_ctx: NCtx = None,
+    context_window: ContextWindow = None,
+    tokenizer: TokenizerPath = None,
     store: StoreDir = None,
     chroma_url: ChromaUrl = None,
     embeddings: EmbeddingsName = None,
@@ -547,7 +602,9 @@ def serve(
             max_parallel_per_key=key_parallel,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         )
-        llm = _lazy_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+        llm = _lazy_chat_model(
+            gguf, quant, vllm, openai_url, model, n_ctx, context_window, tokenizer
+        )
         client = _client(store, chroma_url)
         embedder = load_embeddings(embeddings, embeddings_device)
         application = create_app(config, llm, client=client, embeddings=embedder)
@@ -570,6 +627,8 @@ def _lazy_chat_model(
     openai_url: str | None,
     model: str | None,
     n_ctx: int | None,
+    context_window: int | None = None,
+    tokenizer: Path | None = None,
 ) -> Any:
     """The chat model the flags name, not loaded yet (the server loads it and says when)."""
     from sealion_agents import ChatSeaLion
@@ -577,7 +636,7 @@ def _lazy_chat_model(
     if gguf and not vllm and not openai_url:
         path = _smollm2() if gguf == "smollm2" else gguf
         return ChatSeaLion.from_gguf(path, quant=quant, n_ctx=n_ctx)
-    return build_chat_model(gguf, quant, vllm, openai_url, model, n_ctx)
+    return build_chat_model(gguf, quant, vllm, openai_url, model, n_ctx, context_window, tokenizer)
 
 
 keys_app = typer.Typer(help="API keys of `sealion serve` (stored hashed; shown once).")

@@ -135,6 +135,32 @@ def test_chat_reads_questions_from_stdin(store: Path) -> None:
     assert result.stdout.count("(declined: no claim was supported by its sources)") == 2
 
 
+def test_ask_and_chat_against_a_server_that_hides_its_window(store: Path, llamacpp_server) -> None:
+    """llama-cpp-python's server reports no context window: the error names the flag, and
+    --context-window (or SEALION_CONTEXT_WINDOW) makes ask and chat work."""
+    from tests.conftest import LLAMACPP_TEST_KEY
+
+    where = ["-c", "demo", "--store", str(store), "--max-tokens", "256"]  # the window is 1024
+    server = ["--openai-url", llamacpp_server.base_url, "--model", "writes-on"]
+    key = {"SEALION_API_KEY": LLAMACPP_TEST_KEY}
+    refused = sealion("ask", "What is choping?", *where, *server, **key)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "does not report its context window: pass --context-window TOKENS" in refused.stderr
+    no_room = sealion(  # the answer's 1024 tokens fill the window: an error, not a decline
+        "ask", "What is choping?", "-c", "demo", "--store", str(store), *server,
+        "--context-window", "1024", **key,
+    )  # fmt: skip
+    assert no_room.returncode == 1 and "context window of 1024 tokens" in no_room.stderr
+    asked = sealion("ask", "What is choping?", *where, *server, "--context-window", "1024", **key)
+    assert asked.returncode == 0, asked.stderr
+    assert tiny_models.ANSWER in asked.stdout
+    chatted = sealion(
+        "chat", *where, *server, stdin="What is choping?\n\n", SEALION_CONTEXT_WINDOW="1024", **key
+    )
+    assert chatted.returncode == 0, chatted.stderr
+    assert tiny_models.ANSWER in chatted.stdout
+
+
 def test_user_errors_are_told_from_bugs_by_type(capsys: pytest.CaptureFixture[str]) -> None:
     """Our errors print one line and exit 1; anything else is a bug and keeps its traceback."""
     import typer

@@ -26,6 +26,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealion_agents.backends.base import iterate_in_thread
+from sealion_agents.errors import ContextWindowExceededError
 from sealion_agents.qa.citations import cited_numbers, split_claims
 from sealion_agents.qa.language import Language, detect_language
 from sealion_agents.qa.packing import Source, pack_sources, render_sources
@@ -229,8 +230,13 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
         window = self.context_window or getattr(self.llm, "context_window", None)
         window = window or _DEFAULT_CONTEXT
         frame = answer_messages(question, "", language=language.name)
-        fixed = sum(self.llm.get_num_tokens(m.text) for m in frame)
-        return window - self.answer_max_tokens - fixed - _PROMPT_MARGIN
+        fixed = sum(self.llm.get_num_tokens(m.text) for m in frame) + _PROMPT_MARGIN
+        budget = window - self.answer_max_tokens - fixed
+        if budget <= 0:  # no room for a single passage: say so, never decline as if unfound
+            raise ContextWindowExceededError(
+                prompt_tokens=fixed, max_tokens=self.answer_max_tokens, n_ctx=window
+            )
+        return budget
 
     def _run(
         self, question: str, history: list[BaseMessage], config: RunnableConfig | None
