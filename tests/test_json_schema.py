@@ -38,7 +38,8 @@ def test_checked_after_keywords_are_listed() -> None:
     constraint = prepare({"anyOf": [{"type": "integer", "maximum": 3}], "oneOf": [{}]})
     assert constraint.checked_after == {"maximum", "oneOf"}
     value, error = constraint.check("7")
-    assert value is None and "maximum" in str(error) or "3" in str(error)
+    assert value is None
+    assert error == "breaks the schema at the top level: 7 is greater than the maximum of 3"
     assert constraint.check("{bad")[1].startswith("not valid JSON")
 
 
