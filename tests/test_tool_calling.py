@@ -160,12 +160,15 @@ def test_without_the_constraint_the_forced_call_fails(
     )
 
 
+@pytest.mark.parametrize("backend_name", [b for b in BACKENDS if b.endswith("server")])
 def test_a_server_without_structured_outputs_validates_free_replies(
     request: pytest.FixtureRequest, backend_name: str, variant: str
 ) -> None:
-    """``structured_output="none"`` (a hosted API): free replies, checked by jsonschema."""
-    if not backend_name.endswith("server"):
-        return  # in-process engines always constrain; the control test above switches it off
+    """``structured_output="none"`` (a hosted API): free replies, checked by jsonschema.
+
+    Servers only: in-process engines always constrain (the control test above switches that
+    off).
+    """
     from sealion_agents.backends.openai import OpenAIBackend
 
     server = make_backend(request, backend_name, variant)
