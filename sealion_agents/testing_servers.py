@@ -1,11 +1,16 @@
 """Real OpenAI-compatible model servers on 127.0.0.1 for tests and benchmarks: start, check, stop.
 
 Each server is a child process in its own process group (so the engine processes vLLM
-spawns go with it), logging to a file whose tail is shown when it fails to come up.
+spawns go with it), logging to a file whose tail is shown when it fails to come up. On Linux it
+also dies with the process that started it (``PR_SET_PDEATHSIG``): a test worker that crashes
+leaves no server behind. Start servers from a thread that outlives them (the signal follows
+the starting thread).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import signal
@@ -17,7 +22,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+_prctl = getattr(ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True), "prctl", None)
+"""Linux's prctl, resolved before any fork (the child only calls it)."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before exec: SIGKILL when the parent dies; gone already if it has."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
 
 #: KV cache for the tiny models: 64 MiB holds >100k of their tokens. (vLLM's CPU default is a
 #: fraction of RAM that fails at start-up; ``VLLM_CPU_KVCACHE_SPACE``, whole GiB, overrides this.)
@@ -87,6 +106,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 start_new_session=True,  # its own process group, led by its pid
+                preexec_fn=partial(_die_with_parent, os.getpid()) if _prctl else None,
             )
         return self
 

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import llama_cpp
@@ -130,14 +131,30 @@ def test_loading_prints_nothing() -> None:
     assert result.stderr == ""
 
 
+def _dead(pid: int) -> bool:
+    """Whether ``pid`` no longer runs (gone, or a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in {"Z", "X"}
+
+
 def test_a_native_crash_fails_one_test_and_the_run_goes_on(tmp_path: Path) -> None:
-    """The suite's own pytest settings isolate a segfault: one failure, the summary prints."""
+    """The suite's own pytest settings isolate a segfault: one failure, the summary prints,
+    and the server the crashed test had started dies with its worker."""
+    pid_file = tmp_path / "server.pid"
     (tmp_path / "test_crash.py").write_text(
         textwrap.dedent(
-            """
-            import ctypes
+            f"""
+            import ctypes, sys
+            from sealion_agents.testing_servers import Server, free_port
 
             def test_segfaults():
+                port = free_port()
+                argv = [sys.executable, "-m", "http.server", str(port), "-b", "127.0.0.1"]
+                server = Server("crash-test", argv, port=port, health_path="/").start().wait(60)
+                open({str(pid_file)!r}, "w").write(str(server.pid))
                 ctypes.string_at(0)  # a native crash, as llama.cpp's AMX repack does
 
             def test_after_the_crash():
@@ -170,3 +187,8 @@ def test_a_native_crash_fails_one_test_and_the_run_goes_on(tmp_path: Path) -> No
     assert result.returncode == 1, result.stdout[-3000:]
     assert "crashed while running" in result.stdout
     assert "1 failed, 1 passed" in lines[-1]
+    server = int(pid_file.read_text())
+    deadline = time.monotonic() + 60  # a bound on a hang, not a measured time
+    while not _dead(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _dead(server), "the crashed worker's server is still running"
