@@ -70,12 +70,13 @@ def test_second_call_from_the_streaming_thread_raises_at_once(own_model: ChatSea
     stream = own_model.stream("Hello")
     first = next(stream)
     assert first.additional_kwargs.get("reasoning_content") or first.content
-    started = time.monotonic()
+    lock = own_model.backend._lock  # type: ignore[attr-defined]
+    # raised, not waited for: a wait here would never end (the lock is this thread's own)
     with pytest.raises(BackendBusyError, match="still streaming a reply in this thread"):
         own_model.invoke("Hello")
     with pytest.raises(BackendBusyError, match="read that stream to its end"):
         own_model.close()
-    assert time.monotonic() - started < 5
+    assert lock.waiting == 0  # neither call ever waited for the lock
     rest = list(stream)  # the open stream is unharmed and ends normally
     assert "".join(str(c.content) for c in [first, *rest]) == ANSWER
     assert own_model.invoke("Hello").content == ANSWER  # and the model is free again
@@ -94,11 +95,12 @@ def test_another_thread_waits_for_the_stream(own_model: ChatSeaLion) -> None:
     box: list[Any] = []
     other = threading.Thread(target=lambda: box.append(own_model.invoke("Hello").content))
     other.start()
-    time.sleep(0.2)
-    assert other.is_alive()  # waits its turn
+    lock = own_model.backend._lock  # type: ignore[attr-defined]
+    assert lock.wait_for_waiters(1, timeout=60)  # the other thread blocks on the model...
+    assert box == [] and other.is_alive()  # ...and has no reply while the stream holds it
     list(stream)
     other.join(timeout=60)
-    assert box == [ANSWER]
+    assert box == [ANSWER] and lock.waiting == 0
 
 
 # -- message text stays text ----------------------------------------------------------------

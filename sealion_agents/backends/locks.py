@@ -22,6 +22,18 @@ class ModelLock:
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._what = what
+        self._waiting = 0
+        self._changed = threading.Condition()
+
+    @property
+    def waiting(self) -> int:
+        """Threads blocked in ``acquire`` right now."""
+        return self._waiting
+
+    def wait_for_waiters(self, count: int, timeout: float | None = None) -> bool:
+        """Block until ``count`` threads wait for the lock (False if ``timeout`` passed first)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._waiting >= count, timeout)
 
     def acquire(self) -> None:
         """Wait for the lock; raise at once if this thread already holds it."""
@@ -31,8 +43,17 @@ class ModelLock:
                 "its end (or close it with .close()) before calling the model again, or call "
                 "from another thread."
             )
-        self._lock.acquire()
+        self._count_waiting(+1)
+        try:
+            self._lock.acquire()
+        finally:
+            self._count_waiting(-1)
         self._owner = threading.get_ident()
+
+    def _count_waiting(self, step: int) -> None:
+        with self._changed:
+            self._waiting += step
+            self._changed.notify_all()
 
     def release(self) -> None:
         """Release the lock."""
