@@ -575,6 +575,9 @@ def serve(
     ] = 120.0,
     key_parallel: Annotated[int, typer.Option(help="Requests in flight per key.", min=1)] = 4,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload in MB.", min=0.001)] = 64.0,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Largest JSON request body in MB (chat, ask...).", min=0.001)
+    ] = 4.0,
 ) -> None:
     """Serve the OpenAI-compatible API, grounded Q&A over collections, and the web page."""
 
@@ -601,6 +604,7 @@ def serve(
             rate_per_minute=rate_limit,
             max_parallel_per_key=key_parallel,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
         )
         llm = _lazy_chat_model(
             gguf, quant, vllm, openai_url, model, n_ctx, context_window, tokenizer

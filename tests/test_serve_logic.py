@@ -7,6 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
@@ -213,3 +214,40 @@ def test_errors_the_package_raises_get_their_status() -> None:
     empty = error_for(EmptyCollectionError("collection 'acme:kb' holds no documents"))
     assert (empty.status, empty.code) == (409, "empty_collection")
     assert "acme:" not in str(empty)  # the tenant prefix of the stored name stays inside
+
+
+def test_json_depth_counts_without_recursion_and_ignores_strings() -> None:
+    from sealion_agents.serve.routes_chat import MAX_JSON_DEPTH, json_depth, parse_json
+
+    assert json_depth('{"a": [1, {"b": "[[[{{ \\" ]]"}]}') == 3
+    assert json_depth("[" * 100_000 + "]" * 100_000) == MAX_JSON_DEPTH + 1  # stops counting
+    assert json_depth('"' + '\\"' * 100_000) == 0  # unterminated: linear, left to json.loads
+    assert parse_json(b'{"text": "[[[[", "n": [[1]]}') == {"text": "[[[[", "n": [[1]]}
+    deep = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)
+    assert parse_json(deep[1:-1].encode()) is not None  # exactly the limit is fine
+    for bad, words in ((deep.encode(), "more than 64 deep"), (b"{", "not valid JSON")):
+        with pytest.raises(RequestError, match=words):
+            parse_json(bad)
+
+
+def test_a_prompt_is_refused_only_when_its_bytes_cannot_fit() -> None:
+    from sealion_agents.serve.errors import ApiError
+    from sealion_agents.serve.routes_chat import check_fits
+
+    state: Any = SimpleNamespace(context_window=10, token_bytes=4)
+    check_fits([HumanMessage("a" * 40)], state)  # may be 10 tokens: not refused
+    check_fits([HumanMessage(f"  {'a' * 40}\n"), AIMessage("b" * 999)], state)  # trimmed; no AI
+    with pytest.raises(ApiError) as refused:
+        check_fits([SystemMessage("a" * 20), HumanMessage("é" * 11)], state)
+    assert refused.value.status == 400 and refused.value.code == "context_length_exceeded"
+    assert "42 bytes" in str(refused.value) and "at least 11 tokens" in str(refused.value)
+    unknown: Any = SimpleNamespace(context_window=None, token_bytes=4)
+    check_fits([HumanMessage("a" * 10**6)], unknown)
+
+
+def test_body_limit_and_longest_token_defaults() -> None:
+    from sealion_agents.serve.config import ServeConfig
+    from sealion_agents.serve.state import UNMEASURED_TOKEN_BYTES, longest_token_bytes
+
+    assert ServeConfig(data_dir=Path("x")).max_body_bytes == 4 * 1024 * 1024
+    assert longest_token_bytes(SimpleNamespace(backend=object())) == UNMEASURED_TOKEN_BYTES

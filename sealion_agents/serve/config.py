@@ -26,6 +26,8 @@ class ServeConfig(BaseModel):
     """Append the cited sources to a grounded answer's ``content`` (kept by every client)."""
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     """Most bytes one upload request may carry (413 beyond)."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Most bytes of a JSON request body (413 beyond, counted while it arrives)."""
     rate_per_minute: float = Field(default=120.0, ge=0)
     """Requests per minute per key (0: no limit), bursts up to the same number."""
     max_parallel_per_key: int = Field(default=4, ge=1)

@@ -12,6 +12,13 @@ caller's collection -> reasoning streamed as it comes, the verified answer (with
 sources appended) as content, and ``citations`` / ``sources`` / ``sealion`` fields.
 (tokenize): TokenizeRequest (bounded body and text) -> the model's ``get_num_tokens`` in
 the server's counting thread (no generation slot) -> ``count`` and ``max_model_len``.
+
+Every JSON body (here and in ``routes_documents``) is read by ``read_json``: counted as it
+arrives and refused with 413 past ``--max-body-mb`` (a larger Content-Length at once),
+refused with 400 when arrays and objects nest deeper than ``MAX_JSON_DEPTH`` (checked
+without recursion before parsing). A chat whose text is too long for the context window
+whatever its tokens (its bytes over the window times the model's longest token) is refused
+with 400 ``context_length_exceeded`` before it is tokenized or takes a place in the queue.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -45,7 +53,18 @@ from sealion_agents.serve.openai_protocol import usage as to_usage
 from sealion_agents.serve.state import ServerState, Ticket
 from sealion_agents.serve.streaming import event_stream, json_event, started
 
-__all__ = ["OWNED_BY", "chat_router", "qa_chain", "qa_extra", "read_body", "read_json"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "OWNED_BY",
+    "chat_router",
+    "check_fits",
+    "json_depth",
+    "parse_json",
+    "qa_chain",
+    "qa_extra",
+    "read_body",
+    "read_json",
+]
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -56,12 +75,67 @@ OWNED_BY = "sealion-agents"
 fields (``OpenAIBackend`` keeps to plain chat completions here)."""
 
 TOKENIZE_MAX_BYTES = 6 * MAX_TOKENIZE_CHARS + 64 * 1024
-"""Most bytes of a ``/tokenize`` body (its longest text, every character JSON-escaped)."""
+"""Most bytes of a ``/tokenize`` body (its longest text, every character JSON-escaped), when
+``--max-body-mb`` is larger."""
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects a request body may have (400 beyond)."""
+
+_PARSE_INLINE = 256 * 1024
+"""Bodies up to this many bytes are parsed on the event loop; larger ones in a thread."""
+
+_SCAN = re.compile(r'["\[\]{}]')
+_STRING_REST = re.compile(r'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+
+
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deep arrays and objects nest in JSON ``text`` (brackets in strings ignored).
+
+    A loop, not recursion, linear in the text; it stops counting once past ``limit``.
+    """
+    depth = deepest = pos = 0
+    while (found := _SCAN.search(text, pos)) is not None:
+        char, pos = found.group(), found.end()
+        if char == '"':
+            rest = _STRING_REST.match(text, pos)
+            if rest is None:  # an unterminated string: not JSON, which json.loads reports
+                break
+            pos = rest.end()
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                break
+        else:
+            depth -= 1
+    return deepest
+
+
+def parse_json(raw: bytes) -> Any:
+    """A body as JSON, or a 400 that says why not (not JSON, or nested too deep)."""
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except ValueError as exc:
+        raise RequestError(f"the body is not valid JSON ({exc})") from exc
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise RequestError(
+            f"the body nests arrays and objects more than {MAX_JSON_DEPTH} deep; flatten it"
+        )
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise RequestError(f"the body is not valid JSON ({exc})") from exc
 
 
 async def _read_bounded(request: Request, limit: int) -> bytes:
     """The body, or a 413 as soon as it is over ``limit`` bytes (declared or received)."""
-    too_large = ApiError(413, f"the body is over the limit of {limit:,} bytes", code="too_large")
+    too_large = ApiError(
+        413,
+        f"the body is over the limit of {limit:,} bytes; send less, or ask the operator to "
+        "raise --max-body-mb",
+        code="too_large",
+        headers={"Connection": "close"},  # the client need not send the rest
+    )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -75,12 +149,15 @@ async def _read_bounded(request: Request, limit: int) -> bytes:
 
 
 async def read_json(request: Request, limit: int | None = None) -> Any:
-    """The request body as JSON, or a 400 that says it is not (413 over ``limit`` bytes)."""
-    raw = await request.body() if limit is None else await _read_bounded(request, limit)
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise RequestError(f"the body is not valid JSON ({exc})") from exc
+    """The request body as JSON, read within ``limit`` bytes (default: ``--max-body-mb``).
+
+    413 once over the limit (counted as it arrives); 400 when not JSON or nested too deep.
+    """
+    state: ServerState = request.app.state.server
+    raw = await _read_bounded(request, limit or state.config.max_body_bytes)
+    if len(raw) > _PARSE_INLINE:  # a large body does not hold up the other requests
+        return await asyncio.to_thread(parse_json, raw)
+    return parse_json(raw)
 
 
 async def read_body(request: Request, model: type[Body], limit: int | None = None) -> Body:
@@ -91,6 +168,33 @@ async def read_body(request: Request, model: type[Body], limit: int | None = Non
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise RequestError(f"{where}: {first['msg']}", where) from exc
+
+
+def check_fits(messages: list[BaseMessage], state: ServerState) -> None:
+    """400 ``context_length_exceeded`` when the text cannot fit the window, whatever it is.
+
+    Sound, from bytes alone (nothing tokenized): a token is at most ``state.token_bytes``
+    bytes, so B bytes of text are at least B / token_bytes tokens. Assistant turns are left
+    out (templates may drop their reasoning) and each text is stripped (templates may trim).
+    """
+    window = state.context_window
+    if window is None:
+        return
+    size = sum(
+        len(m.text.strip().encode("utf-8", "ignore"))
+        for m in messages
+        if not isinstance(m, AIMessage)
+    )
+    least = -(-size // state.token_bytes)
+    if least > window:
+        raise ApiError(
+            400,
+            f"the messages hold {size:,} bytes of text, so at least {least:,} tokens (a token "
+            f"of this model is at most {state.token_bytes} bytes): more than the context "
+            f"window of {window:,} tokens. Shorten the messages.",
+            code="context_length_exceeded",
+            param="messages",
+        )
 
 
 def qa_chain(state: ServerState, tenant: str, collection: str, options: dict[str, Any]) -> Any:
@@ -195,6 +299,7 @@ def chat_router(state: ServerState) -> APIRouter:
             raise _no_model(req.model)
         messages = to_messages(req.messages)
         options = generation_options(req)
+        check_fits(messages if collection is None else messages[-1:], state)
         ticket = await state.admit(key, generation=True)
         try:
             if collection is not None:
@@ -207,7 +312,8 @@ def chat_router(state: ServerState) -> APIRouter:
     @router.post("/tokenize")
     async def tokenize(request: Request, key: Caller) -> dict[str, Any]:
         """The count of a text by the model's own tokenizer (vLLM's ``/tokenize``, text form)."""
-        req = await read_body(request, TokenizeRequest, TOKENIZE_MAX_BYTES)
+        limit = min(TOKENIZE_MAX_BYTES, config.max_body_bytes)
+        req = await read_body(request, TokenizeRequest, limit)
         model = req.model or config.model_id
         if model.startswith(QA_PREFIX):
             try:

@@ -6,12 +6,15 @@ in the generation queue -> a :class:`Ticket` released exactly once when the resp
 
 Token counts (``count_tokens``, for ``/tokenize``) take neither a parallel place nor a
 generation slot: they run one at a time in their own thread, at most ``COUNTS_WAITING``
-in line (429 beyond). The model's context window is read once it has loaded.
+in line (429 beyond). The model's context window is read once it has loaded, and the
+length in bytes of its longest token (``token_bytes``, for refusing a prompt that cannot fit
+from its length in bytes alone).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import threading
 import time
@@ -26,12 +29,36 @@ from sealion_agents.serve.limits import Busy, GenerationQueue, ParallelLimit, Ra
 from sealion_agents.serve.metrics import Metrics
 from sealion_agents.serve.tenant_store import TenantCollections
 
-__all__ = ["ServerState", "Ticket"]
+__all__ = ["UNMEASURED_TOKEN_BYTES", "ServerState", "Ticket", "longest_token_bytes"]
 
 logger = logging.getLogger(__name__)
 
 COUNTS_WAITING = 32
 """Most token counts in flight at once (counting or in line); more get 429."""
+
+UNMEASURED_TOKEN_BYTES = 1024
+"""The longest token assumed when the model's vocabulary cannot be read (vLLM, a remote
+server): well above any tokenizer in use (Llama 3's longest token is 128 bytes)."""
+
+
+def longest_token_bytes(llm: Any) -> int:
+    """Bytes of the model's longest token, read from a GGUF's vocabulary (about 0.1 s).
+
+    ``UNMEASURED_TOKEN_BYTES`` for other backends, or when the vocabulary cannot be read.
+    """
+    try:
+        import llama_cpp
+
+        llama = llm.backend.llama
+        vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        buffer = ctypes.create_string_buffer(4096)
+        # a negative length: the piece needs that many bytes (more than the buffer holds)
+        return max(
+            abs(llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True))
+            for token in range(llama.n_vocab())
+        )
+    except Exception:
+        return UNMEASURED_TOKEN_BYTES
 
 
 @dataclass
@@ -75,6 +102,8 @@ class ServerState:
         self.load_error: str | None = None
         self.context_window: int | None = None
         """The model's context window in tokens, once loaded (None: not known)."""
+        self.token_bytes = UNMEASURED_TOKEN_BYTES
+        """Bytes of the model's longest token, once loaded (``longest_token_bytes``)."""
         self._counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sealion-tokenize")
         self._counting = 0
         self._retrievers: dict[tuple[str, str], Any] = {}
@@ -159,6 +188,7 @@ class ServerState:
             self.context_window = int(self.llm.context_window)
         except Exception:  # a server backend that does not say: /v1/models leaves it out
             logger.warning("the model's context window is not known", exc_info=True)
+        self.token_bytes = longest_token_bytes(self.llm)
         self.ready.set()
         logger.info("model loaded; ready")
 

@@ -1,11 +1,17 @@
-"""Per-key rate and parallel limits, the bounded generation queue, and a client that goes
-away: overflow is a 429 with Retry-After (never a 5xx), and a disconnect stops generating."""
+"""Per-key rate and parallel limits, the bounded generation queue, a client that goes away,
+and bounded JSON bodies: overflow is a 429 with Retry-After (never a 5xx), a disconnect
+stops generating, a body over --max-body-mb is a 413 while it arrives, one nested too deep a
+400, and a prompt too long for the window a 400 before it takes a place in the queue."""
 
 from __future__ import annotations
 
+import http.client
+import json
+import select
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +28,19 @@ LONG = {
     "max_tokens": 1000,
 }
 SHORT = {"model": "sealion", "messages": [{"role": "user", "content": "hello"}]}
+BODY_MB = 2
+"""The ``limited`` server's --max-body-mb."""
+LLAMA3_LONGEST_TOKEN = 128
+"""Bytes of Llama 3's longest token (128 spaces), which the tiny model's vocabulary shares."""
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """One generation at a time, one waiting; each key: 2 in flight."""
+    """One generation at a time, one waiting; each key: 2 in flight; JSON bodies: 2 MB."""
     data_dir = tmp_path_factory.mktemp("limited")
     keys = make_keys(data_dir, ("acme", "other"))
     flags = ("--max-parallel", "1", "--queue-size", "1", "--key-parallel", "2",
-             "--rate-limit", "0")  # fmt: skip
+             "--rate-limit", "0", "--max-body-mb", str(BODY_MB))  # fmt: skip
     server = start(data_dir, flags)
     try:
         yield Served(server, keys, data_dir)
@@ -176,3 +186,99 @@ def test_no_request_gets_a_5xx_under_a_burst(limited: Served, tmp_path: Path) ->
     assert len(statuses) == 10
     assert set(statuses) <= {200, 429}, statuses
     assert statuses.count(200) >= 2
+
+
+def _rss_kb(pid: int) -> int:
+    status = open(f"/proc/{pid}/status").read()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+
+def _post_raw(
+    served: Served, headers: dict[str, str], chunks: Iterable[bytes] = ()
+) -> tuple[int, dict[str, Any], int]:
+    """POST a chat over a bare socket, its body chunked as ``chunks`` yields it, sending only
+    until the server answers: (status, JSON body, body bytes sent)."""
+    with socket.create_connection(("127.0.0.1", served.server.port), timeout=60) as sock:
+        head = {"Host": "127.0.0.1", "Authorization": f"Bearer {served.keys['acme']}",
+                "Content-Type": "application/json", **headers}  # fmt: skip
+        lines = ["POST /v1/chat/completions HTTP/1.1", *(f"{k}: {v}" for k, v in head.items())]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        sent = 0
+        for chunk in chunks:
+            if select.select([sock], [], [], 0)[0]:  # answered: stop sending
+                break
+            try:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:  # closed by the server after its answer
+                break
+            sent += len(chunk)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, json.loads(response.read()), sent
+
+
+def test_a_body_over_the_limit_is_413_while_it_arrives(limited: Served) -> None:
+    with limited.client("other") as client:  # warm: RSS after the first generation
+        assert client.post("/v1/chat/completions", json=SHORT).status_code == 200
+    before = _rss_kb(limited.server.pid)
+    big_mb, seen = 40, dict[str, Any]()
+
+    def body() -> Iterator[bytes]:  # 40 MB of message, streamed (no Content-Length)
+        yield b'{"model": "sealion", "messages": [{"role": "user", "content": "'
+        for i in range(big_mb * 16):
+            if i == 8:  # half a MB in: another client's chat streams to its end meanwhile
+                with limited.client("other") as client, client.stream(
+                    "POST", "/v1/chat/completions", json=SHORT | {"stream": True}
+                ) as response:  # fmt: skip
+                    seen["status"] = response.status_code
+                    seen["body"] = response.read().decode()
+            yield b"a" * (64 * 1024)
+        yield b'"}]}'
+
+    status, error, sent = _post_raw(limited, {"Transfer-Encoding": "chunked"}, body())
+    assert status == 413, error
+    assert error["error"]["type"] == "request_too_large"
+    assert f"limit of {BODY_MB * 1024 * 1024:,} bytes" in error["error"]["message"]
+    assert sent < big_mb * 1024 * 1024 / 2  # refused while reading, not after
+    assert seen["status"] == 200 and seen["body"].rstrip().endswith("data: [DONE]"), seen
+    assert _rss_kb(limited.server.pid) <= before * 1.1
+
+
+def test_a_content_length_over_the_limit_is_413_before_reading(limited: Served) -> None:
+    status, error, _ = _post_raw(limited, {"Content-Length": str(50 * 1024 * 1024)})
+    assert status == 413 and error["error"]["code"] == "too_large", error
+
+
+def test_json_nested_too_deep_is_400(limited: Served) -> None:
+    nested = b"[" * 100_000 + b"]" * 100_000
+    with limited.client("acme") as client:
+        response = client.post(
+            "/v1/chat/completions",
+            content=b'{"model": "sealion", "messages": ' + nested + b"}",
+            headers={"Content-Type": "application/json"},
+        )
+        created = client.post("/v1/collections", content=b'{"name": ' + nested + b"}")
+    for refused in (response, created):
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["type"] == "invalid_request_error" and "more than 64 deep" in error["message"]
+
+
+def test_a_prompt_too_long_for_the_window_is_400_before_the_queue(limited: Served) -> None:
+    with limited.client("acme") as client:
+        window = client.get("/v1/models").json()["data"][0]["max_model_len"]
+    over = LONG | {"messages": [{"role": "user", "content": "a" * (128 * window + 1)}]}
+    running = _stream_in_thread(limited, "acme", LONG)  # holds the only slot
+    assert running["started"].wait(60) and running["status"] == 200
+    queued = _stream_in_thread(limited, "other", SHORT)  # fills the queue: more would be 429
+    _wait_for_queue_depth(limited, 1)
+    with limited.client("other") as client:
+        refused = client.post("/v1/chat/completions", json=over)
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert f"at most {LLAMA3_LONGEST_TOKEN} bytes" in error["message"]
+    assert f"context window of {window:,} tokens" in error["message"]
+    running["thread"].join(60)
+    queued["thread"].join(60)
+    assert queued["status"] == 200 and "data: [DONE]" in queued["body"]
