@@ -232,23 +232,27 @@ async def test_leaving_astream_stops_llama_cpp(endless: Path) -> None:
     llm = ChatSeaLion.from_gguf(endless, n_ctx=4096, llama_kwargs=LLAMA_TEST_KWARGS)
     llama = llm.backend.llama
     produced = [0]
+    closed = threading.Event()
     real = llama.generate
 
     def counting(tokens: Any, **kwargs: Any) -> Any:
-        for token in real(tokens, **kwargs):
-            produced[0] += 1
-            yield token
+        try:
+            for token in real(tokens, **kwargs):
+                produced[0] += 1
+                yield token
+        finally:
+            closed.set()  # the engine's token loop was closed (or ran out)
 
     llama.generate = counting
     try:
         async for _chunk in llm.astream("Go on forever", max_tokens=4000):
             break
-        await asyncio.sleep(0.5)
+        assert await asyncio.to_thread(closed.wait, 60)  # leaving closes the engine's loop...
         after_leaving = produced[0]
-        await asyncio.sleep(0.5)
-        assert produced[0] == after_leaving < 1000  # stopped, far below max_tokens
+        assert after_leaving < 1000  # ...far below max_tokens
         reply = await asyncio.wait_for(llm.ainvoke("Again", max_tokens=5), 30)
         assert reply.usage_metadata["output_tokens"] == 5
+        assert produced[0] == after_leaving + 5  # nothing of the left stream ran on
     finally:
         del llama.generate
         llm.close()
@@ -261,10 +265,9 @@ async def test_leaving_astream_stops_vllm(
     engine = vllm_engine.llm_engine
     async for _chunk in llm.astream(QUESTION, max_tokens=400):
         break
-    for _ in range(50):
-        if engine.get_num_unfinished_requests() == 0:
-            break
-        await asyncio.sleep(0.1)
+    deadline = time.monotonic() + 60  # a bound on a hang; the engine aborts at once
+    while engine.get_num_unfinished_requests() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     assert engine.get_num_unfinished_requests() == 0
 
 
