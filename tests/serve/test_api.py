@@ -158,11 +158,16 @@ def test_openai_sdk_stream_with_usage_last(served: Served) -> None:
     assert chunks[-1].usage.completion_tokens_details.reasoning_tokens > 0
 
 
-def test_thinking_per_request_through_chat_template_kwargs(served: Served) -> None:
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"thinking_mode": "off"}, {"enable_thinking": False}],
+    ids=["thinking_mode", "enable_thinking"],
+)
+def test_thinking_per_request_through_chat_template_kwargs(served: Served, kwargs: dict) -> None:
     reply = openai_client(served).chat.completions.create(
         model="sealion",
         messages=[{"role": "user", "content": "hello"}],
-        extra_body={"chat_template_kwargs": {"thinking_mode": "off"}},
+        extra_body={"chat_template_kwargs": kwargs},
     )
     message = reply.choices[0].message
     assert message.content == tm.ANSWER

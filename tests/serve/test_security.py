@@ -155,3 +155,34 @@ def test_serve_prints_its_url_and_how_to_make_a_key(served: Served) -> None:
     log = served.server.log_tail()
     assert f"http://127.0.0.1:{served.server.port}/" in log
     assert "make a key: sealion keys create --tenant default" in log
+
+
+def test_a_valid_x_api_key_header_is_accepted(served: Served) -> None:
+    """The key in ``X-API-Key`` (instead of ``Authorization: Bearer``) works as well."""
+    with httpx.Client(base_url=served.url, timeout=60) as client:
+        listed = client.get("/v1/models", headers={"X-API-Key": served.keys["acme"]})
+    assert listed.status_code == 200
+    assert "qa/kb" in [m["id"] for m in listed.json()["data"]]
+
+
+def test_another_tenants_job_cannot_be_cancelled_or_followed(served: Served) -> None:
+    with served.client("other") as other:
+        other.post("/v1/collections", json={"name": "jobs-of-other"})
+        job = upload(other, "jobs-of-other", {"kaya.txt": "Kaya toast with soft-boiled eggs."})
+        with served.client() as acme:
+            assert acme.post(f"/v1/jobs/{job['id']}/cancel").status_code == 404
+            assert acme.get(f"/v1/jobs/{job['id']}/events").status_code == 404
+        assert other.get(f"/v1/jobs/{job['id']}").json()["stage"] == "done"  # untouched
+        assert other.delete("/v1/collections/jobs-of-other").status_code == 200
+
+
+def test_the_page_allows_only_its_own_files(served: Served) -> None:
+    """The page's Content-Security-Policy: its own scripts, styles and API, nothing else."""
+    page = httpx.get(f"{served.url}/", timeout=60).text
+    policy = re.search(r'http-equiv="Content-Security-Policy"\s+content="([^"]+)"', page)
+    assert policy is not None, page[:400]
+    rules = dict(part.strip().split(" ", 1) for part in policy.group(1).split(";") if part.strip())
+    for directive in ("default-src", "script-src", "style-src", "connect-src"):
+        assert rules[directive] == "'self'", rules
+    assert rules["object-src"] == rules["base-uri"] == "'none'", rules
+    assert "unsafe-inline" not in policy.group(1) and "unsafe-eval" not in policy.group(1)
