@@ -109,11 +109,9 @@ def retrieval_workspace(sealion_hub: Path, monkeypatch: pytest.MonkeyPatch) -> I
     """The files docs/retrieval.md names, in the working folder: docs/ and handbook/ (the
     example documents), manual.pdf, prices.csv; and https://intranet.example/leave answered by
     a real HTTP server on 127.0.0.1 (only the name lookup is redirected)."""
-    import http.server
-    import threading
-
     import requests.adapters
 
+    from tests.local_http import local_http_server, one_page
     from tests.retrievers.pdfs import write_pdf
 
     for folder in ("docs", "handbook"):
@@ -121,34 +119,17 @@ def retrieval_workspace(sealion_hub: Path, monkeypatch: pytest.MonkeyPatch) -> I
     write_pdf(sealion_hub / "manual.pdf", ["Biaya transfer antar bank adalah 6500 rupiah."])
     (sealion_hub / "prices.csv").write_text("item,price\nnasi lemak,4.50\n", encoding="utf-8")
 
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            found = self.path == "/leave"
-            self.send_response(200 if found else 404)
-            self.send_header("content-type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(LEAVE_PAGE.encode() if found else b"<h1>Not found</h1>")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    local = f"http://127.0.0.1:{server.server_address[1]}"
     send = requests.adapters.HTTPAdapter.send
+    with local_http_server(one_page("/leave", LEAVE_PAGE)) as local:
 
-    def to_local(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        for origin in ("https://intranet.example", "http://intranet.example"):
-            if request.url.startswith(origin + "/"):
-                request.url = local + request.url[len(origin) :]
-        return send(self, request, *args, **kwargs)
+        def to_local(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            for origin in ("https://intranet.example", "http://intranet.example"):
+                if request.url.startswith(origin + "/"):
+                    request.url = local + request.url[len(origin) :]
+            return send(self, request, *args, **kwargs)
 
-    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", to_local)
-    try:
+        monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", to_local)
         yield sealion_hub
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="session")

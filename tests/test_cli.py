@@ -197,8 +197,9 @@ def test_collection_names_in_thai_and_bad_names(tmp_path: Path) -> None:
 
 def test_ingest_a_web_page_by_url(tmp_path: Path) -> None:
     import http.server
-    import threading
     from functools import partial
+
+    from tests.local_http import local_http_server
 
     site = tmp_path / "site"
     site.mkdir()
@@ -207,10 +208,7 @@ def test_ingest_a_web_page_by_url(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+    with local_http_server(handler) as base:
         store = str(tmp_path / "s")
         good = sealion("ingest", f"{base}/leave.html", "-c", "web", "--store", store)
         assert good.returncode == 0, good.stderr
@@ -220,9 +218,6 @@ def test_ingest_a_web_page_by_url(tmp_path: Path) -> None:
         )
         assert mixed.returncode == 3  # one page stored (unchanged), one failed
         assert "unchanged" in mixed.stdout and "404" in mixed.stdout
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _offline_hub_model(hf_home: Path, repo: str) -> None:

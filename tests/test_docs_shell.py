@@ -24,11 +24,9 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -40,6 +38,7 @@ from sealion_agents import testing as tiny_models
 from sealion_agents.testing_servers import Server, free_port, sealion_server
 from tests.doc_blocks import shell_block, shell_commands
 from tests.doc_fixtures import EMBEDDINGS_REPO
+from tests.local_http import local_http_server, one_page
 from tests.serve.conftest import Served, make_keys, upload
 from tests.serve_model import DOCS, GROUNDED, serve_gguf
 
@@ -235,29 +234,8 @@ PAGE = (
 @pytest.fixture
 def web_page() -> Iterator[str]:
     """A web page on a local http.server (stands for the intranet page)."""
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            found = self.path == "/leave"
-            body = (PAGE if found else "not found").encode()
-            self.send_response(200 if found else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/leave"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with local_http_server(one_page("/leave", PAGE)) as base:
+        yield f"{base}/leave"
 
 
 def report_rows(stdout: str) -> dict[str, str]:

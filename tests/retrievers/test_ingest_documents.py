@@ -5,7 +5,6 @@ content ids, idempotent re-runs, per-item errors and progress as files."""
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -14,6 +13,8 @@ import pytest
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 from sealion_agents.retrievers import SEARetriever, ingest, open_store
+
+from tests.local_http import local_http_server
 
 from .conftest import require_retrieval_deps
 
@@ -44,14 +45,8 @@ def web_server(tmp_path: Path) -> Iterator[str]:
     site.mkdir()
     (site / "market.html").write_text(THAI_PAGE, encoding="utf-8")
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(handler) as base:
+        yield base
 
 
 def test_documents_built_by_hand_are_idempotent_and_replaced_when_changed(store) -> None:  # type: ignore[no-untyped-def]

@@ -9,13 +9,14 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
 from sealion_agents.retrievers import SEARetriever, ingest, open_store
+
+from tests.local_http import local_http_server
 
 from .conftest import require_retrieval_deps
 
@@ -56,15 +57,8 @@ def site(tmp_path: Path) -> Iterator[str]:
     (folder / "market.html").write_text(THAI_PAGE, encoding="utf-8")
     links = "<a href='/leave.html'>leave</a> <a href='/gone.html'>gone</a>"
     (folder / "index.html").write_text(f"<html><body><p>Staff handbook {links}</p></body></html>")
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(_Site, directory=str(folder))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(partial(_Site, directory=str(folder))) as base:
+        yield base
 
 
 @pytest.fixture
