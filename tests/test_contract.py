@@ -154,6 +154,13 @@ def test_missing_model_is_found_by_load(chat_only_url: str) -> None:
 SAMPLING = {"temperature": 0.3, "top_p": 0.8, "top_k": 7, "seed": 11, "max_tokens": 40}
 
 
+def test_the_longest_token_is_read_from_the_gguf(gguf_backends: dict[str, LlamaCppBackend]) -> None:
+    """Llama 3's longest token is 128 spaces: the bound the server refuses long prompts by."""
+    backend = gguf_backends["writes"]
+    assert backend.longest_token_bytes == 128
+    assert backend.count_tokens(" " * 128) == 1  # one token, so no smaller bound is sound
+
+
 def test_sampling_reaches_llama_cpp(gguf_backends: dict[str, LlamaCppBackend]) -> None:
     backend = gguf_backends["writes"]
     llama = backend.llama

@@ -246,8 +246,11 @@ def test_a_prompt_is_refused_only_when_its_bytes_cannot_fit() -> None:
 
 
 def test_body_limit_and_longest_token_defaults() -> None:
+    from sealion_agents.backends.openai import OpenAIBackend
     from sealion_agents.serve.config import ServeConfig
-    from sealion_agents.serve.state import UNMEASURED_TOKEN_BYTES, longest_token_bytes
+    from sealion_agents.serve.state import UNMEASURED_TOKEN_BYTES
 
     assert ServeConfig(data_dir=Path("x")).max_body_bytes == 4 * 1024 * 1024
-    assert longest_token_bytes(SimpleNamespace(backend=object())) == UNMEASURED_TOKEN_BYTES
+    remote = OpenAIBackend("http://127.0.0.1:9/v1", model="m")  # construction reaches nothing
+    assert remote.longest_token_bytes is None  # a server's vocabulary is not read
+    assert UNMEASURED_TOKEN_BYTES > 128  # above Llama 3's longest token

@@ -139,6 +139,15 @@ class ChatBackend(abc.ABC):
         return 1
 
     @property
+    def longest_token_bytes(self) -> int | None:
+        """Bytes of the model's longest token (None: unknown).
+
+        B bytes of text are at least B / this many tokens: a sound bound, read before
+        anything is tokenized.
+        """
+        return None
+
+    @property
     def continues(self) -> bool:
         """True when ``assistant_prefix`` is continued (thinking budget, constraints)."""
         return True

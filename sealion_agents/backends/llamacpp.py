@@ -22,6 +22,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import contextlib
+import ctypes
 import logging
 import random
 import re
@@ -268,6 +269,19 @@ class LlamaCppBackend(ChatBackend):
     def context_window(self) -> int:
         """The context window of the loaded model."""
         return int(self._loaded().n_ctx())
+
+    @property
+    def longest_token_bytes(self) -> int:
+        """Bytes of the longest token of the loaded model's vocabulary (about 0.1 s)."""
+        from llama_cpp import llama_cpp as lib
+
+        llama = self._loaded()
+        buffer = ctypes.create_string_buffer(4096)
+        # a negative length: the piece needs that many bytes (more than the buffer holds)
+        return max(
+            abs(lib.llama_token_to_piece(llama._model.vocab, token, buffer, len(buffer), 0, True))
+            for token in range(llama.n_vocab())
+        )
 
     def close(self) -> None:
         """Free the model (after a running generation ends); the next call loads it again."""

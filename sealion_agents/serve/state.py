@@ -14,7 +14,6 @@ from its length in bytes alone).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import threading
 import time
@@ -29,7 +28,7 @@ from sealion_agents.serve.limits import Busy, GenerationQueue, ParallelLimit, Ra
 from sealion_agents.serve.metrics import Metrics
 from sealion_agents.serve.tenant_store import TenantCollections
 
-__all__ = ["UNMEASURED_TOKEN_BYTES", "ServerState", "Ticket", "longest_token_bytes"]
+__all__ = ["UNMEASURED_TOKEN_BYTES", "ServerState", "Ticket"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,28 +36,8 @@ COUNTS_WAITING = 32
 """Most token counts in flight at once (counting or in line); more get 429."""
 
 UNMEASURED_TOKEN_BYTES = 1024
-"""The longest token assumed when the model's vocabulary cannot be read (vLLM, a remote
-server): well above any tokenizer in use (Llama 3's longest token is 128 bytes)."""
-
-
-def longest_token_bytes(llm: Any) -> int:
-    """Bytes of the model's longest token, read from a GGUF's vocabulary (about 0.1 s).
-
-    ``UNMEASURED_TOKEN_BYTES`` for other backends, or when the vocabulary cannot be read.
-    """
-    try:
-        import llama_cpp
-
-        llama = llm.backend.llama
-        vocab = llama_cpp.llama_model_get_vocab(llama.model)
-        buffer = ctypes.create_string_buffer(4096)
-        # a negative length: the piece needs that many bytes (more than the buffer holds)
-        return max(
-            abs(llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True))
-            for token in range(llama.n_vocab())
-        )
-    except Exception:
-        return UNMEASURED_TOKEN_BYTES
+"""The longest token assumed when the backend does not know its own (vLLM, a remote server):
+well above any tokenizer in use (Llama 3's longest token is 128 bytes)."""
 
 
 @dataclass
@@ -103,7 +82,8 @@ class ServerState:
         self.context_window: int | None = None
         """The model's context window in tokens, once loaded (None: not known)."""
         self.token_bytes = UNMEASURED_TOKEN_BYTES
-        """Bytes of the model's longest token, once loaded (``longest_token_bytes``)."""
+        """Bytes of the model's longest token, once loaded (the backend's
+        ``longest_token_bytes``, else ``UNMEASURED_TOKEN_BYTES``)."""
         self._counter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sealion-tokenize")
         self._counting = 0
         self._retrievers: dict[tuple[str, str], Any] = {}
@@ -188,7 +168,7 @@ class ServerState:
             self.context_window = int(self.llm.context_window)
         except Exception:  # a server backend that does not say: /v1/models leaves it out
             logger.warning("the model's context window is not known", exc_info=True)
-        self.token_bytes = longest_token_bytes(self.llm)
+        self.token_bytes = self.llm.backend.longest_token_bytes or UNMEASURED_TOKEN_BYTES
         self.ready.set()
         logger.info("model loaded; ready")
 
