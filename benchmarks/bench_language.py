@@ -14,6 +14,19 @@ Detectors:
   +doc     the new one with ``context`` = the question's Belebele passage (its document)
   switch   a short question after a full question in *another* language (English, or
            Malay for English questions): a hint must not override what the question says
+  +deploy  the new one with ``default`` = the deployment's language (here the question's):
+           it reads a question that nothing tells apart between Malay and Indonesian;
+           ``+deploy other`` sets the sister language (ms for id, id for ms): the cost
+
+Held-out half (the detector's words and weights may be tuned on the other half only): the
+rows of each Belebele file are grouped by passage (questions with the same passage text);
+a group's key is its smallest row id, and the group is held out when the first byte of
+sha256(f"belebele:{key}") is odd, else it is for tuning. Ids are shared across the parallel
+files, so a held-out question's translations are held out too (jv/su have their own ids).
+
+Unseen real questions: TyDi QA GoldP's Indonesian dev questions (../shared/eval/tydiqa_goldp_id,
+native questions, not Belebele) alone, with their passage, with a deployment default of id or
+ms; and its passages alone.
 
     python benchmarks/bench_language.py
     python benchmarks/bench_language.py --json /tmp/lang.json
@@ -22,6 +35,7 @@ Detectors:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -35,6 +49,8 @@ sys.path.insert(0, str(ROOT))
 from sealion_agents.qa.language import LANGUAGES, detect_language  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "eval" / "belebele_dev"
+TYDIQA = ROOT.parent / "shared" / "eval" / "tydiqa_goldp_id" / "indonesian_tydiqa_dev.json"
+SISTER = {"ms": "id", "id": "ms"}
 ORDER = ["en", "id", "ms", "tl", "vi", "th", "lo", "km", "my", "ta", "zh", "jv", "su"]
 
 # Short questions (under six words), written for this benchmark: things a user of a
@@ -305,6 +321,93 @@ def load_belebele(folder: Path) -> dict[str, list[Item]]:
     return out
 
 
+def half(key: int) -> str:
+    """``held`` or ``tune`` for a passage group's key (its smallest row id)."""
+    return "held" if hashlib.sha256(f"belebele:{key}".encode()).digest()[0] % 2 else "tune"
+
+
+def belebele_halves(folder: Path) -> dict[str, list[str]]:
+    """Per language: the half of each row, in the order of ``load_belebele``."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(folder.glob("*_belebele.jsonl")):
+        code = path.name.split("_")[0]
+        code = "zh" if code.startswith("zh") else code
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+        keys: dict[str, int] = {}
+        for row in rows:
+            text = row["prompts"][0]["text"]
+            keys[text] = min(keys.get(text, int(row["id"])), int(row["id"]))
+        out.setdefault(code, []).extend(half(keys[row["prompts"][0]["text"]]) for row in rows)
+    return out
+
+
+def load_tydiqa(path: Path) -> list[tuple[str, str]]:
+    """(question, its passage) for every TyDi QA GoldP Indonesian dev question."""
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return [
+        (qa["question"], paragraph["context"])
+        for article in data
+        for paragraph in article["paragraphs"]
+        for qa in paragraph["qas"]
+    ]
+
+
+def print_halves(belebele: dict[str, list[Item]], halves: dict[str, list[str]]) -> dict:
+    """Per language and half: the question alone, and with each kind of hint."""
+    print("\nBelebele by half (tune: may be tuned on; held: never looked at):\n")
+    kinds = ["alone", "+hist", "+doc", "+deploy", "+deploy other"]
+    print("| language | half | n | " + " | ".join(f"{k} %" for k in kinds) + " |")
+    print("|" + "---|" * (3 + len(kinds)))
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for lang in ORDER:
+        for name in ("tune", "held"):
+            items = [it for it, h in zip(belebele[lang], halves[lang], strict=True) if h == name]
+            hints: dict[str, Callable[[Item], str]] = {
+                "alone": lambda it: new_detect(it[0]),
+                "+hist": lambda it: new_detect(it[0], history=it[1]),
+                "+doc": lambda it: new_detect(it[0], context=it[2]),
+                "+deploy": lambda it, lang=lang: new_detect(it[0], default=lang),
+            }
+            if lang in SISTER:
+                hints["+deploy other"] = lambda it, lang=lang: new_detect(
+                    it[0], default=SISTER[lang]
+                )
+            row = {kind: accuracy(lang, items, detect)[0] for kind, detect in hints.items()}
+            out.setdefault(lang, {})[name] = row
+            cells = [f"{row[k]:.1f}" if k in row else "" for k in kinds]
+            print(
+                f"| {LANGUAGES[lang].name} ({lang}) | {name} | {len(items)} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    worst = min(out[lang]["held"]["alone"] for lang in out)
+    print(f"\nworst language on the held-out half, question alone: {worst:.1f} %")
+    return out
+
+
+def print_tydiqa(rows: list[tuple[str, str]]) -> dict[str, float]:
+    """TyDi QA Indonesian: native questions, never used for tuning."""
+    questions = [(q, (), passage) for q, passage in rows]
+    detectors: dict[str, Callable[[Item], str]] = {
+        "old": lambda it: old_detect(it[0]),
+        "alone": lambda it: new_detect(it[0]),
+        "+doc": lambda it: new_detect(it[0], context=it[2]),
+        "+deploy id": lambda it: new_detect(it[0], default="id"),
+        "+deploy ms": lambda it: new_detect(it[0], default="ms"),
+    }
+    out = {name: accuracy("id", questions, detect)[0] for name, detect in detectors.items()}
+    passages = [(p, (), "") for p in dict.fromkeys(p for _, p in rows)]
+    out["passages old"] = accuracy("id", passages, lambda it: old_detect(it[0]))[0]
+    out["passages alone"] = accuracy("id", passages, lambda it: new_detect(it[0]))[0]
+    print(
+        f"\nTyDi QA Indonesian ({len(rows)} questions, {len(passages)} passages), % read as id:\n"
+    )
+    print("| " + " | ".join(out) + " |")
+    print("|" + "---|" * len(out))
+    print("| " + " | ".join(f"{v:.1f}" for v in out.values()) + " |")
+    return out
+
+
 def accuracy(lang: str, items: list[Item], detect: Callable[[Item], str]) -> tuple[float, Counter]:
     guesses = Counter(detect(item) for item in items)
     return 100.0 * guesses[lang] / max(1, len(items)), guesses
@@ -313,6 +416,7 @@ def accuracy(lang: str, items: list[Item], detect: Callable[[Item], str]) -> tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="the belebele_dev folder")
+    parser.add_argument("--tydiqa", type=Path, default=TYDIQA, help="TyDi QA Indonesian dev")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -407,6 +511,9 @@ def main() -> None:
                 f"{guesses['id']} | {other} |"
             )
 
+    halves_out = print_halves(belebele, belebele_halves(args.data)) if belebele else {}
+    tydiqa_out = print_tydiqa(load_tydiqa(args.tydiqa)) if args.tydiqa.is_file() else {}
+
     questions = [q for rows in belebele.values() for q, _, _ in rows] or [
         q for qs in SHORT.values() for q in qs
     ]
@@ -426,6 +533,8 @@ def main() -> None:
             },
             "short_to_english": {"old": fallback_old, "new": fallback_new, "of": n_short},
             "ms_per_call": per_call,
+            "belebele_halves": halves_out,
+            "tydiqa_id": tydiqa_out,
             "short_questions": SHORT,
         }
         args.json.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -197,3 +197,55 @@ def test_history_decides_a_name_alone() -> None:
     for name in ["Netflix?", "Songkran", "Hari Raya Aidilfitri?"]:
         assert code(name, history=["Bilakah cuti umum disambut tahun ini?"]) == "ms"
         assert code(name, history=["Sabaraha lami pakansi taun ieu?"]) == "su"
+
+
+# -- context evidence: Malay or Indonesian when the question leaves it open -----------------
+
+AMBIGUOUS = "Siapa yang menyetujui cuti tahunan?"  # the same words in Malay and Indonesian
+MALAY_DOC = (
+    "Kakitangan layak menerima cuti tahunan selama empat belas hari. Permohonan hendaklah "
+    "dihantar kepada pengurus sekurang-kurangnya seminggu lebih awal."
+)
+INDONESIAN_DOC = (
+    "Karyawan berhak atas cuti tahunan selama dua belas hari kerja. Permohonan diajukan "
+    "melalui atasan langsung paling lambat tujuh hari sebelumnya, dan sisa cuti dapat "
+    "dipakai tahun berikutnya."
+)
+
+
+def test_the_deployments_language_reads_an_ambiguous_question() -> None:
+    for question in [AMBIGUOUS, "Berapa lama cuti tahunan?", "Apakah syarat cuti tahunan?"]:
+        assert code(question, default="ms") == "ms"
+        assert code(question, default="id") == "id"
+
+
+def test_the_deployments_language_does_not_override_a_clear_question() -> None:
+    assert code("Bilakah gaji dibayar?", default="id") == "ms"
+    assert code("Kapan gaji dibayarkan?", default="ms") == "id"
+    assert code("ค่าสมัครเท่าไร", default="id") == "th"
+    assert code("How long is annual leave?", default="ms") == "en"
+
+
+def test_documents_read_an_ambiguous_question_in_their_language() -> None:
+    assert code(AMBIGUOUS, context=MALAY_DOC) == "ms"
+    assert code(AMBIGUOUS, context=INDONESIAN_DOC) == "id"
+
+
+def test_documents_do_not_override_a_clear_question() -> None:
+    assert code("Bilakah gaji dibayar?", context=INDONESIAN_DOC) == "ms"
+    assert code("Kapan gaji dibayarkan?", context=MALAY_DOC) == "id"
+    assert code("ค่าสมัครเท่าไร", context=INDONESIAN_DOC) == "th"
+    assert code("How long is annual leave?", context=MALAY_DOC) == "en"
+
+
+def test_the_conversation_comes_before_the_deployments_language() -> None:
+    malay = ["Bolehkah saya memohon cuti sakit tanpa sijil doktor?"]
+    indonesian = ["Apakah saya bisa mengajukan cuti tanpa surat dokter?"]
+    assert code(AMBIGUOUS, history=malay, default="id") == "ms"
+    assert code(AMBIGUOUS, history=indonesian, default="ms") == "id"
+    assert code("Bilakah gaji dibayar?", history=indonesian) == "ms"  # a clear question stays
+
+
+def test_words_both_languages_use_are_no_evidence_for_malay() -> None:
+    # "pelajar" (student), "negeri" (luar negeri) and "sebenarnya" are everyday Indonesian
+    assert code("Sebenarnya para pelajar di luar negeri membutuhkan apa?") == "id"

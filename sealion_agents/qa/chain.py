@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_CONTEXT = 8192
 _PROMPT_MARGIN = 64  # template tokens around the messages
+_LANGUAGE_DOCUMENTS = 3  # the top documents whose language hints at the question's
 
 
 class Citation(BaseModel):
@@ -122,7 +123,7 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
     return_reasoning: bool = True
     """Keep step 4's reasoning in the result."""
     default_language: str = "en"
-    """Answer language when detection is unsure."""
+    """Answer language when detection is unsure (``ms``/``id``: also for either-or questions)."""
     languages: list[str] | None = None
     """The deployment's answer languages (ISO 639-1 codes); detection chooses among them."""
 
@@ -238,18 +239,27 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
             )
         return budget
 
-    def _run(
-        self, question: str, history: list[BaseMessage], config: RunnableConfig | None
-    ) -> Iterator[QAEvent]:
-        language = detect_language(
+    def _language(
+        self, question: str, history: list[BaseMessage], documents: Sequence[Any] = ()
+    ) -> Language:
+        """The answer language: the question's, with the conversation and documents as hints."""
+        return detect_language(
             question,
             default=self.default_language,
             languages=self.languages,
             history=[m.text for m in history if m.type == "human"],
+            context=" ".join(d.page_content for d in documents[:_LANGUAGE_DOCUMENTS]),
         )
+
+    def _run(
+        self, question: str, history: list[BaseMessage], config: RunnableConfig | None
+    ) -> Iterator[QAEvent]:
+        language = self._language(question, history)
         queries = self._queries(question, history, language, config)
         yield QAEvent("query", text=queries[0])
         documents = self._retrieve(queries, config)
+        if documents:  # the documents' language decides what the question leaves open
+            language = self._language(question, history, documents)
         sources = pack_sources(
             documents,
             count_tokens=self.llm.get_num_tokens,

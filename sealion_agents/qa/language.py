@@ -121,9 +121,16 @@ def _dominant_script(text: str) -> str | None:
 # -- words -----------------------------------------------------------------------------
 # Well-known function words, question words, everyday vocabulary and spellings that tell
 # the Latin-script languages apart (general linguistic knowledge, not mined from any test
-# set). Weights: 2 = (almost) only this language, 1 = typical of it. A word listed for a
-# group (e.g. Malay and Indonesian) adds to each language of the group, which tells the
-# group from the others (Javanese, Sundanese, Filipino, English).
+# set). Weights: 2 = (almost) only this language, 1 = typical of it, 0.5 = leans to it. A
+# word listed for a group (e.g. Malay and Indonesian) adds to each language of the group,
+# which tells the group from the others (Javanese, Sundanese, Filipino, English).
+#
+# Malay vs Indonesian: weight 2 only for the standard pairs (kerana/karena, wang/uang,
+# beza/beda, kenderaan/kendaraan, televisyen/televisi...). A word that is ordinary in both
+# with another sense (Indonesian "kerajaan" kingdom, "pejabat" official, "negeri" in "luar
+# negeri", "pelajar" student, "perlawanan" resistance, "rangkaian" series; Malay
+# "perkataan" word, "kunjungan", "berhasil") weighs 1 or 0.5 or is left out: a question
+# that only such words tell apart is ambiguous, and the hints decide it.
 
 _WORDS: dict[str, dict[float, str]] = {
     "ms": {
@@ -131,85 +138,111 @@ _WORDS: dict[str, dict[float, str]] = {
             bilakah adakah bolehkah kerana sahaja bahawa iaitu wang mahu jadual percuma kedai
             esok kakitangan cukai tempahan tempah mesyuarat kenderaan kad telefon nombor akaun
             insurans kesihatan perubatan ubat doktor muzik filem projek faham fikir berfikir
-            fikiran sila baharu sebarang sesiapa apa-apa mana-mana selepas semasa bermula
-            peratus peratusan lelaki kanak-kanak kerap sentiasa minit cuba mencuba dicuba
-            percubaan dibenarkan membenarkan hantar menghantar dihantar jawapan soalan maklumat
-            penerangan sokongan menyokong perkhidmatan kelulusan meluluskan borang laluan
-            rangkaian perisian tarikh percutian bercuti pelancongan pelancong pelawat lawatan
-            melawat ringgit berhampiran berdekatan negeri bandar bandaraya kerajaan syarikat
-            jabatan universiti polis teksi televisyen kualiti aktiviti komuniti ianya tiada awak
-            manakala justeru pelbagai sebahagian bahagian ramai mengapakah kenapakah hendaklah
-            kaedah berbanding tentera askar mengikut antarabangsa persekutuan pertubuhan
-            perlawanan kejohanan sukan jenama membeli-belah kasut seluar tandas bilik tingkap
-            lif pangsapuri diskaun yuran resit faedah pelaburan kewangan perbelanjaan belanjawan
-            perakaunan mahkamah peguam pentadbiran pengurusan pengurus pengarah parlimen
-            mengundi undi parti tamadun meraikan diraikan jawatan kerjaya elaun pencen caruman
-            majikan pasport imigresen kastam stesen trafik lebuh tren encik puan sekiranya
-            kelmarin hadapan agaknya haiwan tuntutan berkenaan rawatan bimbang membimbangkan
-            kebimbangan rosak kerosakan rusuhan memulakan dimulakan menamatkan kumpulan
-            pengangkutan rekod terkini perkara lapan bilion trilion isnin khamis jumaat ahad
-            ogos julai mac perancis inggeris itali sepanyol jepun kemboja eropah arnab pelajar
-            ketara penyata menggalakkan menjejaskan terjejas kelab komen sebenar kod peranti
-            selesa berikutan kes petua dapatan suspek perlumbaan lumba jurugambar pengebumian
-            perkahwinan kahwin berjaya kejayaan menganjurkan penganjur ejen imej mesej pakej
-            gelaran cadangan mencadangkan perniagaan saintis nipis keupayaan kebolehan
-            bertanggungjawab pembekal peribadi kerusi khabar khidmat fasal sempena persidangan
-            penyelidikan penyelidik menubuhkan ditubuhkan penubuhan mangsa tercedera terkorban
-            kemalangan juruterbang jurucakap hospital pesakit jangkitan wabak pergunungan
-            mendakwa dakwaan
+            fikiran sila baharu sebarang sesiapa apa-apa mana-mana selepas peratus peratusan
+            kanak-kanak sentiasa minit cuba mencuba dicuba percubaan dibenarkan membenarkan
+            hantar menghantar dihantar jawapan soalan maklumat penerangan sokongan menyokong
+            perkhidmatan kelulusan meluluskan borang laluan perisian tarikh percutian bercuti
+            pelancongan pelancong pelawat lawatan melawat ringgit berhampiran berdekatan
+            bandaraya syarikat universiti polis teksi televisyen kualiti aktiviti komuniti ianya
+            manakala justeru pelbagai sebahagian bahagian mengapakah kenapakah kaedah berbanding
+            tentera askar antarabangsa pertubuhan kejohanan sukan jenama membeli-belah kasut
+            seluar tandas tingkap lif pangsapuri diskaun yuran resit pelaburan kewangan
+            perbelanjaan belanjawan perakaunan peguam pentadbiran pengurusan pengarah parlimen
+            mengundi parti tamadun meraikan diraikan jawatan kerjaya elaun pencen caruman
+            pasport imigresen kastam stesen trafik encik puan haiwan rawatan membimbangkan
+            kebimbangan rosak kerosakan rusuhan memulakan dimulakan pengangkutan rekod lapan
+            bilion trilion isnin khamis jumaat ahad ogos julai mac perancis inggeris itali
+            sepanyol jepun kemboja eropah arnab ketara penyata menjejaskan terjejas kelab komen
+            kod peranti selesa berikutan kes petua dapatan perlumbaan lumba jurugambar
+            pengebumian perkahwinan kahwin berjaya ejen imej mesej pakej gelaran mencadangkan
+            perniagaan saintis nipis keupayaan kebolehan bertanggungjawab pembekal peribadi
+            kerusi khabar fasal sempena menubuhkan ditubuhkan penubuhan mangsa tercedera
+            terkorban kemalangan juruterbang jurucakap hospital pesakit jangkitan wabak
+            pergunungan beza berbeza membezakan perbezaan kempen emel pautan basikal motosikal
+            lori bas setiausaha jurutera jururawat pensyarah peperiksaan markah cikgu stokin
+            tuala kek aiskrim jimat berjimat kongsi berkongsi lebuhraya kuih sesetengah sikit
+            takde xde je korang kitorang diorang camne camana mcm nak sastera putera puteri
+            berkemungkinan dadah bajet kitaran sami perlanggaran
             """,
         1: """
-            boleh daripada kereta semalam ia betul ahli lepas apabila amat walaupun bagaimanakah
-            pekerja kos bil tamat budak pengenalan warganegara sambut disambut pasukan jualan
-            pejabat petang berkaitan bilangan mencipta ucapan jun kesan kenyataan membuatkan
-            bersalin akta keperluan memerlukan amalan memaparkan paparan menerangkan anugerah
-            merujuk rujukan bergantung kukuh disahkan mengesahkan peranan meneruskan kajian
-            perbincangan
+            semalam lepas kos bil budak warganegara memaparkan paparan akta membuatkan kerajaan
+            awak semasa bermula lelaki kerap rangkaian bandar tiada ramai hendaklah mengikut
+            persekutuan bilik faedah pengurus majikan tren sekiranya kelmarin hadapan agaknya
+            bimbang menamatkan kumpulan perkara sebenar suspek kejayaan menganjurkan penganjur
+            cadangan khidmat persidangan penyelidikan penyelidik mendakwa dakwaan menggalakkan
+            mesti sukar pantas semak dah kat boleh mula semula membina ditemui dipanggil
+            pendakwaan sambut disambut menyambut bersalin
+            """,
+        0.5: """
+            daripada ia betul ahli apabila amat tamat pengenalan pasukan jualan pejabat petang
+            bilangan mencipta kesan kenyataan keperluan amalan menerangkan merujuk
+            rujukan bergantung kukuh disahkan mengesahkan peranan meneruskan kajian
+            perbincangan negeri jabatan perlawanan mahkamah tuntutan terkini pelajar undi
+            berkenaan macam hendak kereta
             """,
     },
     "id": {
         2: """
             bisa karena saja uang bahwa yaitu mau besok kemarin paham pikir berpikir pikiran
-            silakan sesudah mulai dimulai memulai pria laki-laki sering senantiasa coba mencoba
-            dicoba percobaan diizinkan membutuhkan butuh dibutuhkan kirim mengirim dikirim
-            mendukung unduh mengunduh unggah libur liburan pengunjung kunjungan mengunjungi
-            berbagai sebagian bagian sulit gampang banget nggak enggak gak ngga udah aja gimana
-            kok dong sih deh kalian prajurit terkait celana jendela swalayan peradaban merayakan
-            dirayakan sore bisakah ketimbang cuma-cuma hewan khawatir kuatir mengkhawatirkan
-            kekhawatiran rusak kerusakan kerusuhan mengakhiri terbaru delapan kelinci
-            mengidentifikasi teridentifikasi diidentifikasi berdampak perawatan menciptakan
-            perkataan seharusnya dikonfirmasi nyaman kiat temuan balapan bingung pemakaman
-            berhasil keberhasilan mengacu kesepakatan menjuluki julukan saran menyarankan peran
-            kabar kokoh mantan didirikan pegunungan mengklaim seberapa
+            silakan mulai dimulai memulai pria coba mencoba dicoba percobaan diizinkan
+            membutuhkan butuh dibutuhkan mendukung unduh mengunduh unggah libur liburan sebagian
+            bagian gampang banget nggak enggak gak ngga udah aja gimana kok dong sih deh kalian
+            prajurit celana jendela swalayan peradaban merayakan dirayakan sore bisakah
+            ketimbang cuma-cuma hewan khawatir kuatir mengkhawatirkan kekhawatiran rusak
+            kerusakan kerusuhan delapan kelinci mengidentifikasi teridentifikasi
+            diidentifikasi berdampak perawatan menciptakan dikonfirmasi nyaman kiat temuan
+            balapan pemakaman keberhasilan mengacu kesepakatan menjuluki julukan saran
+            menyarankan peran kabar kokoh pegunungan mengklaim beda berbeda membedakan
+            perbedaan kampanye surel tautan sepeda truk sekretaris insinyur perawat dosen kue
+            handuk hemat berbagi warung bikin kayak emang ngapain doang nih yuk gue sastra
+            putra putri narkoba siklus biksu tabrakan
             """,
         1: """
-            tersebut setelah saat harus polisi kota sekitar adalah agar tapi benar selesai
-            daerah bagus pulang depan penjualan dapatkah memberitahu bakal bapak hal merupakan
-            hukum praktik menampilkan tampilan menjelaskan sepakat konfirmasi sukses
-            menyelenggarakan kegiatan tipis tergantung kemampuan penyedia tanggapan materi area
-            menginap kompetisi meneliti studi tewas acuan
+            setelah saat harus polisi kota agar penjualan dapatkah bapak praktik menampilkan
+            tampilan konfirmasi sukses menyelenggarakan kegiatan tipis tergantung kemampuan
+            penyedia materi menginap kompetisi meneliti studi tewas acuan sesudah laki-laki
+            sering senantiasa kirim mengirim dikirim pengunjung kunjungan mengunjungi berbagai
+            sulit terkait mengakhiri terbaru seharusnya bingung berhasil mantan didirikan
+            seberapa dimanakah hindari menghindari dihindari
+            """,
+        0.5: """
+            tersebut sekitar adalah tapi benar daerah bagus depan bakal hal merupakan hukum
+            menjelaskan sepakat tanggapan area selesai memiliki
             """,
     },
     # Indonesian spellings of everyday and borrowed words, which Javanese and Sundanese
     # speakers write the same way: they tell Indonesian from Malay, not from those two.
     "id jv su": {
         2: """
-            mobil jadwal gratis toko kantor pajak rapat kendaraan kartu telepon nomor akun
-            asuransi obat dokter musik proyek persen menit informasi formulir berkas situs sandi
+            mobil jadwal gratis toko kantor pajak kendaraan kartu telepon nomor akun asuransi
+            obat dokter musik proyek persen menit informasi formulir berkas situs sandi
             perangkat tanggal pariwisata wisatawan turis rupiah provinsi kabupaten kecamatan
-            desa universitas taksi televisi kualitas aktivitas komunitas fasilitas tentara
-            internasional sepatu kamar apartemen diskon biaya ongkos struk rekening investasi
+            universitas taksi televisi kualitas aktivitas komunitas fasilitas tentara
+            internasional sepatu kamar apartemen diskon ongkos struk rekening investasi
             akuntansi pengacara administrasi manajemen manajer direktur parlemen pemilu partai
-            paspor imigrasi bandara stasiun parkir karyawan pensiun karier identitas olahraga
-            kasus metode ponsel kelompok grup transportasi rekor miliar triliun senin kamis
-            jumat agustus juli juni maret prancis inggris polandia irlandia finlandia selandia
-            skotlandia swedia norwegia italia spanyol yunani irak tiongkok jepang kamboja
-            serikat meksiko brasil eropa siswa mahasiswa pidato akurat dampak signifikan
-            komentar kode poin opsi spesial tur fotografer agen paket bisnis ilmuwan pribadi
-            kursi diskusi konferensi korban pasien infeksi wabah klaim kesehatan pengobatan
-            jawaban pertanyaan dukungan layanan pelayanan jaringan pemerintah perusahaan tagihan
-            keuangan pengadilan kebijakan tunjangan pertandingan kejuaraan merek penelitian
-            peneliti kecelakaan pernikahan pemesanan kebutuhan
+            paspor imigrasi bandara stasiun karyawan pensiun karier identitas olahraga kasus
+            metode ponsel grup transportasi rekor miliar triliun senin kamis jumat agustus juli
+            juni maret prancis inggris polandia irlandia finlandia selandia skotlandia swedia
+            norwegia italia spanyol yunani irak tiongkok jepang kamboja serikat meksiko brasil
+            eropa siswa pidato akurat dampak komentar kode poin opsi spesial tur fotografer
+            agen paket bisnis biaya ilmuwan pribadi kursi konferensi pasien infeksi wabah klaim
+            kesehatan pengobatan jawaban pertanyaan dukungan layanan pelayanan jaringan
+            perusahaan tagihan keuangan pengadilan kebijakan tunjangan pertandingan kejuaraan
+            merek penelitian peneliti kecelakaan pernikahan pemesanan kebutuhan
+            """,
+        1: """
+            rapat kelompok signifikan diskusi korban pemerintah mahasiswa desa parkir
+            """,
+    },
+    # "dimana": Sundanese's spelling of "where", and Indonesian's informal one (Malay: di mana)
+    "id su": {
+        1: """
+            dimana
+            """,
+    },
+    "su ": {
+        1.5: """
+            dimana
             """,
     },
     "id jv": {
@@ -257,7 +290,7 @@ _WORDS: dict[str, dict[float, str]] = {
             nurutkeun numutkeun kalawan sanggeus samemeh salila kusabab margi lantaran kamana
             mah atuh kedah bade mangga punten hatur nuhun teras tos parantos nembe nepi dugi
             ngan kitu kieu sok boga nyieun ningali meuli imah nagara barudak awewe lalaki jelema
-            euweuh naha dimana nganggo kumargi saurang sababaraha sato pakansi calana jandela
+            euweuh naha nganggo kumargi saurang sababaraha sato pakansi calana jandela
             artos
             """,
         1: """
@@ -286,44 +319,45 @@ _WORDS: dict[str, dict[float, str]] = {
     },
 }
 
-# Word pairs whose use differs between Malay and Indonesian: Malay asks "apakah yang...",
-# "yang manakah", "manakah antara berikut"; Indonesian "apa yang...", "yang mana",
-# "manakah dari berikut ini".
+# Word pairs whose use differs between Malay and Indonesian: Malay "manakah antara berikut",
+# "sama ada", "kemas kini", "lapangan terbang"; Indonesian "berikut ini", "rumah sakit",
+# "ibu kota". Questions both write ("apakah yang", "siapakah yang", "di manakah", "yang
+# mana") are no evidence either way.
 _PAIRS: dict[tuple[str, str], dict[str, float]] = {
-    ("apakah", "yang"): {"ms": 1.5},
-    ("yang", "manakah"): {"ms": 1.5},
+    ("ambil", "kira"): {"ms": 2.0},
+    ("diambil", "kira"): {"ms": 2.0},
+    ("penunjuk", "perasaan"): {"ms": 2.0},
     ("manakah", "antara"): {"ms": 1.5},
-    ("antara", "berikut"): {"ms": 1.0},
-    ("di", "manakah"): {"ms": 1.0},
-    ("dari", "manakah"): {"ms": 1.0},
+    ("antara", "berikut"): {"ms": 0.5},
     ("sama", "ada"): {"ms": 2.0},
-    ("pada", "masa"): {"ms": 1.0},
+    ("pada", "masa"): {"ms": 0.5},
     ("macam", "mana"): {"ms": 2.0},
     ("mengenal", "pasti"): {"ms": 2.0},
-    ("lebih", "kurang"): {"ms": 1.0},
+    ("lebih", "kurang"): {"ms": 0.5},
     ("lapangan", "terbang"): {"ms": 2.0},
     ("kapal", "terbang"): {"ms": 2.0},
     ("bola", "sepak"): {"ms": 2.0},
     ("ibu", "negara"): {"ms": 1.5},
     ("letak", "kereta"): {"ms": 2.0},
     ("pilihan", "raya"): {"ms": 2.0},
-    ("siapakah", "yang"): {"ms": 1.0},
     ("maklum", "balas"): {"ms": 2.0},
-    ("apa", "yang"): {"id": 1.0},
-    ("apa", "itu"): {"id": 1.0},
-    ("siapa", "yang"): {"id": 0.7},
-    ("di", "mana"): {"id": 0.5},
+    ("kemas", "kini"): {"ms": 2.0},
+    ("muat", "turun"): {"ms": 2.0},
+    ("pasar", "raya"): {"ms": 2.0},
+    ("bilik", "air"): {"ms": 2.0},
+    ("apa", "yang"): {"id": 0.5},
+    ("apa", "itu"): {"id": 0.5},
     ("tanggung", "jawab"): {"id": 1.5},
     ("juru", "bicara"): {"id": 2.0},
-    ("yang", "mana"): {"id": 1.0},
-    ("berikut", "ini"): {"id": 1.5},
-    ("dari", "berikut"): {"id": 1.5},
-    ("mana", "dari"): {"id": 1.0},
-    ("di", "antara"): {"id": 0.5},
+    ("berikut", "ini"): {"id": 1.0},
+    ("dari", "berikut"): {"id": 1.0},
+    ("mana", "dari"): {"id": 0.5},
     ("oleh", "karena"): {"id": 1.0},
     ("rumah", "sakit"): {"id": 2.0},
     ("sepak", "bola"): {"id": 2.0},
     ("ibu", "kota"): {"id": 1.5},
+    ("jalan", "tol"): {"id": 2.0},
+    ("sepeda", "motor"): {"id": 2.0},
 }
 
 _STEM_SUFFIXES = ("nya", "kah", "lah", "kan", "an")
@@ -431,7 +465,30 @@ def _word_evidence(words: Sequence[str], scores: dict[str, float]) -> float:
         for lang, weight in _PAIRS.get(pair, {}).items():
             scores[lang] += weight
             total += weight
-    return total
+    return total + _question_style(folded, scores)
+
+
+_KAH_QUESTION_WORDS = frozenset(
+    "apakah siapakah manakah berapakah mengapakah kenapakah bagaimanakah".split()
+)
+_KAH_WEIGHT = 0.5
+_WHICH_WEIGHT = 1.0
+
+
+def _question_style(folded: Sequence[str], scores: dict[str, float]) -> float:
+    """Formal Malay puts -kah on its question words, and asks "which X" as "X manakah".
+
+    Indonesian does both too, less often ("apa yang", "X yang mana"): a lean, counted once.
+    """
+    added = 0.0
+    if any(word in _KAH_QUESTION_WORDS for word in folded):
+        added += _KAH_WEIGHT
+    for before, word in zip(folded, folded[1:], strict=False):
+        if word == "manakah" and before not in ("di", "dari", "ke", ""):
+            added += _WHICH_WEIGHT  # "pernyataan manakah", "yang manakah"; not "di manakah"
+            break
+    scores["ms"] += added
+    return added
 
 
 def _affix_evidence(word: str, scores: dict[str, float]) -> float:
@@ -486,7 +543,7 @@ _MAX_WORDS = 120
 _MAX_CHARS = 2000
 _PAIR_WEIGHT = 0.3
 """How much the model's Malay-vs-Indonesian log-odds count (it is biased and weak there)."""
-_MS_BIAS = 0.5
+_MS_BIAS = 0.0
 """Log-odds added to Malay over Indonesian: evens the model's bias towards Indonesian."""
 
 
@@ -598,6 +655,10 @@ _CONTEXT_WEIGHT = 0.75
 _HINT_MARGIN = 2.0
 _PRIOR_SMOOTHING = 0.05
 _HISTORY_TURNS = 3
+_SISTERS = frozenset({"ms", "id"})
+_SISTER_MARGIN = 1.0
+"""Malay and Indonesian closer than this (about one typical word) are left to the hints and
+then to ``default``; further apart, the question itself decides between them."""
 
 
 def _prior(texts: Iterable[str]) -> dict[str, float]:
@@ -634,7 +695,9 @@ def detect_language(
     answer is one of them, or ``default``); ``history``, the text of earlier user turns in
     order (the last 3 count, the latest most); ``context``, e.g. the documents' text. The
     hints are a prior: they decide short or ambiguous questions, not a clear one in another
-    language. Never raises on odd input: text without letters returns ``default``.
+    language. A deployment's ``default`` of ``ms`` or ``id`` also reads a question that
+    nothing tells apart between Malay and Indonesian in that language. Never raises on odd
+    input: text without letters returns ``default``.
     """
     allowed: set[str] | None = None
     if languages is not None:
@@ -654,6 +717,9 @@ def detect_language(
     best = max(scores.values())
     # the hints choose only among the languages that the text itself leaves open
     scores = {lang: s for lang, s in scores.items() if s >= best - _HINT_MARGIN}
+    if _SISTERS <= scores.keys() and abs(scores["ms"] - scores["id"]) >= _SISTER_MARGIN:
+        # the two are so close that one word of their own (bilakah, kapan) tells them apart
+        del scores["ms" if scores["ms"] < scores["id"] else "id"]
     if len(scores) > 1:
         if turns:
             _add_prior(scores, _prior(turns), _HISTORY_WEIGHT)
@@ -661,7 +727,14 @@ def detect_language(
             _add_prior(scores, _prior([context]), _CONTEXT_WEIGHT)
         if not turns and not context and best == min(scores.values()):
             return LANGUAGES[default]  # nothing tells the candidates apart
-    return LANGUAGES[max(scores, key=lambda lang: scores[lang])]
+    ranked = sorted(scores, key=lambda lang: -scores[lang])
+    if (
+        default in _SISTERS
+        and set(ranked[:2]) == _SISTERS
+        and scores[ranked[0]] - scores[ranked[1]] < _SISTER_MARGIN
+    ):
+        return LANGUAGES[default]  # Malay or Indonesian, and nothing tells: the deployment's
+    return LANGUAGES[ranked[0]]
 
 
 def _latin(text: str) -> bool:
