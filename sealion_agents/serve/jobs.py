@@ -6,7 +6,10 @@ data flow: ``JobManager.submit`` -> a :class:`Job` (stage "queued") -> one worke
 -> ``ingest(store, files, on_progress, cancel, relative_to=<upload folder>)`` (stage
 "ingesting", chunks stored / to store) -> "done" (some files may have failed: per-file
 results), "failed" (no file could be stored) or "cancelled" (the job's unfinished chunks
-removed; documents stored before are untouched). Jobs are kept in memory for an hour.
+removed; documents stored before are untouched). A job cancelled while still queued ends at
+once, without waiting for the jobs ahead of it. Every change of a job is kept in its
+``history`` (one snapshot per change, queued first), so whoever follows it, however late,
+sees each step. Jobs are kept in memory for an hour.
 """
 
 from __future__ import annotations
@@ -48,7 +51,11 @@ class Job:
     created: float = field(default_factory=time.time)
     finished: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
-    version: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """A snapshot per change, oldest first (the first one: queued)."""
+
+    def __post_init__(self) -> None:
+        self.history.append(self.snapshot())
 
     def snapshot(self) -> dict[str, Any]:
         """What the API shows of the job."""
@@ -124,6 +131,16 @@ class JobManager:
             job = self._jobs.get(job_id)
         return job if job is not None and job.tenant == tenant else None
 
+    def cancel(self, job: Job) -> None:
+        """Stop ``job``: a queued one ends now, a running one before its next file or batch."""
+        with self._lock:
+            job.cancel.set()
+            queued = job.stage == "queued"
+            if queued:
+                self._update(job, stage="cancelled", finished=time.time())
+        if queued:
+            self._finished(job)
+
     def running(self) -> int:
         """Jobs queued or running."""
         with self._lock:
@@ -146,13 +163,17 @@ class JobManager:
     def _update(self, job: Job, **changes: Any) -> None:
         for name, value in changes.items():
             setattr(job, name, value)
-        job.version += 1
+        job.history.append(job.snapshot())
 
     def _run(self, job: Job, store: Any, folder: Path) -> None:
+        with self._lock:  # against ``cancel`` of a queued job
+            if job.stage in TERMINAL:  # cancelled while queued
+                return
+            if not job.cancel.is_set():
+                self._update(job, stage="ingesting")
         if job.cancel.is_set():
             self._finish(job, "cancelled")
             return
-        self._update(job, stage="ingesting")
 
         def progress(stored: int, total: int) -> None:
             self._update(job, chunks_stored=stored, chunks_total=total)
@@ -186,6 +207,9 @@ class JobManager:
 
     def _finish(self, job: Job, stage: str, error: str | None = None) -> None:
         self._update(job, stage=stage, error=error, finished=time.time())
-        logger.info("job %s %s", job.id, stage)
+        self._finished(job)
+
+    def _finished(self, job: Job) -> None:
+        logger.info("job %s %s", job.id, job.stage)
         if self._on_finish is not None:
             self._on_finish(job)

@@ -35,7 +35,7 @@ from sealion_agents.serve.uploads import check_content, read_uploads
 
 __all__ = ["AskRequest", "documents_router"]
 
-_POLL = 0.1  # seconds between job progress checks of an event stream
+_POLL = 0.1  # seconds between checks for a job's new steps in its event stream
 
 
 class NewCollection(BaseModel):
@@ -160,7 +160,7 @@ def documents_router(state: ServerState) -> APIRouter:
     @router.post("/jobs/{job_id}/cancel")
     async def cancel_job(job_id: str, key: Caller) -> dict[str, Any]:
         job = _job(key, job_id)
-        job.cancel.set()
+        state.jobs.cancel(job)
         return job.snapshot()
 
     @router.get("/jobs/{job_id}/events")
@@ -168,14 +168,14 @@ def documents_router(state: ServerState) -> APIRouter:
         job = _job(key, job_id)
 
         async def events() -> AsyncIterator[dict[str, str]]:
-            seen = -1
+            sent = 0  # every step from the start, however late the caller came
             while True:
-                if job.version != seen:
-                    seen = job.version
-                    yield json_event(job.snapshot(), "progress")
-                if job.stage in TERMINAL:
-                    yield json_event(job.snapshot(), "end")
-                    return
+                for snapshot in job.history[sent:]:
+                    sent += 1
+                    yield json_event(snapshot, "progress")
+                    if snapshot["stage"] in TERMINAL:
+                        yield json_event(snapshot, "end")
+                        return
                 await asyncio.sleep(_POLL)
 
         return event_stream(state, request, events(), None, error_event="error")

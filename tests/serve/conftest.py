@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,15 +41,19 @@ def make_keys(data_dir: Path, tenants: tuple[str, ...] = ("acme", "other")) -> d
     return {tenant: store.create(tenant, f"{tenant} tests")[1] for tenant in tenants}
 
 
-def sse_events(response: httpx.Response) -> list[tuple[str, Any]]:
-    """(event name, JSON data) of each server-sent event of a streamed response."""
-    events, kind = [], ""
+def iter_sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
+    """(event name, JSON data) of each server-sent event of a streamed response, as it comes."""
+    kind = ""
     for line in response.iter_lines():
         if line.startswith("event: "):
             kind = line[7:]
         elif line.startswith("data: "):
-            events.append((kind, json.loads(line[6:])))
-    return events
+            yield kind, json.loads(line[6:])
+
+
+def sse_events(response: httpx.Response) -> list[tuple[str, Any]]:
+    """(event name, JSON data) of each server-sent event of a streamed response."""
+    return list(iter_sse_events(response))
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
@@ -62,7 +66,9 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dic
     raise TimeoutError(f"job {job_id} did not end: {job}")
 
 
-def upload(client: httpx.Client, collection: str, files: dict[str, bytes | str]) -> dict[str, Any]:
+def upload(
+    client: httpx.Client, collection: str, files: Mapping[str, bytes | str]
+) -> dict[str, Any]:
     """Upload files, wait for their job, return the finished job."""
     parts = [
         ("files", (name, data.encode() if isinstance(data, str) else data))

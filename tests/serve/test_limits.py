@@ -11,7 +11,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,16 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         server.stop()
 
 
+RATE = 60
+"""The ``rated`` server's --rate-limit: a bucket of 60 requests per key, one back a second."""
+
+
 @pytest.fixture(scope="module")
 def rated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """Each key: 4 requests a minute."""
+    """Each key: RATE requests a minute."""
     data_dir = tmp_path_factory.mktemp("rated")
     keys = make_keys(data_dir, ("rate", "other"))
-    server = start(data_dir, ("--rate-limit", "4"))
+    server = start(data_dir, ("--rate-limit", str(RATE)))
     try:
         yield Served(server, keys, data_dir)
     finally:
@@ -95,18 +99,41 @@ def _generating(served: Served, tenant: str = "acme") -> int:
     return int(float(line.split()[1]))
 
 
+def _until_refused(send: Callable[[], httpx.Response], passes: int) -> tuple[int, httpx.Response]:
+    """Send until the rate limit refuses: (how many passed, the refusal). Each request that
+    passes must answer ``passes``; refused ones take nothing, so the loop ends."""
+    passed = 0
+    while (response := send()).status_code != 429:
+        assert response.status_code == passes, response.text
+        passed += 1
+    return passed, response
+
+
 def test_rate_limit_is_per_key_with_retry_after(rated: Served) -> None:
+    missing = "/v1/collections/missing"  # requests that pass end at once, in a 404
+    chat = {"model": "nope", "messages": [{"role": "user", "content": "hi"}]}
+    file = [("files", ("a.txt", b"x"))]
     with rated.client("rate") as client:
-        statuses = [client.get("/v1/collections").status_code for _ in range(6)]
-        refused = client.get("/v1/collections")
-    assert statuses[:4] == [200] * 4 and statuses[4:] == [429, 429]
-    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
-    assert refused.json()["error"]["type"] == "rate_limit_exceeded"
-    with rated.client("other") as other:  # another key has its own allowance
-        assert other.get("/v1/collections").status_code == 200
-    with rated.client("rate") as client:  # monitoring is never throttled
-        assert client.get("/metrics").status_code == 200
-        assert 'sealion_rejected_total{reason="rate"} 3.0' in client.get("/metrics").text
+        drained, first = _until_refused(lambda: client.get("/v1/collections"), 200)
+        senders = {
+            "chat": lambda: client.post("/v1/chat/completions", json=chat),
+            "ask": lambda: client.post(f"{missing}/ask", json={"question": "q"}),
+            "upload": lambda: client.post(f"{missing}/documents", files=file),
+        }
+        refusals = {"list": first} | {
+            route: _until_refused(send, 404)[1] for route, send in senders.items()
+        }
+        assert drained >= RATE  # the whole bucket, and what flowed back meanwhile
+        for route, refused in refusals.items():
+            assert refused.json()["error"]["type"] == "rate_limit_exceeded", route
+            assert int(refused.headers["Retry-After"]) >= 1, route
+        with rated.client("other") as other:  # another key has its own allowance
+            assert other.get("/v1/collections").status_code == 200
+        # the bucket refills: after the time the last refusal named, the next request passes
+        time.sleep(int(refusals["upload"].headers["Retry-After"]))
+        assert client.get("/v1/collections").status_code == 200
+        # monitoring is never throttled
+        assert 'sealion_rejected_total{reason="rate"} 4.0' in client.get("/metrics").text
 
 
 def test_queue_overflow_is_429_and_the_queued_request_is_served(limited: Served) -> None:
@@ -134,6 +161,7 @@ def test_parallel_limit_per_key(limited: Served) -> None:
         # a token count takes neither a generation slot, a place in line nor a parallel place
         counted = client.post("/tokenize", json={"model": "sealion", "prompt": "hello"})
     assert third.status_code == 429 and "requests in flight" in third.json()["error"]["message"]
+    assert third.headers["Retry-After"] == "1"  # a slot of the key comes back with a reply
     assert counted.status_code == 200 and counted.json()["count"] == 1, counted.text
     first["thread"].join(60)
     second["thread"].join(60)

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import io
 import os
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.serve.conftest import Served, make_keys, sse_events, start, upload, wait_for_job
+from tests.serve.conftest import Served, iter_sse_events, make_keys, sse_events, start, upload
 from tests.serve_model import DOCS
 
 LIMIT_MB = 2
@@ -183,40 +183,67 @@ def test_reupload_is_unchanged_and_a_new_version_replaces(store: Served) -> None
         upload(client, "docs", {"durian.md": DOCS["durian.md"]})
 
 
+def job_events(client: httpx.Client, job_id: str) -> list[tuple[str, Any]]:
+    """Every event of a job, from its first step (replayed, however late we come) to its end."""
+    with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
+        return sse_events(stream)
+
+
+def post_files(client: httpx.Client, files: dict[str, str]) -> dict[str, Any]:
+    """Upload files to "docs"; the job as the 202 gives it (not waited for)."""
+    parts = [("files", (name, text.encode())) for name, text in files.items()]
+    response = client.post("/v1/collections/docs/documents", files=parts)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
 def test_job_progress_streams_as_server_sent_events(store: Served) -> None:
-    text = "\n\n".join(f"Paragraph {i} about hawker centres and kopi." * 8 for i in range(150))
+    text = "\n\n".join(f"Paragraph {i} about hawker centres and kopi." * 8 for i in range(40))
     with store.client() as client:
-        response = client.post(
-            "/v1/collections/docs/documents", files=[("files", ("hawkers.txt", text.encode()))]
-        )
-        job_id = response.json()["id"]
-        with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
-            events = sse_events(stream)
-    assert events[-1][0] == "end" and events[-1][1]["stage"] == "done"
-    progress = [e["progress"] for k, e in events if k == "progress"]
-    assert progress == sorted(progress) and progress[-1] == 1.0
-    assert any(0 < p < 1 for p in progress), progress  # seen part-way
-    assert events[-1][1]["chunks_stored"] == events[-1][1]["chunks_total"] > 5
-    with store.client() as client:
+        job_id = post_files(client, {"hawkers.txt": text})["id"]
+        events = job_events(client, job_id)
+        late = job_events(client, job_id)  # a caller that comes after the end sees it all too
         client.delete("/v1/collections/docs/documents/hawkers.txt")
+    assert late == events
+    assert [k for k, _ in events] == ["progress"] * (len(events) - 1) + ["end"]
+    end = events[-1][1]
+    assert end["stage"] == "done" and end["chunks_stored"] == end["chunks_total"]
+    steps = [e for k, e in events if k == "progress"]
+    assert steps[0]["stage"] == "queued" and steps[-1] == end
+    # each batch of stored chunks is a step: part-way progress is always seen
+    stored = sorted({e["chunks_stored"] for e in steps if e["stage"] == "ingesting"} - {0})
+    batch, total = stored[0], end["chunks_total"]
+    assert batch < total and stored == [*range(batch, total, batch), total]
+    progress = [e["progress"] for e in steps]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert any(0 < p < 1 for p in progress), progress
 
 
 def test_cancel_removes_the_unfinished_file_and_keeps_the_rest(store: Served) -> None:
     text = "\n\n".join(f"Section {i}: rules for the night market stalls." * 10 for i in range(400))
     with store.client() as client:
         before = sources(client)
-        response = client.post(
-            "/v1/collections/docs/documents", files=[("files", ("market.txt", text.encode()))]
-        )
-        job_id = response.json()["id"]
-        deadline = time.monotonic() + 60
-        while client.get(f"/v1/jobs/{job_id}").json()["chunks_stored"] == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
-        job = wait_for_job(client, job_id)
-        assert job["stage"] == "cancelled"
-        assert sources(client) == before  # no chunk of market.txt is left
+        running = post_files(client, {"market.txt": text})
+        # jobs run one at a time: this one waits behind the market's, and a cancel ends it now
+        queued = post_files(client, {"queue.txt": "Queue numbers at the clinic."})
+        assert queued["stage"] == "queued"
+        cancelled = client.post(f"/v1/jobs/{queued['id']}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["stage"] == "cancelled"
+        stages = [e["stage"] for k, e in job_events(client, queued["id"]) if k == "progress"]
+        assert stages == ["queued", "cancelled"]  # it never started
+        # the market's job is cancelled part-way, as its own events show it storing chunks
+        with client.stream("GET", f"/v1/jobs/{running['id']}/events") as stream:
+            events: list[tuple[str, Any]] = []
+            for kind, event in iter_sse_events(stream):
+                if event["chunks_stored"] > 0 and not any(e["chunks_stored"] for _, e in events):
+                    cancel = client.post(f"/v1/jobs/{running['id']}/cancel")
+                    assert cancel.status_code == 200
+                events.append((kind, event))
+        end = events[-1][1]
+        assert end["stage"] == "cancelled", end  # (the job outran its cancel: make it longer)
+        assert 0 < end["chunks_stored"] < end["chunks_total"]
+        assert "market.txt" not in end["results"]
+        assert sources(client) == before  # no chunk of either file is left
         ask = client.post("/v1/collections/docs/ask", json={"question": "night market stalls?"})
         assert all(s["source"] != "market.txt" for s in ask.json()["sources"])
 
