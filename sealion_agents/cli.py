@@ -696,6 +696,8 @@ def keys_revoke(
 def main() -> None:
     """Entry point of the ``sealion`` console script."""
     level = os.environ.get("SEALION_LOG_LEVEL", "WARNING")
+    # vLLM logs to stdout by default, into the answer: send its log where ours goes
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     logging.basicConfig(level=level)
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # bm25s sets its own logger to DEBUG when imported
