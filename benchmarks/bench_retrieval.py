@@ -339,7 +339,7 @@ def run_scale(sizes: tuple[int, ...] = (10_000, 100_000), n_queries: int = 200) 
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             store = open_store(emb, persist_directory=tmp)
-            coll = store._collection
+            coll = store.collection
             lexical = lexical_index_for(store)
             t0 = time.perf_counter()
             for i in range(0, size, 5000):

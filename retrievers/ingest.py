@@ -44,7 +44,7 @@ from sealion_agents.retrievers.loaders import (
     web_loaders,
 )
 from sealion_agents.retrievers.splitting import SEATextSplitter
-from sealion_agents.retrievers.store import check_embeddings
+from sealion_agents.retrievers.store import as_sealion_store, check_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -109,16 +109,13 @@ def _chunk_id(source: str, doc_hash: str, index: int, text: str) -> str:
     return hashlib.sha256(key).hexdigest()[:32]
 
 
-def _collection(store: Any) -> Any:
-    return store._collection
-
-
 def delete_source(
     store: Any, path: str | os.PathLike[str], *, relative_to: str | os.PathLike[str] | None = None
 ) -> int:
     """Delete every chunk of one file (by its path) and return how many were deleted."""
     source = _source(Path(path), relative_to)
-    coll = _collection(store)
+    store = as_sealion_store(store)
+    coll = store.collection
     ids = coll.get(where={"source": source}, include=[])["ids"]
     if ids:
         lexical = lexical_index_for(store)
@@ -319,11 +316,12 @@ def ingest(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    store = as_sealion_store(store)
     embeddings = store.embeddings
     if splitter is None:
         splitter = SEATextSplitter.from_embeddings(embeddings)
-    coll = _collection(store)
-    check_embeddings(coll, embeddings)  # never add vectors of another model
+    coll = store.collection
+    check_embeddings(coll, store.embedding_info)  # never add vectors of another model
     lexical = lexical_index_for(store)
     lexical.sync(coll)  # settles what an interrupted run left half-written
     report = IngestReport()

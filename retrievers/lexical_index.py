@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sealion_agents.retrievers.lexical import lexical_tokens
+from sealion_agents.retrievers.store import as_sealion_store
 
 __all__ = [
     "LexicalIndex",
@@ -221,7 +222,8 @@ _OPEN_LOCK = threading.Lock()
 
 def lexical_index_path(store: Any) -> Path:
     """Where the lexical index of ``store``'s collection lives (see the module docs)."""
-    return collection_index_path(getattr(store, "_client", None), store._collection)
+    chroma = as_sealion_store(store)
+    return collection_index_path(chroma.client, chroma.collection)
 
 
 def collection_index_path(client: Any, collection: Any) -> Path:

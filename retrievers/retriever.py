@@ -6,6 +6,9 @@ data flow: query -> query vector -> Chroma top ``fetch_k`` (cosine, metadata fil
           -> optional MMR -> optional cross-encoder rerank -> top ``k`` Documents
           (``id`` = Chroma id).
 
+The store's chromadb collection and embeddings come from its handle
+(:func:`~sealion_agents.retrievers.store.as_sealion_store`; a store from ``open_store`` is one).
+
 The fusion (:mod:`fusion`) is decided per query from what the query's own results show: each
 ranking's scores are standardised over its candidates, so the ranking that separates its top
 results more sharply counts for more; the BM25 ranking is further weighted by the query's word
@@ -18,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -27,7 +30,15 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from sealion_agents.retrievers._deps import require
 from sealion_agents.retrievers.fusion import lexical_weight, weighted_rrf, zscore_fusion
 from sealion_agents.retrievers.lexical_index import LexicalIndex, lexical_index_for
-from sealion_agents.retrievers.store import EmptyCollectionError, check_embeddings, display_name
+from sealion_agents.retrievers.store import (
+    EmptyCollectionError,
+    as_sealion_store,
+    check_embeddings,
+    display_name,
+)
+
+if TYPE_CHECKING:
+    from sealion_agents.retrievers.chroma_store import SeaLionStore
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +78,7 @@ class SEARetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     store: Any
-    """A ``langchain_chroma.Chroma`` from :func:`open_store`."""
+    """A ``langchain_chroma.Chroma``: from :func:`open_store`, or made by other code."""
     k: int = Field(default=4, ge=1)
     """Number of documents returned (also ``invoke(query, k=...)``)."""
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
@@ -101,10 +112,14 @@ class SEARetriever(BaseRetriever):
     _checked: bool = PrivateAttr(default=False)
     _counted: tuple[float, int, int] | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _handle: SeaLionStore | None = PrivateAttr(default=None)
 
     @property
-    def _collection(self) -> Any:
-        return self.store._collection
+    def _chroma(self) -> SeaLionStore:
+        """``store`` as a handle (itself when it came from ``open_store``)."""
+        if self._handle is None:
+            self._handle = as_sealion_store(self.store)
+        return self._handle
 
     def bm25_index(self, count: int | None = None) -> LexicalIndex:
         """The collection's persistent lexical index, brought up to date with Chroma.
@@ -113,9 +128,9 @@ class SEARetriever(BaseRetriever):
         changed (the chunk count differs) is found by id and indexed alone. ``count``: the
         chunk count the caller just read from Chroma, if it did.
         """
-        index = lexical_index_for(self.store, self.locale)
+        index = lexical_index_for(self._chroma, self.locale)
         with self._lock:
-            index.sync(self._collection, count)
+            index.sync(self._chroma.collection, count)
         return index
 
     def _chunk_count(self, index: LexicalIndex | None) -> int:
@@ -131,7 +146,7 @@ class SEARetriever(BaseRetriever):
         if last is not None and last[1] > 0 and last[2] == mark:
             if now - last[0] < self.recount_seconds:
                 return last[1]
-        total = int(self._collection.count())
+        total = int(self._chroma.collection.count())
         with self._lock:
             self._counted = (now, total, mark)
         return total
@@ -145,7 +160,7 @@ class SEARetriever(BaseRetriever):
         self, vector: list[float], n: int, where: dict[str, Any] | None
     ) -> tuple[list[tuple[str, float]], dict[str, Document]]:
         """Top ``n`` ``(id, cosine similarity)`` pairs, and their Documents."""
-        res = self._collection.query(
+        res = self._chroma.collection.query(
             query_embeddings=[vector],
             n_results=n,
             where=where,
@@ -162,7 +177,7 @@ class SEARetriever(BaseRetriever):
     def _fetch(self, ids: Sequence[str], docs: dict[str, Document]) -> None:
         missing = [i for i in ids if i not in docs]
         if missing:
-            got = self._collection.get(ids=missing, include=["documents", "metadatas"])
+            got = self._chroma.collection.get(ids=missing, include=["documents", "metadatas"])
             for i, t, m in zip(got["ids"], got["documents"], got["metadatas"], strict=False):
                 docs[i] = Document(id=i, page_content=t or "", metadata=dict(m or {}))
 
@@ -170,7 +185,7 @@ class SEARetriever(BaseRetriever):
         """Pick ``k`` of the fused candidates by maximal marginal relevance."""
         np = require("numpy", "MMR")
         ids = [i for i, _ in ranked]
-        got = self._collection.get(ids=ids, include=["embeddings"])
+        got = self._chroma.collection.get(ids=ids, include=["embeddings"])
         by_id = dict(zip(got["ids"], got["embeddings"], strict=False))
         ids = [i for i in ids if i in by_id]
         if not ids:
@@ -200,7 +215,7 @@ class SEARetriever(BaseRetriever):
         return zscore_fusion(rankings)
 
     def _empty(self) -> EmptyCollectionError:
-        name = display_name(self._collection)
+        name = display_name(self._chroma.collection)
         return EmptyCollectionError(
             f"collection {name!r} holds no documents: add some first (sealion "
             f"ingest PATH --collection {name!r}, ingest(store, paths) in Python, or an upload "
@@ -216,9 +231,9 @@ class SEARetriever(BaseRetriever):
         if mode not in ("hybrid", "dense", "bm25"):
             raise ValueError(f"mode must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
         if not self._checked:  # a store not opened with open_store gets the same model check
-            check_embeddings(self._collection, self.store.embeddings)
+            check_embeddings(self._chroma.collection, self._chroma.embedding_info)
             self._checked = True
-        lexical = lexical_index_for(self.store, self.locale) if mode != "dense" else None
+        lexical = lexical_index_for(self._chroma, self.locale) if mode != "dense" else None
         total = self._chunk_count(lexical)
         if total == 0:
             raise self._empty()
@@ -237,7 +252,7 @@ class SEARetriever(BaseRetriever):
             index = self.bm25_index(total)
             allowed = None
             if where:
-                allowed = set(self._collection.get(where=where, include=[])["ids"])
+                allowed = set(self._chroma.collection.get(where=where, include=[])["ids"])
             weight = 1.0
             if mode == "hybrid":
                 weight = lexical_weight(

@@ -18,6 +18,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 from sealion_agents.retrievers._deps import require
+from sealion_agents.retrievers.embeddings import describe_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +84,11 @@ class SEATextSplitter:
     ) -> SEATextSplitter:
         """Measure chunks in the tokens of ``embeddings`` (anything with ``count_tokens``).
 
-        ``chunk_size`` defaults to 256 tokens, capped at what the model reads.
+        ``chunk_size`` defaults to 256 tokens, capped at what the model reads (its
+        ``max_tokens``; 512 when it does not say).
         """
-        limit = int(getattr(embeddings, "max_tokens", 512))
+        max_tokens = describe_embeddings(embeddings).max_tokens
+        limit = 512 if max_tokens is None else max_tokens
         size = min(chunk_size or 256, limit)
         return cls(embeddings.count_tokens, size, min(chunk_overlap, size // 2), **kw)
 

@@ -2,7 +2,9 @@
 
 data flow: (path | host:port, collection name, embeddings) -> chromadb client ->
 collection with cosine distance and metadata ``{"embedding_model", "embedding_dimension"}``
--> ``langchain_chroma.Chroma`` vector store.
+-> :class:`~sealion_agents.retrievers.chroma_store.SeaLionStore` (a ``langchain_chroma.Chroma``
+whose ``client``, ``collection`` and ``embedding_info`` the rest of the package uses; a plain
+``Chroma`` made by other code is adopted by :func:`as_sealion_store`).
 
 Collection names people use (Thai, spaces) work: ``chroma_collection_name`` maps a name Chroma
 does not allow to a stable ASCII name and the collection keeps the given one as
@@ -22,17 +24,22 @@ import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealion_agents.retrievers._deps import require
+from sealion_agents.retrievers.embeddings import describe_embeddings
 
 from sealion_agents.errors import SeaLionError
+
+if TYPE_CHECKING:
+    from sealion_agents.retrievers.chroma_store import SeaLionStore
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "EmbeddingModelMismatchError",
     "EmptyCollectionError",
+    "as_sealion_store",
     "data_home",
     "default_store_path",
     "check_embeddings",
@@ -106,21 +113,15 @@ class EmptyCollectionError(SeaLionError, LookupError):
     """A search in a collection that holds no documents (never ingested, or another folder)."""
 
 
-def _model_identity(embeddings: Any) -> tuple[str, int]:
-    model_id = getattr(embeddings, "model_id", None) or type(embeddings).__name__
-    dimension = getattr(embeddings, "dimension", None)
-    if dimension is None:
-        dimension = len(embeddings.embed_query("dimension probe"))
-    return str(model_id), int(dimension)
-
-
 def check_embeddings(collection: Any, embeddings: Any) -> None:
     """Raise :class:`EmbeddingModelMismatchError` unless ``embeddings`` built ``collection``.
 
     A collection without a record (made by other code) is adopted when it is empty and refused
-    when it holds vectors, since their model is unknown.
+    when it holds vectors, since their model is unknown. ``embeddings``: a LangChain
+    ``Embeddings`` or its description (``store.embedding_info``).
     """
-    model_id, dimension = _model_identity(embeddings)
+    info = describe_embeddings(embeddings)
+    model_id, dimension = info.model_id, info.dimension
     meta = dict(collection.metadata or {})
     stored_model, stored_dim = meta.get(MODEL_KEY), meta.get(DIM_KEY)
     if stored_model is None:
@@ -174,8 +175,12 @@ def open_store(
     port: int = 8000,
     client: Any = None,
     metadata: dict[str, Any] | None = None,
-) -> Any:
-    """Open (or create) a Chroma collection and return a ``langchain_chroma.Chroma`` store.
+) -> SeaLionStore:
+    """Open (or create) a Chroma collection and return its store.
+
+    The store is a ``langchain_chroma.Chroma`` (``as_retriever``, ``add_documents``,
+    ``similarity_search``...) that also shows its chromadb ``client`` and ``collection`` and
+    its model's ``embedding_info``.
 
     Args:
         embeddings: a LangChain ``Embeddings``; ``None`` uses the model an existing
@@ -195,7 +200,9 @@ def open_store(
         EmbeddingModelMismatchError: the collection was built with other embeddings.
     """
     chromadb = require("chromadb", "The Chroma store")
-    lc_chroma = require("langchain_chroma", "The Chroma store")
+    require("langchain_chroma", "The Chroma store")
+    from sealion_agents.retrievers.chroma_store import SeaLionStore
+
     name = chroma_collection_name(collection_name)
     if client is None:
         if host is not None:
@@ -208,11 +215,11 @@ def open_store(
         from sealion_agents.retrievers.embeddings import default_embeddings
 
         embeddings = recorded_embeddings(client, name) or default_embeddings()
-    model_id, dimension = _model_identity(embeddings)
+    info = describe_embeddings(embeddings)
+    model_id, dimension, source = info.model_id, info.dimension, info.source
     metadata = {**(metadata or {}), MODEL_KEY: model_id, DIM_KEY: dimension}
-    source = getattr(embeddings, "source", None)
     if source:
-        metadata[SOURCE_KEY] = str(source)
+        metadata[SOURCE_KEY] = source
     if name != collection_name.strip():
         metadata[DISPLAY_KEY] = collection_name.strip()
     collection = client.get_or_create_collection(
@@ -221,8 +228,32 @@ def open_store(
         configuration={"hnsw": {"space": "cosine"}},
         metadata=metadata,
     )
-    check_embeddings(collection, embeddings)
-    if source and (collection.metadata or {}).get(SOURCE_KEY) != str(source):
-        _record(collection, {SOURCE_KEY: str(source)})  # the folder moved, or an older record
+    check_embeddings(collection, info)
+    if source and (collection.metadata or {}).get(SOURCE_KEY) != source:
+        _record(collection, {SOURCE_KEY: source})  # the folder moved, or an older record
     logger.debug("opened collection %s (%s, %d dims)", collection_name, model_id, dimension)
-    return lc_chroma.Chroma(client=client, collection_name=name, embedding_function=embeddings)
+    return SeaLionStore(
+        client=client, collection_name=name, embedding_function=embeddings, embedding_info=info
+    )
+
+
+def as_sealion_store(store: Any) -> SeaLionStore:
+    """``store`` as a :class:`~sealion_agents.retrievers.chroma_store.SeaLionStore`.
+
+    A store from :func:`open_store` is returned as it is; a plain ``langchain_chroma.Chroma``
+    made by other code is reopened on its client and collection (nothing is created).
+
+    Raises:
+        TypeError: ``store`` is not a ``langchain_chroma.Chroma``.
+    """
+    lc_chroma = require("langchain_chroma", "The Chroma store")
+    from sealion_agents.retrievers.chroma_store import SeaLionStore
+
+    if isinstance(store, SeaLionStore):
+        return store
+    if not isinstance(store, lc_chroma.Chroma):
+        raise TypeError(
+            f"expected a Chroma vector store, got {type(store).__name__}: open one with "
+            "sealion_agents.retrievers.open_store(...)"
+        )
+    return SeaLionStore.adopt(store)

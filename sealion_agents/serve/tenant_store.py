@@ -2,9 +2,10 @@
 
 data flow: (tenant, name) -> Chroma name: the name itself for the tenant "default" (what
 ``sealion ingest`` makes), else ``chroma_collection_name("<tenant>:<name>")`` with
-``{"tenant": ...}`` in the collection's metadata -> ``open_store`` -> a LangChain Chroma
-store. A collection whose recorded tenant is not the caller's does not exist for the caller
-(404), so one tenant can neither see, read, nor guess another's collections.
+``{"tenant": ...}`` in the collection's metadata -> ``open_store`` -> a ``SeaLionStore`` (a
+LangChain Chroma store with its chromadb ``collection`` public), kept per collection. A
+collection whose recorded tenant is not the caller's does not exist for the caller (404), so
+one tenant can neither see, read, nor guess another's collections.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealion_agents.retrievers.store import chroma_collection_name, display_name, open_store
+
+if TYPE_CHECKING:
+    from sealion_agents.retrievers.chroma_store import SeaLionStore
 
 __all__ = ["DEFAULT_TENANT", "NotFound", "TenantCollections"]
 
@@ -35,7 +39,7 @@ class TenantCollections:
         self.client = client
         self.embeddings = embeddings
         self._lock = threading.Lock()
-        self._stores: dict[str, Any] = {}
+        self._stores: dict[str, SeaLionStore] = {}
 
     @staticmethod
     def check_name(name: str) -> str:
@@ -89,7 +93,7 @@ class TenantCollections:
             )
         return sorted(out, key=lambda c: c["name"])
 
-    def open(self, tenant: str, name: str, *, create: bool = False) -> Any:
+    def open(self, tenant: str, name: str, *, create: bool = False) -> SeaLionStore:
         """The tenant's collection as a LangChain store; :class:`NotFound` unless ``create``."""
         full = self._full_name(tenant, name)
         with self._lock:
@@ -100,7 +104,7 @@ class TenantCollections:
             ):
                 raise NotFound(f"no collection named {name!r}")
             cached = self._stores.get(full)
-            if cached is not None and found is not None and cached._collection.id == found.id:
+            if cached is not None and found is not None and cached.collection.id == found.id:
                 return cached
             metadata = {} if tenant == DEFAULT_TENANT else {TENANT_KEY: tenant}
             store = open_store(

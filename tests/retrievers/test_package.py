@@ -13,6 +13,7 @@ EXPECTED = {
     "BM25Index",
     "CrossEncoderReranker",
     "EmbeddingModelMismatchError",
+    "EmbeddingsInfo",
     "EmptyCollectionError",
     "IngestCancelledError",
     "IngestReport",

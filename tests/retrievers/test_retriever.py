@@ -78,7 +78,7 @@ def test_bm25_needs_icu_words_for_thai(kb) -> None:
     index = SEARetriever(store=store).bm25_index()
     assert index.coverage("เมืองหลวงของประเทศไทย") == 1.0
     [(top_id, _)] = index.search("ประเทศไทย", k=1)
-    assert store._collection.get(ids=[top_id])["metadatas"][0]["source"].endswith("/th.txt")
+    assert store.collection.get(ids=[top_id])["metadatas"][0]["source"].endswith("/th.txt")
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
@@ -204,7 +204,7 @@ def test_hybrid_is_the_fusion_of_its_own_two_rankings(kb, fusion: str) -> None:
     store, _ = kb
     retriever = SEARetriever(store=store, k=6, fusion=fusion)
     query = "Jakarta ibu kota, Singapore port, Hà Nội"  # words of three documents
-    total = store._collection.count()
+    total = store.collection.count()
     dense, _ = retriever._dense(store.embeddings.embed_query(query), total, None)
     index = retriever.bm25_index()
     lexical = index.search(query, total)

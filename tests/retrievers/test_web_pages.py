@@ -68,7 +68,7 @@ def store(tmp_path: Path, e5):  # type: ignore[no-untyped-def]
 
 def _texts(store) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Stored chunk text by source (chunks joined in order)."""
-    got = store._collection.get(include=["documents", "metadatas"])
+    got = store.collection.get(include=["documents", "metadatas"])
     pairs = sorted(
         zip(got["metadatas"], got["documents"], strict=True),
         key=lambda p: (p[0]["source"], p[0]["chunk_index"]),
