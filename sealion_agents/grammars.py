@@ -1,16 +1,23 @@
-"""GBNF grammars for llama.cpp from JSON schemas (llama-cpp-python's converter).
+"""Grammars from JSON schemas: GBNF for llama.cpp, bounded-whitespace grammars for vLLM.
 
 Data flow: a prepared JSON schema -> ``llama_cpp.llama_grammar.json_schema_to_gbnf`` -> GBNF
 text; ``answer_grammar`` wraps it for engines that must constrain a whole reply in one
 generation (llama.cpp's servers, which cannot continue an assistant turn): the reasoning
 runs free up to ``</think>``, then the answer is the JSON value (or, for "auto", text that
-does not open with ``{`` or ``[``).
+does not open with ``{`` or ``[``). For vLLM, ``structured_outputs`` turns the schema into
+the fields of its structured outputs: a grammar from xgrammar (vLLM's own converter) or from
+llama.cpp's converter, with at most one whitespace character between tokens.
+
+Whitespace is bounded everywhere: a model that does not lean towards closing its JSON could
+otherwise write whitespace until ``max_tokens``.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
+import logging
 import re
 from functools import lru_cache
 from typing import Any
@@ -19,7 +26,9 @@ from sealion_agents.errors import UnsupportedSchemaError, require
 from sealion_agents.json_schema import rename_definitions
 from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
 
-__all__ = ["answer_grammar", "schema_grammar"]
+__all__ = ["answer_grammar", "schema_grammar", "structured_outputs"]
+
+logger = logging.getLogger(__name__)
 
 # Reasoning: any text that does not contain "</think>" (each partial tag must go on).
 _REASONING_RULES = r"""
@@ -27,6 +36,7 @@ reasoning ::= ( [^<] | "<" [^/<] | "</" [^t<] | "</t" [^h<] | "</th" [^i<] | "</
   | "</thin" [^k<] | "</think" [^><] )*
 free-text ::= [^{\[ \t\n] [^\x00]*
 """
+_GAP = "[ \\t\\n]{0,4}"  # whitespace before the reasoning or the answer: bounded
 
 
 MAX_ENUMERATED_RANGE = 256
@@ -129,8 +139,41 @@ def answer_grammar(schema: dict[str, Any], *, after_reasoning: bool, optional: b
     grammar = re.sub(r"^root\s*::=", "json-answer ::=", grammar, count=1, flags=re.MULTILINE)
     answer = "( json-answer | free-text )" if optional else "json-answer"
     if after_reasoning:
-        thought = f'( "{THINK_OPEN}"? reasoning "{THINK_CLOSE}" [ \\t\\n]* )?'
-        root = f"root ::= [ \\t\\n]* {thought} {answer}"
+        thought = f'( "{THINK_OPEN}"? reasoning "{THINK_CLOSE}" {_GAP} )?'
+        root = f"root ::= {_GAP} {thought} {answer}"
     else:
-        root = f"root ::= [ \\t\\n]* {answer}"
+        root = f"root ::= {_GAP} {answer}"
     return f"{root}\n{grammar}\n{_REASONING_RULES}"
+
+
+def structured_outputs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The fields of vLLM's structured outputs that constrain a reply to ``schema``.
+
+    The same fields go into ``StructuredOutputsParams`` (in-process) and a server request's
+    ``structured_outputs``. vLLM (0.32) ignores a request's ``disable_any_whitespace`` (its
+    engines read only the server-wide setting) and compiles ``json`` with any run of
+    whitespace between tokens, so a grammar is sent instead: xgrammar's (installed with
+    vLLM) or, without xgrammar, llama.cpp's, both with at most one whitespace character
+    between tokens. With neither converter installed, or a schema xgrammar cannot convert
+    (vLLM then picks another engine), the schema itself is sent.
+    """
+    grammar = _bounded_grammar(json.dumps(schema, ensure_ascii=False))
+    if grammar is None:
+        return {"json": schema, "disable_any_whitespace": True}
+    return {"grammar": grammar}
+
+
+@lru_cache(maxsize=64)
+def _bounded_grammar(schema_text: str) -> str | None:
+    if importlib.util.find_spec("xgrammar") is not None:
+        import xgrammar
+
+        try:
+            grammar = xgrammar.Grammar.from_json_schema(schema_text, max_whitespace_cnt=1)
+        except Exception:  # a schema xgrammar cannot convert
+            logger.debug("xgrammar cannot convert the schema; sending it as JSON", exc_info=True)
+            return None
+        return str(grammar)
+    if importlib.util.find_spec("llama_cpp") is not None:
+        return schema_grammar(json.loads(schema_text))  # whitespace: one optional space
+    return None

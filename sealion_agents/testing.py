@@ -96,6 +96,8 @@ __all__ = [
     "tiny_agent_hf_folder",
     "tiny_gguf",
     "tiny_hf_folder",
+    "tiny_no_preference_gguf",
+    "tiny_no_preference_hf_folder",
     "tiny_rules_gguf",
     "tiny_rules_hf_folder",
 ]
@@ -1300,3 +1302,63 @@ def tiny_agent_gguf(variant: str = "writes") -> Path:
 def tiny_agent_hf_folder(variant: str = "writes") -> Path:
     """The scripted agent (``agent_rules``) as a Hugging Face folder (vLLM), built once."""
     return tiny_rules_hf_folder("agent", agent_rules(), variant)
+
+
+# --------------------------------------------------------------------------- no preference
+
+
+def _no_preference_key(kind: str, variant: str) -> str:
+    if variant not in TEMPLATES:
+        raise ValueError(f"unknown variant {variant!r}; choose from {sorted(TEMPLATES)}")
+    spec = {"generator": GENERATOR_VERSION, "kind": kind, "template": TEMPLATES[variant]}
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    return f"sealion-tiny-no-preference-{variant}-{digest}"
+
+
+def tiny_no_preference_gguf(variant: str = "writes") -> Path:
+    """A model with no preference at all, as a GGUF: every token always equally likely.
+
+    It is the default-script model with ``output.weight`` set to zero, so every logit is 0:
+    greedy decoding takes the lowest allowed token id, sampling draws uniformly from what a
+    grammar allows. A constrained reply ends only if the grammar makes it end. Cached.
+    """
+    import gguf
+
+    target = _cache_dir() / (_no_preference_key("gguf", variant) + ".gguf")
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            build_gguf(tmp, chains=default_chains(), chat_template=TEMPLATES[variant])
+            reader = gguf.GGUFReader(str(tmp), "r+")
+            (output,) = [t for t in reader.tensors if t.name == "output.weight"]
+            output.data[...] = 0
+            reader.data.flush()
+            del output, reader
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target
+
+
+def tiny_no_preference_hf_folder(variant: str = "writes") -> Path:
+    """The same model with no preference as a Hugging Face folder (vLLM), built once."""
+    from safetensors.numpy import load_file, save_file
+
+    root = _cache_dir()
+    target = root / _no_preference_key("hf", variant)
+    if not target.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
+        try:
+            tmp.chmod(0o755)
+            save_hf_folder(tmp, chains=default_chains(), chat_template=TEMPLATES[variant])
+            weights = load_file(str(tmp / "model.safetensors"))
+            weights["lm_head.weight"][...] = 0.0
+            save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                if not target.exists():  # lost a race only if someone else finished it
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

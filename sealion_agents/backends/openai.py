@@ -607,9 +607,9 @@ class OpenAIBackend(ChatBackend):
         assert constraint is not None
         mode = self._structured_mode()
         if mode == "structured_outputs":
-            return {
-                "structured_outputs": {"json": constraint.schema, "disable_any_whitespace": True}
-            }
+            from sealion_agents.grammars import structured_outputs
+
+            return {"structured_outputs": structured_outputs(constraint.schema)}
         if mode == "response_format":
             spec = {"name": "answer", "schema": constraint.schema, "strict": True}
             return {"response_format": {"type": "json_schema", "json_schema": spec}}

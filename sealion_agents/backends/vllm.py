@@ -46,6 +46,7 @@ from sealion_agents.backends.base import (
 )
 from sealion_agents.chat_template import thinking_mode
 from sealion_agents.errors import BackendBusyError, ContextWindowExceededError, require
+from sealion_agents.grammars import structured_outputs
 from sealion_agents.literal_text import (
     encode_message_text,
     encode_prompt,
@@ -111,8 +112,9 @@ def guard_kernel_scan() -> None:
 class VLLMBackend(ChatBackend):
     """Runs a Hugging Face model folder or repo id with ``vllm.LLM``; starts on first use.
 
-    Constrained answers use vLLM's structured outputs (``StructuredOutputsParams(json=...)``),
-    applied from the first generated token.
+    Constrained answers use vLLM's structured outputs (``StructuredOutputsParams``, with a
+    grammar of bounded whitespace: ``grammars.structured_outputs``), applied from the first
+    generated token.
     """
 
     supports_batch = True
@@ -271,9 +273,8 @@ class VLLMBackend(ChatBackend):
         if request.constraint is not None:
             from vllm.sampling_params import StructuredOutputsParams
 
-            options["structured_outputs"] = StructuredOutputsParams(
-                json=request.constraint.schema, disable_any_whitespace=True
-            )
+            fields = structured_outputs(request.constraint.schema)
+            options["structured_outputs"] = StructuredOutputsParams(**fields)
         params = vllm.SamplingParams(**options)
         return ids, prompt.rstrip().endswith(THINK_OPEN), params
 
