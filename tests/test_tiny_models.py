@@ -64,6 +64,14 @@ def _render(variant: str, thinking_mode: str | None) -> str:
     )
 
 
+def test_the_variants_differ_only_with_thinking_on() -> None:
+    """What lets the suite run the "prefilled" variant only with thinking on (conftest)."""
+    assert _render("writes", "off") == _render("prefilled", "off")
+    assert _render("prefilled", "off").endswith("<think></think>")
+    for mode in ("on", None):
+        assert _render("prefilled", mode) == _render("writes", mode) + "<think>"
+
+
 def test_default_script_tokens_are_distinct() -> None:
     reasoning, answer = tm.encode(tm.REASONING), tm.encode(tm.ANSWER)
     assert 8 <= len(reasoning) <= 12 and 6 <= len(answer) <= 10
