@@ -216,6 +216,10 @@ class _ChunkReader:
         if not self.thinking:
             return [TextDelta(reasoning + content, tokens)]  # thinking off: it is all answer
         pieces: list[TextDelta | ReasoningDelta] = []
+        if reasoning and not self._in_split_reasoning and reasoning.startswith(THINK_OPEN):
+            # vLLM's reasoning parser keeps the tag when it arrives in one chunk with more
+            # tokens (a busy server batches its deltas): the tag is not reasoning text
+            reasoning = reasoning[len(THINK_OPEN) :]
         if reasoning:
             self._in_split_reasoning = True
             pieces.append(ReasoningDelta(reasoning, tokens if not content else max(0, tokens - 1)))
