@@ -196,6 +196,6 @@ def test_serve_package_is_pinned_and_light() -> None:
     from sealion_agents import serve
 
     assert serve.__all__ == ["OPEN_ROUTES", "ApiKey", "KeyStore", "ServeConfig", "create_app"]
-    code = BLOCK_HEAVY + "import sealion_agents.serve, sealion_agents.serve.routes_documents\n"
+    code = BLOCK_HEAVY + "import sealion_agents.serve, sealion_agents.serve.documents.router\n"
     result = run_python(code)
     assert result.returncode == 0, result.stderr

@@ -217,7 +217,7 @@ def test_errors_the_package_raises_get_their_status() -> None:
 
 
 def test_json_depth_counts_without_recursion_and_ignores_strings() -> None:
-    from sealion_agents.serve.routes_chat import MAX_JSON_DEPTH, json_depth, parse_json
+    from sealion_agents.serve.deps import MAX_JSON_DEPTH, json_depth, parse_json
 
     assert json_depth('{"a": [1, {"b": "[[[{{ \\" ]]"}]}') == 3
     assert json_depth("[" * 100_000 + "]" * 100_000) == MAX_JSON_DEPTH + 1  # stops counting
@@ -231,8 +231,8 @@ def test_json_depth_counts_without_recursion_and_ignores_strings() -> None:
 
 
 def test_a_prompt_is_refused_only_when_its_bytes_cannot_fit() -> None:
+    from sealion_agents.serve.chat.serving import check_fits
     from sealion_agents.serve.errors import ApiError
-    from sealion_agents.serve.routes_chat import check_fits
 
     state: Any = SimpleNamespace(context_window=10, token_bytes=4)
     check_fits([HumanMessage("a" * 40)], state)  # may be 10 tokens: not refused

@@ -1,8 +1,9 @@
-"""The FastAPI application: routes, the key check, metrics per request, the web page.
+"""The FastAPI application: the state, the serving classes, the routers, metrics per request.
 
-data flow: request -> ``RouteMetrics`` (counts by route template and status) -> route ->
-``caller`` (the API key -> its tenant; 401 without one) -> the route's work (chat, grounded
-Q&A, collections, uploads, jobs) -> JSON, or server-sent events for streams.
+data flow: request -> ``RouteMetrics`` (counts by route template and status) -> a router
+(``chat.router``, ``documents.router``, or this module's own ``router``: page, health, readiness and
+metrics) -> its dependencies (``deps``: the key and its rate) -> the serving class of its
+API (``app.state.chat``, ``app.state.documents``) -> JSON, or server-sent events for streams.
 
 Open without a key (the allow-list): ``/``, ``/static/*``, ``/health``, ``/ready``.
 Everything else needs ``Authorization: Bearer <key>`` (or ``X-API-Key``).
@@ -15,18 +16,25 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sealion_agents.serve.chat.router import router as chat_router
+from sealion_agents.serve.chat.serving import ChatServing
 from sealion_agents.serve.config import ServeConfig
-from sealion_agents.serve.errors import ApiError, error_type, install_handlers
-from sealion_agents.serve.keys import ApiKey
+from sealion_agents.serve.deps import Authenticated, State
+from sealion_agents.serve.documents.router import router as documents_router
+from sealion_agents.serve.documents.serving import DocumentServing
+from sealion_agents.serve.errors import error_type, install_handlers
 from sealion_agents.serve.metrics import route_label
 from sealion_agents.serve.state import ServerState
+
+if TYPE_CHECKING:
+    from sealion_agents.chat_model import ChatSeaLion
 
 __all__ = ["OPEN_ROUTES", "create_app"]
 
@@ -67,56 +75,39 @@ class RouteMetrics:
                 self.state.metrics.errors.labels(route, error_type(code)).inc()
 
 
-def _secret(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.headers.get("x-api-key")
+router = APIRouter()
+"""The server's own routes: the page, health, readiness and metrics."""
 
 
-def authenticated(request: Request) -> ApiKey:
-    """The API key of the request (its tenant), or 401."""
-    state: ServerState = request.app.state.server
-    key = state.keys.authenticate(_secret(request))
-    if key is None:
-        raise ApiError(
-            401,
-            "a valid API key is required: send 'Authorization: Bearer <key>' (create one with "
-            "'sealion keys create --tenant NAME')",
-            code="invalid_api_key",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return key
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    """The web page."""
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-def caller(request: Request) -> ApiKey:
-    """The API key of the request, within its rate limit (429 with Retry-After beyond)."""
-    key = authenticated(request)
-    state: ServerState = request.app.state.server
-    state.take_rate(key)
-    return key
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Up (whether or not the model has loaded)."""
+    return {"status": "ok"}
 
 
-Caller = Annotated[ApiKey, Depends(caller)]
-"""A route parameter: the request's key, authenticated and within its rate."""
-Authenticated = Annotated[ApiKey, Depends(authenticated)]
-"""A route parameter: the request's key, authenticated (no rate limit)."""
+@router.get("/ready")
+async def ready(state: State) -> JSONResponse:
+    """Ready once the model has loaded (503 while loading or after it failed)."""
+    if state.ready.is_set():
+        return JSONResponse({"status": "ready", "model": state.config.model_id})
+    status = "failed" if state.load_error else "loading"
+    return JSONResponse({"status": status, "error": state.load_error}, status_code=503)
 
 
-def require_ready(request: Request) -> None:
-    """503 with Retry-After while the model is still loading."""
-    state: ServerState = request.app.state.server
-    if not state.ready.is_set():
-        message = (
-            f"the model failed to load ({state.load_error})"
-            if state.load_error
-            else "the model is still loading; try again shortly"
-        )
-        raise ApiError(503, message, code="not_ready", headers={"Retry-After": "5"})
+@router.get("/metrics")
+async def metrics(key: Authenticated, state: State) -> Response:  # never rate-limited
+    """The Prometheus metrics."""
+    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
 def create_app(
-    config: ServeConfig, llm: Any, *, client: Any = None, embeddings: Any = None
+    config: ServeConfig, llm: ChatSeaLion, *, client: Any = None, embeddings: Any = None
 ) -> FastAPI:
     """The server for ``llm`` (a ``ChatSeaLion``) over a Chroma ``client``.
 
@@ -151,33 +142,12 @@ def create_app(
         openapi_url=None,
     )
     app.state.server = state
+    app.state.chat = ChatServing(state)
+    app.state.documents = DocumentServing(state)
     install_handlers(app)
     app.add_middleware(RouteMetrics, state=state)
-
-    @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
+    app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready")
-    async def ready() -> JSONResponse:
-        if state.ready.is_set():
-            return JSONResponse({"status": "ready", "model": config.model_id})
-        status = "failed" if state.load_error else "loading"
-        return JSONResponse({"status": status, "error": state.load_error}, status_code=503)
-
-    @app.get("/metrics")
-    async def metrics(key: Authenticated) -> Response:  # never rate-limited
-        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
-
-    from sealion_agents.serve.routes_chat import chat_router
-    from sealion_agents.serve.routes_documents import documents_router
-
-    app.include_router(chat_router(state))  # every route there depends on ``caller``
-    app.include_router(documents_router(state))
+    app.include_router(chat_router)  # every API route depends on ``Caller``
+    app.include_router(documents_router)
     return app

@@ -1,7 +1,9 @@
 """OpenAI's chat-completions shape, both ways, and vLLM's ``/tokenize`` request.
 
 Requests become LangChain messages and options; ``AIMessage``s and chunks become
-completions and completion chunks.
+completions and completion chunks; LangChain's usage records become OpenAI's ``usage``; a
+grounded answer (``qa/<collection>``) becomes content with its sources and the
+``citations`` / ``sources`` / ``sealion`` fields.
 
 data flow: JSON body -> :class:`ChatRequest` (validated; unknown fields ignored) ->
 ``to_messages`` + ``generation_options`` -> ChatSeaLion -> ``completion`` (whole reply)
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from langchain_core.messages import (
@@ -34,8 +37,13 @@ __all__ = [
     "TokenizeRequest",
     "completion",
     "generation_options",
+    "qa_content",
+    "qa_extra",
+    "qa_question",
     "reasoning_fields",
     "to_messages",
+    "usage",
+    "usage_totals",
 ]
 
 ReasoningFields = Literal["both", "reasoning_content", "reasoning"]
@@ -223,18 +231,22 @@ def reasoning_fields(text: str, fields: ReasoningFields) -> dict[str, str]:
     return {fields: text}
 
 
+def usage_totals(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """OpenAI's usage object: the sum of LangChain ``usage_metadata`` records (one a call)."""
+    totals = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    reasoning = 0
+    for meta in records:
+        totals["prompt_tokens"] += meta.get("input_tokens", 0)
+        totals["completion_tokens"] += meta.get("output_tokens", 0)
+        totals["total_tokens"] += meta.get("total_tokens", 0)
+        reasoning += (meta.get("output_token_details") or {}).get("reasoning", 0)
+    return totals | {"completion_tokens_details": {"reasoning_tokens": reasoning}}
+
+
 def usage(message: AIMessage | AIMessageChunk | None) -> dict[str, Any] | None:
-    """OpenAI's usage object from LangChain's ``usage_metadata``."""
+    """OpenAI's usage object from one message's ``usage_metadata`` (None without one)."""
     meta = getattr(message, "usage_metadata", None)
-    if not meta:
-        return None
-    reasoning = (meta.get("output_token_details") or {}).get("reasoning", 0)
-    return {
-        "prompt_tokens": meta["input_tokens"],
-        "completion_tokens": meta["output_tokens"],
-        "total_tokens": meta["total_tokens"],
-        "completion_tokens_details": {"reasoning_tokens": reasoning},
-    }
+    return usage_totals([meta]) if meta else None
 
 
 def _openai_calls(message: AIMessage) -> list[dict[str, Any]]:
@@ -348,3 +360,47 @@ class ChunkWriter:
             "choices": [],
             "usage": totals,
         }
+
+
+# -- grounded answers (``qa/<collection>``) ------------------------------------------
+
+
+def qa_question(messages: list[BaseMessage]) -> dict[str, Any]:
+    """GroundedQA's input from a chat: the last user message and the turns before it."""
+    if not isinstance(messages[-1], HumanMessage):
+        raise RequestError("a qa/ model answers a question: end the messages with a user message")
+    history = [m for m in messages[:-1] if isinstance(m, (HumanMessage, AIMessage))]
+    return {"question": messages[-1].text, "history": history}
+
+
+def _label(source: Any) -> str:
+    return source.source + (f", page {source.page}" if source.page is not None else "")
+
+
+def qa_extra(result: Any) -> dict[str, Any]:
+    """What a grounded answer adds to a completion.
+
+    ``citations``: the source of [n] at index n-1, as Perplexity-style clients read it;
+    ``sources``: every passage with its full text; ``sealion``: verdict, removed claims,
+    language and query.
+    """
+    cited = {c.number for c in result.citations}
+    return {
+        "citations": [_label(s) for s in result.sources],
+        "sources": [s.model_dump() | {"cited": s.number in cited} for s in result.sources],
+        "sealion": {
+            "status": result.status,
+            "declined_by": result.declined_by,
+            "removed_claims": result.removed_claims,
+            "language": result.language,
+            "query": result.query,
+        },
+    }
+
+
+def qa_content(result: Any, with_sources: bool) -> str:
+    """The answer text, with its cited sources listed after it (Markdown)."""
+    if not with_sources or not result.citations:
+        return str(result.answer)
+    lines = [f"[{c.number}] {_label(c)}" for c in result.citations]
+    return f"{result.answer}\n\nSources:\n" + "\n".join(lines)

@@ -1,14 +1,16 @@
 """Everything one server holds: the model, the store, keys, limits, jobs and metrics.
 
-data flow: ``ServerState.admit(key)`` -> rate limit -> the key's parallel limit -> a place
-in the generation queue -> a :class:`Ticket` released exactly once when the response ends
-(normally, on error, or when the client goes away).
+data flow: ``async with state.admitted(key)`` -> the key's parallel limit -> a place in the
+generation queue -> an :class:`Admission`, released when the block ends, or handed over to
+a response stream (``event_stream``), which releases it when the stream ends (normally, on
+error, or when the client goes away). Either way it is released exactly once.
 
 Token counts (``count_tokens``, for ``/tokenize``) take neither a parallel place nor a
 generation slot: they run one at a time in their own thread, at most ``COUNTS_WAITING``
 in line (429 beyond). The model's context window is read once it has loaded, and the
 length in bytes of its longest token (``token_bytes``, for refusing a prompt that cannot fit
-from its length in bytes alone).
+from its length in bytes alone). ``grounded_qa`` builds the Q&A chain over a tenant's
+collection that the chat and document APIs share.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sealion_agents.serve.config import ServeConfig
 from sealion_agents.serve.jobs import Job, JobManager
@@ -28,7 +32,11 @@ from sealion_agents.serve.limits import Busy, GenerationQueue, ParallelLimit, Ra
 from sealion_agents.serve.metrics import Metrics
 from sealion_agents.serve.tenant_store import TenantCollections
 
-__all__ = ["UNMEASURED_TOKEN_BYTES", "ServerState", "Ticket"]
+if TYPE_CHECKING:
+    from sealion_agents.chat_model import ChatSeaLion
+    from sealion_agents.qa.chain import GroundedQA
+
+__all__ = ["UNMEASURED_TOKEN_BYTES", "Admission", "ServerState"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +49,21 @@ well above any tokenizer in use (Llama 3's longest token is 128 bytes)."""
 
 
 @dataclass
-class Ticket:
+class Admission:
     """A request's admission: its parallel count and (for generations) its queue slot."""
 
     state: ServerState
     key: ApiKey
     generation: bool
     started: float = field(default_factory=time.monotonic)
+    handed_over: bool = False
+    """True once a stream owns it: the ``admitted`` block no longer releases it."""
     _released: bool = False
+
+    def hand_over(self) -> Admission:
+        """Pass the admission to a stream that releases it when it ends."""
+        self.handed_over = True
+        return self
 
     async def release(self) -> None:
         """Give back what the request held (safe to call more than once)."""
@@ -63,14 +78,15 @@ class Ticket:
 class ServerState:
     """The shared parts of one server."""
 
-    def __init__(self, config: ServeConfig, llm: Any, client: Any, embeddings: Any) -> None:
+    def __init__(self, config: ServeConfig, llm: ChatSeaLion, client: Any, embeddings: Any) -> None:
         self.config = config
         self.llm = llm
+        backend = llm.backend
         self.metrics = Metrics()
         self.keys = KeyStore(config.key_path)
         self.rate = RateLimiter(config.rate_per_minute)
         self.parallel = ParallelLimit(config.max_parallel_per_key)
-        slots = config.max_parallel or llm.backend.parallel_generations
+        slots = config.max_parallel or backend.parallel_generations
         self.queue = GenerationQueue(slots, config.queue_size)
         self.collections = TenantCollections(client, embeddings)
         self.jobs = JobManager(on_finish=self._job_finished, max_file_bytes=config.max_upload_bytes)
@@ -99,15 +115,29 @@ class ServerState:
             self.metrics.rejected.labels("rate").inc()
             raise
 
-    async def admit(self, key: ApiKey, *, generation: bool) -> Ticket:
-        """Admit a request of ``key`` (already within its rate) or raise ``Busy``."""
+    @asynccontextmanager
+    async def admitted(self, key: ApiKey, *, generation: bool = True) -> AsyncIterator[Admission]:
+        """Hold an admission for ``key`` (already within its rate) or raise ``Busy``.
+
+        Released when the block ends (or fails), unless handed over to a stream by then.
+        """
+        admission = await self._admit(key, generation=generation)
+        try:
+            yield admission
+        except BaseException:
+            await admission.release()
+            raise
+        if not admission.handed_over:
+            await admission.release()
+
+    async def _admit(self, key: ApiKey, *, generation: bool) -> Admission:
         try:
             self.parallel.enter(key.id)
         except Busy:
             self.metrics.rejected.labels("parallel").inc()
             raise
         if not generation:
-            return Ticket(self, key, generation=False)
+            return Admission(self, key, generation=False)
         try:
             await self.queue.enter()
         except Busy:
@@ -117,7 +147,7 @@ class ServerState:
         except BaseException:
             self.parallel.leave(key.id)
             raise
-        return Ticket(self, key, generation=True)
+        return Admission(self, key, generation=True)
 
     async def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` by the model's own tokenizer (as message text).
@@ -147,6 +177,21 @@ class ServerState:
                 cached = SEARetriever(store=store, k=self.config.retrieval_k)
                 self._retrievers[(tenant, name)] = cached
             return cached
+
+    def grounded_qa(self, tenant: str, name: str, options: dict[str, Any]) -> GroundedQA:
+        """A GroundedQA over the tenant's collection, with the request's thinking and limits.
+
+        ``options``: ``thinking``, ``max_thinking_tokens`` and ``max_tokens``, each optional.
+        """
+        from sealion_agents.qa.chain import GroundedQA
+
+        return GroundedQA(
+            llm=self.llm,
+            retriever=self.retriever(tenant, name),
+            answer_thinking=options.get("thinking", True),
+            answer_thinking_budget=options.get("max_thinking_tokens", 1024),
+            answer_max_tokens=options.get("max_tokens", self.config.answer_max_tokens),
+        )
 
     def forget(self, tenant: str, name: str) -> None:
         """Drop the retriever kept for a deleted collection."""

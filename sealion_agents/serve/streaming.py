@@ -1,14 +1,14 @@
 """Server-sent event responses that always end cleanly.
 
-``event_stream`` wraps a generator of events (sse-starlette frames them): when the stream
-ends, fails or the client goes away, the request's :class:`Ticket` is released and the
-active-stream gauge goes down; a failure after the first event becomes a last ``error``
-event in OpenAI's shape, counted in the error metric of the request's route.
+``event_stream`` wraps a generator of events (sse-starlette frames them) and takes over the
+request's :class:`Admission` (``admission.hand_over()``): when the stream ends, fails or the
+client goes away, the admission is released and the active-stream gauge goes down; a
+failure after the first event becomes a last ``error`` event in OpenAI's shape, counted in
+the error metric of the request's route.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -20,7 +20,7 @@ from starlette.requests import Request
 
 from sealion_agents.serve.errors import error_body, error_for, error_type
 from sealion_agents.serve.metrics import route_label
-from sealion_agents.serve.state import ServerState, Ticket
+from sealion_agents.serve.state import Admission, ServerState
 
 __all__ = ["event_stream", "json_event", "started"]
 
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def started(items: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+async def started(items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
     """Wait for the first of ``items`` and return an iterator over all of them.
 
     A failure before the first item (a prompt too long, a missing collection) raises here,
@@ -39,19 +39,27 @@ async def started(items: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
     try:
         first = await anext(items)
     except StopAsyncIteration:
-        await items.aclose()
+        await _close(items)
         return _empty()
     except BaseException:
-        await items.aclose()
+        await _close(items)
         raise
 
     async def replay() -> AsyncGenerator[T, None]:
-        async with contextlib.aclosing(items):
+        try:
             yield first
             async for item in items:
                 yield item
+        finally:
+            await _close(items)
 
     return replay()
+
+
+async def _close(items: AsyncIterator[Any]) -> None:
+    close = getattr(items, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def _empty() -> AsyncGenerator[Any, None]:
@@ -69,12 +77,14 @@ def event_stream(
     state: ServerState,
     request: Request,
     events: AsyncIterator[dict[str, str]],
-    ticket: Ticket | None,
+    admission: Admission | None,
     *,
     error_event: str | None = None,
     done: bool = False,
 ) -> EventSourceResponse:
-    """A streaming response of ``events``; see the module docstring."""
+    """A streaming response of ``events`` that owns ``admission``; see the module docstring."""
+    if admission is not None:
+        admission.hand_over()
 
     async def guarded() -> AsyncIterator[dict[str, str]]:
         state.metrics.active_streams.inc()
@@ -91,13 +101,11 @@ def event_stream(
                 yield json_event("[DONE]")
         finally:
             state.metrics.active_streams.dec()
-            close = getattr(events, "aclose", None)
-            if close is not None:
-                await close()
-            if ticket is not None:
-                await ticket.release()
+            await _close(events)
+            if admission is not None:
+                await admission.release()
 
-    release = BackgroundTask(ticket.release) if ticket is not None else None
+    release = BackgroundTask(admission.release) if admission is not None else None
     return EventSourceResponse(
         guarded(),
         sep="\n",
