@@ -37,16 +37,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sealion_agents.qa.language import LANGUAGES, detect_language
 
-from sealion_agents.qa.language import LANGUAGES, detect_language  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DATA = ROOT.parent / "shared" / "eval" / "belebele_dev"
 TYDIQA = ROOT.parent / "shared" / "eval" / "tydiqa_goldp_id" / "indonesian_tydiqa_dev.json"

@@ -68,7 +68,7 @@ def main() -> None:
     base_url = args.base_url
     if base_url is None:
         from sealion_agents.testing import tiny_hf_folder
-        from sealion_agents.testing_servers import vllm_server
+        from sealion_agents.testing.servers import vllm_server
 
         server = vllm_server(tiny_hf_folder("writes"), reasoning_parser="deepseek_r1", name="bench")
         server.start().wait(300)

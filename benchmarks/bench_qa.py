@@ -142,9 +142,17 @@ def strip_citations(text: str) -> str:
 
 def build_llm(args: argparse.Namespace) -> Any:
     from sealion_agents.cli import build_chat_model
+    from sealion_agents.cli.flags import ModelFlags
 
     return build_chat_model(
-        args.gguf, args.quant, args.vllm, args.openai_url, args.model, args.n_ctx
+        ModelFlags(
+            gguf=args.gguf,
+            quant=args.quant,
+            vllm=args.vllm,
+            openai_url=args.openai_url,
+            model=args.model,
+            n_ctx=args.n_ctx,
+        )
     )
 
 

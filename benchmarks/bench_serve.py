@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -49,7 +48,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")
 
 import httpx  # noqa: E402
@@ -58,7 +56,7 @@ import openai  # noqa: E402
 from sealion_agents import ChatSeaLion  # noqa: E402
 from sealion_agents import testing as tm  # noqa: E402
 from sealion_agents.serve.keys import KeyStore  # noqa: E402
-from sealion_agents.testing_servers import Server, sealion_server  # noqa: E402
+from sealion_agents.testing.servers import Server, sealion_server  # noqa: E402
 
 MODEL = "sealion"
 QUESTION = "Hello there, what is the capital of Singapore?"

@@ -22,12 +22,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")
 
 from langchain_core.messages import HumanMessage  # noqa: E402
@@ -85,7 +82,7 @@ def llamacpp_rows(repeats: int) -> list[tuple[str, float, float, str]]:
     backend = LlamaCppBackend(tm.tiny_agent_gguf(), n_ctx=2048, n_threads=1, n_threads_batch=1)
     llm = backend.llama
     free, constrained = request(tm.AGENT_QUESTION, False), request(tm.AGENT_QUESTION, True)
-    tokens, _ = backend._encode(llm, free)
+    tokens = llm.tokenize(backend.render(free).encode(), add_bos=False, special=True)
     grammar_text = schema_grammar(constrained.constraint.schema)  # type: ignore[union-attr]
 
     def raw(grammar: Any = None) -> float:
@@ -123,7 +120,7 @@ def llamacpp_rows(repeats: int) -> list[tuple[str, float, float, str]]:
 
 
 def vllm_rows(repeats: int) -> list[tuple[str, float, float, str]]:
-    from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
     os.environ.update(VLLM_ENV)
     import vllm
@@ -136,7 +133,7 @@ def vllm_rows(repeats: int) -> list[tuple[str, float, float, str]]:
     )
     free, constrained = request(tm.AGENT_QUESTION, False), request(tm.AGENT_QUESTION, True)
     llm = backend.llm
-    ids, _, params = backend._prepare(llm, free)
+    ids = llm.get_tokenizer().encode(backend.render(free, llm), add_special_tokens=False)
 
     def raw(structured: bool) -> float:
         kwargs = dict(temperature=0.0, max_tokens=80, skip_special_tokens=False)

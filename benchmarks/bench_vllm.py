@@ -17,8 +17,8 @@ import statistics
 import time
 from typing import Any
 
-from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS as CPU_ENGINE  # noqa: E402
-from sealion_agents.testing_servers import VLLM_ENV as CPU_ENV  # noqa: E402
+from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS as CPU_ENGINE  # noqa: E402
+from sealion_agents.testing.servers import VLLM_ENV as CPU_ENV  # noqa: E402
 
 
 def timed(fns: dict[str, Any], repeats: int) -> dict[str, tuple[float, Any]]:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sealion_agents import ChatSeaLion  # noqa: E402
 

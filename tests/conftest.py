@@ -62,7 +62,7 @@ def vllm_engine() -> Iterator[object]:
     It serves ``tests.suite_model`` (the scripted agent and langchain-tests' tool prompts):
     ordinary prompts get the default script.
     """
-    from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
     for key, value in VLLM_ENV.items():
         os.environ.setdefault(key, value)
@@ -95,7 +95,7 @@ def vllm_servers() -> Iterator[dict[str, object]]:
     ``--reasoning-parser deepseek_r1`` (reasoning in the ``reasoning`` field). Both serve the
     suite model (``tests.suite_model``: the default script for ordinary prompts).
     """
-    from sealion_agents.testing_servers import vllm_server
+    from sealion_agents.testing.servers import vllm_server
 
     folder = suite_hf_folder("writes")
     servers = {
@@ -125,7 +125,7 @@ def llamacpp_server() -> Iterator[object]:
     model alias in the server's config file. It serves the suite model
     (``tests.suite_model``: the default script for ordinary prompts).
     """
-    from sealion_agents.testing_servers import llamacpp_server as make
+    from sealion_agents.testing.servers import llamacpp_server as make
 
     models = {
         f"{variant}-{mode}": (suite_gguf(variant), mode)

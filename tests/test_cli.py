@@ -161,14 +161,67 @@ def test_ask_and_chat_against_a_server_that_hides_its_window(store: Path, llamac
     assert tiny_models.ANSWER in chatted.stdout
 
 
+def test_vllm_args_are_json_values_or_text() -> None:
+    from sealion_agents.cli.console import CliError
+    from sealion_agents.cli.models import vllm_engine_kwargs
+
+    pairs = ["enforce_eager=true", "max-model-len=1024", "dtype=float32", 'hf_overrides={"a": 1}']
+    assert vllm_engine_kwargs(pairs) == {
+        "enforce_eager": True,
+        "max_model_len": 1024,
+        "dtype": "float32",
+        "hf_overrides": {"a": 1},
+    }
+    for bad in ("max_model_len", "=1024", "max model len=1"):
+        with pytest.raises(CliError, match="is not KEY=VALUE"):
+            vllm_engine_kwargs([bad])
+
+
+def test_a_bad_vllm_arg_is_a_one_line_error(store: Path) -> None:
+    where = ["-c", "demo", "--store", str(store)]
+    bad = sealion("ask", "hi", *where, "--vllm", "some/model", "--vllm-arg", "max_model_len")
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [
+        "error: --vllm-arg 'max_model_len' is not KEY=VALUE (e.g. --vllm-arg max_model_len=8192)"
+    ]
+    alone = sealion("ask", "hi", *where, "--gguf", "x.gguf", "--vllm-arg", "max_model_len=1")
+    assert alone.returncode == 1 and "--vllm-arg" in alone.stderr and "needs --vllm" in alone.stderr
+
+
+def test_serve_flags_are_generated_from_serve_config() -> None:
+    """Each ServeConfig field with a flag is one; MB flags arrive as bytes; bounds and choices
+    are the fields' own."""
+    from typer.testing import CliRunner
+
+    from sealion_agents.cli import app
+    from sealion_agents.cli.serve import ServerSettings
+    from sealion_agents.serve.config import ServeConfig
+
+    shown = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0
+    for flag in ["--name", "--reasoning-field", "--max-upload-mb", "--max-body-mb",
+                 "--rate-limit", "--key-parallel", "--max-parallel", "--queue-size",
+                 "--data-dir", "--keys-file", "--host", "--port", "--vllm-arg"]:  # fmt: skip
+        assert flag in shown.stdout
+    assert ServeConfig.model_fields["queue_size"].description in shown.stdout
+    assert "--retrieval-k" not in shown.stdout  # fields marked Flag(None) have none
+    settings = ServerSettings.from_flags({"max_body_bytes": 2.0, "model_id": "m"}).values
+    assert settings == {"max_body_bytes": 2 * 1024 * 1024, "model_id": "m"}
+    for flags in (["--reasoning-field", "thoughts"], ["--queue-size", "-1"],
+                  ["--max-body-mb", "0.0001"]):  # fmt: skip
+        refused = CliRunner().invoke(app, ["serve", *flags])
+        assert refused.exit_code == 2, refused.output
+        assert flags[0] in refused.output
+
+
 def test_user_errors_are_told_from_bugs_by_type(capsys: pytest.CaptureFixture[str]) -> None:
     """Our errors print one line and exit 1; anything else is a bug and keeps its traceback."""
     import typer
 
     from sealion_agents import ServerUnavailableError
-    from sealion_agents.cli import _friendly_errors
+    from sealion_agents.cli.console import friendly_errors
 
-    with pytest.raises(typer.Exit) as exit_info, _friendly_errors():
+    with pytest.raises(typer.Exit) as exit_info, friendly_errors():
         raise ServerUnavailableError("http://127.0.0.1:9/v1 did not answer")
     assert exit_info.value.exit_code == 1
     assert "error: http://127.0.0.1:9/v1 did not answer" in capsys.readouterr().err
@@ -176,7 +229,7 @@ def test_user_errors_are_told_from_bugs_by_type(capsys: pytest.CaptureFixture[st
     class ServerLookingBug(RuntimeError):  # a name that once matched "Server": still a bug
         pass
 
-    with pytest.raises(ServerLookingBug), _friendly_errors():
+    with pytest.raises(ServerLookingBug), friendly_errors():
         raise ServerLookingBug("a bug")
 
 

@@ -11,6 +11,7 @@ the session's own vLLM engine shares).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,7 +23,13 @@ from typer.testing import CliRunner
 
 from sealion_agents import testing as tm
 from sealion_agents.cli import app
-from sealion_agents.testing_servers import VLLM_ENV, Server, chroma_server, llamacpp_server
+from sealion_agents.testing.servers import (
+    VLLM_ENGINE_KWARGS,
+    VLLM_ENV,
+    Server,
+    chroma_server,
+    llamacpp_server,
+)
 
 QUESTION = "What does choping mean?"
 REASONING = "Passage one defines it."
@@ -115,7 +122,7 @@ def test_ingest_collections_ask_and_chat_on_a_chroma_server(
 
 
 def test_a_chroma_server_that_does_not_answer_is_a_clear_error(tmp_path: Path) -> None:
-    from sealion_agents.testing_servers import free_port
+    from sealion_agents.testing.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     result = sealion("collections", "--chroma-url", url)
@@ -154,12 +161,15 @@ def test_ask_through_an_openai_compatible_server(chroma: str, collection: str, d
 
 
 def test_ask_on_in_process_vllm(chroma: str, collection: str, docs: Path) -> None:
-    """``--vllm MODEL_DIR``: the engine starts in the command's process (30-90 s on a CPU)."""
+    """``--vllm MODEL_DIR`` with the tests' CPU engine settings as ``--vllm-arg KEY=VALUE``
+    (eager, small context and KV cache): the engine starts in the command's process."""
     folder = tm.tiny_rules_hf_folder("cli-backends", RULES)
-    env = {**os.environ, **VLLM_ENV, "VLLM_CPU_KVCACHE_SPACE": "1", "COLUMNS": "400"}
+    env = {**os.environ, **VLLM_ENV, "COLUMNS": "400"}
+    engine = [f"--vllm-arg={key}={json.dumps(value)}" for key, value in VLLM_ENGINE_KWARGS.items()]
     result = subprocess.run(
         [sys.executable, "-c", "from sealion_agents.cli import main; main()", "ask", QUESTION,
-         "-c", collection, "--chroma-url", chroma, "--vllm", str(folder), "--max-tokens", "256"],
+         "-c", collection, "--chroma-url", chroma, "--vllm", str(folder), *engine,
+         "--max-tokens", "256"],
         capture_output=True, text=True, timeout=600, env={**env, "NO_COLOR": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]

@@ -51,7 +51,7 @@ MAX_TOKENS = 200  # a compact reply is 77 tokens at most (greedy writes one byte
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, Any]]:
     """A vLLM server and a llama-cpp-python server on the model, started together."""
-    from sealion_agents.testing_servers import llamacpp_server, vllm_server
+    from sealion_agents.testing.servers import llamacpp_server, vllm_server
 
     started = {
         "vllm-server": vllm_server(
@@ -86,7 +86,7 @@ def vllm_engine() -> Any:
     """
     if not _ENGINE:
         from sealion_agents.backends.vllm import guard_kernel_scan
-        from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+        from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
         for key, value in VLLM_ENV.items():
             os.environ.setdefault(key, value)

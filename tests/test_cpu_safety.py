@@ -148,7 +148,7 @@ def test_a_native_crash_fails_one_test_and_the_run_goes_on(tmp_path: Path) -> No
         textwrap.dedent(
             f"""
             import ctypes, sys
-            from sealion_agents.testing_servers import Server, free_port
+            from sealion_agents.testing.servers import Server, free_port
 
             def test_segfaults():
                 port = free_port()

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS
+from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS
 from tests.doc_blocks import REPO, SHELLS, all_blocks
 
 BLOCKS = all_blocks()

@@ -35,7 +35,7 @@ import tomllib
 from openai import OpenAI
 
 from sealion_agents import testing as tiny_models
-from sealion_agents.testing_servers import Server, free_port, sealion_server
+from sealion_agents.testing.servers import Server, free_port, sealion_server
 from tests.doc_blocks import shell_block, shell_commands
 from tests.doc_fixtures import EMBEDDINGS_REPO
 from tests.local_http import local_http_server, one_page

@@ -199,3 +199,20 @@ def test_serve_package_is_pinned_and_light() -> None:
     code = BLOCK_HEAVY + "import sealion_agents.serve, sealion_agents.serve.documents.router\n"
     result = run_python(code)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_package_folder_is_listed_for_the_wheel() -> None:
+    """pyproject lists packages by name: a new subpackage left out would be missing from the
+    wheel while every test of the editable install still passed."""
+    import tomllib
+
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    roots = {"sealion_agents": REPO / "sealion_agents"}
+    roots |= {name: REPO / folder for name, folder in setuptools["package-dir"].items()}
+    found = set()
+    for name, folder in roots.items():
+        for init in folder.rglob("__init__.py"):
+            parts = init.parent.relative_to(folder).parts
+            if "__pycache__" not in parts:
+                found.add(".".join((name, *parts)))
+    assert sorted(found - set(setuptools["packages"])) == []

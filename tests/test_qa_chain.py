@@ -3,7 +3,7 @@
 Each test runs on the GGUF runtime (llama.cpp), in-process vLLM and a vLLM OpenAI server, so
 the chain's token budget is counted with each backend's own tokenizer and window.
 
-The tiny model is scripted per scenario with prompt-keyed rules (sealion_agents/testing.py):
+The tiny model is scripted per scenario with prompt-keyed rules (sealion_agents/testing/rules.py):
 each step of the chain has a marker word in its own prompt (" numbered" in the answer step,
 " claim" in the verifier, " rewritten" in the rewrite step, "Translate" in the translation
 step), and each scenario a marker in the question, so every model call of the chain has an
@@ -94,7 +94,7 @@ def rules_engine() -> Any:
     import os
 
     from sealion_agents.backends.vllm import guard_kernel_scan
-    from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
     for key, value in VLLM_ENV.items():
         os.environ.setdefault(key, value)
@@ -108,7 +108,7 @@ def rules_engine() -> Any:
 @pytest.fixture(scope="module")
 def rules_server() -> Any:
     """A vLLM OpenAI server on the scripted Q&A model."""
-    from sealion_agents.testing_servers import vllm_server
+    from sealion_agents.testing.servers import vllm_server
 
     folder = tm.tiny_rules_hf_folder("qa-chain", RULES)
     server = vllm_server(folder, reasoning_parser=None, name="vllm-qa", max_model_len=4096)

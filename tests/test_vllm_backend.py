@@ -232,7 +232,7 @@ def test_vllm_starts_after_numba_was_imported() -> None:
     import sys
     import textwrap
 
-    from sealion_agents.testing_servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
     code = textwrap.dedent(
         f"""

@@ -25,7 +25,6 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
 
-from sealion_agents.backends.base import iterate_in_thread
 from sealion_agents.errors import ContextWindowExceededError
 from sealion_agents.qa.citations import cited_numbers, split_claims
 from sealion_agents.qa.language import Language, detect_language
@@ -38,6 +37,7 @@ from sealion_agents.qa.prompts import (
     verify_messages,
 )
 from sealion_agents.reasoning import strip_reasoning
+from sealion_agents.threads import iterate_in_thread
 
 __all__ = ["Citation", "GroundedAnswer", "GroundedQA", "QAEvent"]
 

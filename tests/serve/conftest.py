@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from sealion_agents.serve.keys import KeyStore
-from sealion_agents.testing_servers import Server, sealion_server
+from sealion_agents.testing.servers import Server, sealion_server
 from tests.serve_model import DOCS, serve_gguf
 
 

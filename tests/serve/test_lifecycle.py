@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from sealion_agents.testing_servers import sealion_server
+from sealion_agents.testing.servers import sealion_server
 from tests.serve.conftest import make_keys
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from sealion_agents import testing as tm
-from sealion_agents.testing_servers import Server, free_port, llamacpp_server
+from sealion_agents.testing.servers import Server, free_port, llamacpp_server
 from tests.serve.conftest import Served, make_keys, upload
 from tests.serve_model import DOCS, GROUNDED, serve_gguf
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
-from sealion_agents.testing_servers import Server, chroma_server
+from sealion_agents.testing.servers import Server, chroma_server
 from tests.serve.conftest import Served, make_keys, start, upload
 from tests.serve_model import DOCS, GROUNDED
 

@@ -14,7 +14,7 @@ from openai import OpenAI
 from sealion_agents.tools import Calculator
 
 from sealion_agents import testing as tm
-from sealion_agents.testing_servers import sealion_server
+from sealion_agents.testing.servers import sealion_server
 from tests.serve.conftest import Served, make_keys
 
 

@@ -5,6 +5,10 @@ spawns go with it), logging to a file whose tail is shown when it fails to come 
 also dies with the process that started it (``PR_SET_PDEATHSIG``): a test worker that crashes
 leaves no server behind. Start servers from a thread that outlives them (the signal follows
 the starting thread).
+
+Data flow: a model (GGUF or folder) and options -> argv, environment and a log file -> a child
+process -> its health URL polled until 200 -> ``base_url`` for clients; ``stop``: SIGTERM to the
+process group, then SIGKILL.
 """
 
 from __future__ import annotations

@@ -1,0 +1,151 @@
+"""The options commands share, each declared once: single flags, and groups of them.
+
+``CollectionFlags`` (ingest, ask, chat): which collection, in which store, embedded how.
+``ModelFlags`` (ask, chat, serve): which model, on which backend. ``AnswerFlags`` (ask,
+chat): how an answer is generated and shown. ``DataDir`` and ``KeysFile`` locate a
+server's keys (serve, keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sealion_agents.cli.flag_groups import FlagGroup
+
+__all__ = [
+    "AnswerFlags",
+    "ChromaUrl",
+    "CollectionFlags",
+    "DataDir",
+    "EmbeddingsDevice",
+    "EmbeddingsName",
+    "KeysFile",
+    "ModelFlags",
+    "StoreDir",
+]
+
+StoreDir = Annotated[
+    Path | None,
+    typer.Option(envvar="SEALION_STORE", help="Folder of the embedded Chroma store."),
+]
+ChromaUrl = Annotated[
+    str | None,
+    typer.Option(envvar="SEALION_CHROMA_URL", help="A Chroma server, e.g. http://host:8000."),
+]
+EmbeddingsName = Annotated[
+    str | None,
+    typer.Option(
+        "--embeddings",
+        envvar="SEALION_EMBEDDINGS",
+        help="Embedding model: a sentence-transformers hub name or folder, run on a GPU when "
+        "there is one (default: the model the collection records, else the offline "
+        "multilingual-e5-small).",
+    ),
+]
+EmbeddingsDevice = Annotated[
+    str | None,
+    typer.Option(
+        "--embeddings-device",
+        envvar="SEALION_EMBEDDINGS_DEVICE",
+        help="Device of a sentence-transformers embedding model: cpu, cuda, cuda:1, mps "
+        "(default: a GPU when there is one).",
+    ),
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(envvar="SEALION_DATA_DIR", help="The server's folder (keys, uploads)."),
+]
+KeysFile = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="SEALION_KEYS_FILE",
+        help="The key file (default: DATA_DIR/keys.json); servers sharing it share keys.",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class CollectionFlags(FlagGroup):
+    """Which collection, in which Chroma store, embedded with which model."""
+
+    collection: Annotated[
+        str,
+        typer.Option("--collection", "-c", envvar="SEALION_COLLECTION", help="Collection name."),
+    ] = "sealion"
+    store: StoreDir = None
+    chroma_url: ChromaUrl = None
+    embeddings: EmbeddingsName = None
+    embeddings_device: EmbeddingsDevice = None
+
+
+@dataclass(frozen=True)
+class ModelFlags(FlagGroup):
+    """Which model, on which backend (exactly one of --gguf, --vllm and --openai-url)."""
+
+    gguf: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEALION_GGUF",
+            help="GGUF file, Hugging Face repo id (with --quant), or 'smollm2' (offline demo "
+            "model).",
+        ),
+    ] = None
+    quant: Annotated[str | None, typer.Option(envvar="SEALION_QUANT", help="e.g. Q4_K_M.")] = None
+    vllm: Annotated[
+        str | None, typer.Option(envvar="SEALION_VLLM", help="Model for in-process vLLM.")
+    ] = None
+    vllm_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vllm-arg",
+            metavar="KEY=VALUE",
+            help="An engine setting for --vllm, passed to vllm.LLM (repeatable; VALUE is read "
+            "as JSON when it parses, else as text), e.g. max_model_len=8192.",
+        ),
+    ] = None
+    openai_url: Annotated[
+        str | None,
+        typer.Option(envvar="SEALION_OPENAI_URL", help="OpenAI-compatible server base URL."),
+    ] = None
+    model: Annotated[
+        str | None,
+        typer.Option("--model", envvar="SEALION_MODEL", help="Model name on the server."),
+    ] = None
+    n_ctx: Annotated[int | None, typer.Option(help="Context window for the GGUF runtime.")] = None
+    context_window: Annotated[
+        int | None,
+        typer.Option(
+            "--context-window",
+            envvar="SEALION_CONTEXT_WINDOW",
+            min=16,
+            help="The served model's context window in tokens, for a server that does not "
+            "report it (--openai-url; the server's n_ctx or max_model_len).",
+        ),
+    ] = None
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokenizer",
+            envvar="SEALION_TOKENIZER",
+            help="Count tokens with this local tokenizer (a folder holding tokenizer.json, or "
+            "the model's GGUF), for a server without a tokenize endpoint (--openai-url).",
+        ),
+    ] = None
+
+
+@dataclass(frozen=True)
+class AnswerFlags(FlagGroup):
+    """How an answer is generated and shown."""
+
+    thinking: Annotated[
+        bool,
+        typer.Option("--thinking/--no-thinking", help="Let the model reason before answering."),
+    ] = True
+    show_reasoning: Annotated[bool, typer.Option(help="Print the reasoning, dimmed.")] = False
+    max_tokens: Annotated[
+        int, typer.Option(help="Most tokens for the answer, reasoning included.", min=16)
+    ] = 1024

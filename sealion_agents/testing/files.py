@@ -1,0 +1,202 @@
+"""Writers: a scripted model as a GGUF file (llama.cpp) or a Hugging Face folder (vLLM).
+
+Data flow: chains and/or rules -> HF weights (``weights`` for chains only, the compiled
+``rules`` otherwise) -> GGUF (f16 tensors, q/k rows permuted, the Llama 3 vocabulary and a chat
+template as metadata) or a folder (``model.safetensors``, ``config.json``, ``tokenizer.json``,
+``tokenizer_config.json`` with the chat template).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sealion_agents.testing.rules import Preference, Rule, _as_rules, _keyed_weights
+from sealion_agents.testing.vocab import (
+    BOS_ID,
+    END_OF_TEXT_ID,
+    EOM_ID,
+    EOT_ID,
+    N_VOCAB,
+    _tokenizer_json_text,
+    llama3_vocab,
+)
+from sealion_agents.testing.weights import HEAD_DIM, _hf_weights, _permute_qk
+
+
+def _weights(
+    chains: Sequence[Sequence[int]] | None, rules: Iterable[Rule | Preference] | None
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    if rules is None:
+        if chains is None:
+            raise ValueError("give chains or rules")
+        return _hf_weights(chains)  # the original lookup-table model, unchanged
+    return _keyed_weights(_as_rules(chains, rules))
+
+
+def rule_weights(
+    *,
+    chains: Sequence[Sequence[int]] | None = None,
+    rules: Iterable[Rule | Preference] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The HF weights (float32, exact in float16) that ``build_gguf``/``save_hf_folder`` write."""
+    return _weights(chains, rules)
+
+
+def build_gguf(
+    path: str | os.PathLike[str],
+    *,
+    chains: Sequence[Sequence[int]] | None = None,
+    rules: Iterable[Rule | Preference] | None = None,
+    chat_template: str,
+    context_length: int = 4096,
+) -> Path:
+    """Write a scripted tiny Llama GGUF to ``path``: in each chain, token i is followed by i+1.
+
+    With ``rules`` (:class:`Rule`, plus ``chains`` as rules without markers) the model is the
+    prompt-keyed one; with ``chains`` only it is the original lookup table (next token depends on
+    the last token only).
+    """
+    import gguf
+
+    weights, dims = _weights(chains, rules)
+    vocab = llama3_vocab()
+    hidden, n_head = dims["hidden"], dims["n_head"]
+    path = Path(path)
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("sealion-tiny-scripted")
+    writer.add_context_length(context_length)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(1)
+    writer.add_feed_forward_length(dims["ffn"])
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head)
+    writer.add_rope_dimension_count(HEAD_DIM)
+    writer.add_rope_freq_base(500000.0)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(N_VOCAB)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("llama-bpe")
+    writer.add_token_list(vocab.tokens)
+    writer.add_token_types(vocab.token_types)
+    writer.add_token_merges([f"{a} {b}" for a, b in vocab.merges])
+    writer.add_bos_token_id(BOS_ID)
+    writer.add_eos_token_id(EOT_ID)
+    writer.add_eot_token_id(EOT_ID)
+    writer.add_eom_token_id(EOM_ID)
+    writer.add_add_bos_token(True)
+    writer.add_chat_template(chat_template)
+
+    def f16(name: str) -> np.ndarray:
+        return weights[name].astype(np.float16)
+
+    layer = "model.layers.0."
+    tensors = {
+        "token_embd.weight": f16("model.embed_tokens.weight"),
+        "blk.0.attn_norm.weight": weights[layer + "input_layernorm.weight"],
+        "blk.0.attn_q.weight": _permute_qk(f16(layer + "self_attn.q_proj.weight"), n_head),
+        "blk.0.attn_k.weight": _permute_qk(f16(layer + "self_attn.k_proj.weight"), n_head),
+        "blk.0.attn_v.weight": f16(layer + "self_attn.v_proj.weight"),
+        "blk.0.attn_output.weight": f16(layer + "self_attn.o_proj.weight"),
+        "blk.0.ffn_norm.weight": weights[layer + "post_attention_layernorm.weight"],
+        "blk.0.ffn_gate.weight": f16(layer + "mlp.gate_proj.weight"),
+        "blk.0.ffn_up.weight": f16(layer + "mlp.up_proj.weight"),
+        "blk.0.ffn_down.weight": f16(layer + "mlp.down_proj.weight"),
+        "output_norm.weight": weights["model.norm.weight"],
+        "output.weight": f16("lm_head.weight"),
+    }
+    for name, array in tensors.items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def save_hf_folder(
+    path: str | os.PathLike[str],
+    *,
+    chains: Sequence[Sequence[int]] | None = None,
+    rules: Iterable[Rule | Preference] | None = None,
+    chat_template: str,
+    context_length: int = 4096,
+) -> Path:
+    """Write the same scripted model as a Hugging Face Llama folder (for vLLM) into ``path``."""
+    from safetensors.numpy import save_file
+
+    weights, dims = _weights(chains, rules)
+    vocab = llama3_vocab()
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file(weights, str(path / "model.safetensors"), metadata={"format": "pt"})
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": BOS_ID,
+        "eos_token_id": [END_OF_TEXT_ID, EOM_ID, EOT_ID],
+        "head_dim": HEAD_DIM,
+        "hidden_act": "silu",
+        "hidden_size": dims["hidden"],
+        "initializer_range": 0.02,
+        "intermediate_size": dims["ffn"],
+        "max_position_embeddings": context_length,
+        "mlp_bias": False,
+        "num_attention_heads": dims["n_head"],
+        "num_hidden_layers": 1,
+        "num_key_value_heads": dims["n_head"],
+        "pretraining_tp": 1,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": None,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": N_VOCAB,
+    }
+    generation = {
+        "bos_token_id": BOS_ID,
+        "eos_token_id": [END_OF_TEXT_ID, EOM_ID, EOT_ID],
+        "do_sample": False,
+    }
+    tokenizer_config = {
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "added_tokens_decoder": {
+            str(token_id): {
+                "content": name,
+                "lstrip": False,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": vocab.token_types[token_id] == 3,
+            }
+            for name, token_id in vocab.special.items()
+        },
+        "bos_token": "<|begin_of_text|>",
+        "eos_token": "<|eot_id|>",
+        "chat_template": chat_template,
+        "clean_up_tokenization_spaces": True,
+        "model_input_names": ["input_ids", "attention_mask"],
+        "model_max_length": context_length,
+        "tokenizer_class": "PreTrainedTokenizerFast",
+    }
+    special_map = {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}
+    documents = {
+        "config.json": config,
+        "generation_config.json": generation,
+        "tokenizer_config.json": tokenizer_config,
+        "special_tokens_map.json": special_map,
+    }
+    for name, document in documents.items():
+        (path / name).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    (path / "tokenizer.json").write_text(_tokenizer_json_text(), encoding="utf-8")
+    return path
