@@ -201,6 +201,20 @@ def test_serve_package_is_pinned_and_light() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_the_command_line_loads_no_web_framework_until_it_serves() -> None:
+    """``sealion ask`` builds every command's flags, serve's from ServeConfig, without FastAPI."""
+    code = (
+        "import sys\nimport sealion_agents.cli\n"
+        "from sealion_agents.serve import ServeConfig, KeyStore\n"
+        "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn') if m in sys.modules))\n"
+        "from sealion_agents.serve import create_app\n"
+        "print('fastapi' in sys.modules)\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["[]", "True"]
+
+
 def test_every_package_folder_is_listed_for_the_wheel() -> None:
     """pyproject lists packages by name: a new subpackage left out would be missing from the
     wheel while every test of the editable install still passed."""
