@@ -28,18 +28,17 @@ import pytest
 from sealion_agents import ChatSeaLion
 from sealion_agents import testing as tiny_models
 from sealion_agents.backends.base import ChatBackend, GenerationRequest
-from sealion_agents.backends.openai import (
-    API_KEY_ENV,
-    OpenAIBackend,
+from sealion_agents.backends.openai import API_KEY_ENV, OpenAIBackend
+from sealion_agents.backends.openai.reader import ChunkReader as _ChunkReader
+from sealion_agents.errors import (
     ServerAuthenticationError,
     ServerError,
     ServerModelNotFoundError,
     ServerUnavailableError,
-    _ChunkReader,
 )
 from sealion_agents.options import GenerationOptions
 from sealion_agents.testing import ANSWER, REASONING, TEMPLATES
-from sealion_agents.testing_servers import free_port, llamacpp_server
+from sealion_agents.testing.servers import free_port, llamacpp_server
 from tests.conftest import LLAMACPP_TEST_KEY
 from tests.suites import SeaLionIntegrationSuite
 from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected here too)
@@ -187,7 +186,7 @@ def test_the_r1_server_splits_reasoning_and_the_plain_one_does_not(
 def test_a_think_tag_the_server_leaves_in_the_reasoning_field_is_dropped() -> None:
     """What vLLM's r1 parser sends when ``<think>`` shares a delta with more tokens."""
     from sealion_agents.backends.base import ReasoningDelta, TextDelta
-    from sealion_agents.backends.openai import _ChunkReader
+    from sealion_agents.backends.openai.reader import ChunkReader as _ChunkReader
 
     reader = _ChunkReader(thinking=True, opens=False, continuing=False)
     events = []

@@ -41,6 +41,7 @@ from sealion_agents.backends.base import (
     TextDelta,
 )
 from sealion_agents.backends.ggml_cpu import amx_repack_active
+from sealion_agents.backends.gguf_vocab import read_gguf_metadata
 from sealion_agents.backends.locks import ModelLock
 from sealion_agents.chat_template import ChatTemplate
 from sealion_agents.errors import ContextWindowExceededError, require
@@ -67,20 +68,6 @@ _CTX_PAD = 256
 SAMPLING_DEFAULTS = {"temperature": 0.6, "top_p": 0.95, "top_k": 40}
 
 _PARAMS_LOCK = threading.Lock()
-
-
-def read_gguf_metadata(path: Path) -> dict[str, str]:
-    """A GGUF's metadata, read without loading weights or creating a context."""
-    llama_cpp = require("llama_cpp", extra="gguf", feature="The GGUF runtime")
-    from llama_cpp._internals import LlamaModel
-
-    params = llama_cpp.llama_model_default_params()
-    params.vocab_only = True
-    model = LlamaModel(path_model=str(path), params=params, verbose=False)
-    try:
-        return dict(model.metadata())
-    finally:
-        model.close()
 
 
 @contextlib.contextmanager
