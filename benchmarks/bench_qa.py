@@ -174,6 +174,7 @@ def main() -> None:
 
     from sealion_agents.retrievers import SEARetriever, open_store
 
+    from sealion_agents.options import GenerationOptions
     from sealion_agents.qa.chain import GroundedQA
 
     llm = build_llm(args)
@@ -197,12 +198,14 @@ def main() -> None:
             em = f1_sum = cited_right = declined_answerable = 0
             declined_unanswerable = unanswerable = 0
             start = time.perf_counter()
+            answering = GenerationOptions(
+                thinking=args.thinking, max_thinking_tokens=1024, max_tokens=args.answer_max_tokens
+            )
             for row in sample:
                 chain = GroundedQA(
                     llm=llm,
                     retriever=SEARetriever(store=store, k=4),
-                    answer_thinking=args.thinking,
-                    answer_max_tokens=args.answer_max_tokens,
+                    answer_options=answering,
                 )
                 result = chain.invoke(row["question"])
                 if result.status == "declined":
@@ -222,8 +225,7 @@ def main() -> None:
                 blind = GroundedQA(
                     llm=llm,
                     retriever=SEARetriever(store=store, k=4, filter={"pid": {"$in": others}}),
-                    answer_thinking=args.thinking,
-                    answer_max_tokens=args.answer_max_tokens,
+                    answer_options=answering,
                 )
                 unanswerable += 1
                 declined_unanswerable += int(blind.invoke(row["question"]).status == "declined")

@@ -8,15 +8,30 @@ call (``llm.invoke(msgs, temperature=0)``), and the validated values a backend r
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["GenerationOptions", "option_names"]
+__all__ = [
+    "CONNECTION_OPTIONS",
+    "SAMPLING_OPTIONS",
+    "GenerationOptions",
+    "option_names",
+    "optional_fields",
+]
+
+SAMPLING_OPTIONS = ("temperature", "top_p", "top_k", "seed")
+"""The sampling options, which a backend passes to its sampler (``GenerationOptions.sampling``)."""
+CONNECTION_OPTIONS = ("timeout", "max_retries")
+"""Options of a server backend's connection rather than of the generation: an HTTP API that
+serves generations does not take them from its clients."""
 
 
 class GenerationOptions(BaseModel):
     """What one generation may set: thinking, its budget, sampling, a server's timeout/retries."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     thinking: bool = True
     """Let the model reason in ``<think>`` before answering (SEA-LION's default: on)."""
@@ -41,10 +56,27 @@ class GenerationOptions(BaseModel):
 
     def sampling(self) -> dict[str, Any]:
         """The sampling values that were set (None means: the backend's default)."""
-        names = ("temperature", "top_p", "top_k", "seed")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        values = {name: getattr(self, name) for name in SAMPLING_OPTIONS}
+        return {name: value for name, value in values.items() if value is not None}
 
 
 def option_names() -> tuple[str, ...]:
     """Every per-call option name, in declaration order."""
     return tuple(GenerationOptions.model_fields)
+
+
+def optional_fields(names: Iterable[str]) -> dict[str, Any]:
+    """``pydantic.create_model`` fields for these options, each defaulting to None (not set).
+
+    Each keeps the option's type, bounds and docstring: the generation fields of a request
+    model (an HTTP API's body) without spelling the options again.
+    """
+    fields: dict[str, Any] = {}
+    for name in names:
+        option = GenerationOptions.model_fields[name]
+        annotation: Any = option.annotation
+        annotation = annotation | None
+        if option.metadata:  # the bounds (ge, le, ...)
+            annotation = Annotated[(annotation, *option.metadata)]
+        fields[name] = (annotation, Field(default=None, description=option.description))
+    return fields

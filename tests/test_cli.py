@@ -201,17 +201,22 @@ def test_serve_flags_are_generated_from_serve_config() -> None:
     assert shown.exit_code == 0
     for flag in ["--name", "--reasoning-field", "--max-upload-mb", "--max-body-mb",
                  "--rate-limit", "--key-parallel", "--max-parallel", "--queue-size",
-                 "--data-dir", "--keys-file", "--host", "--port", "--vllm-arg"]:  # fmt: skip
+                 "--data-dir", "--keys-file", "--host", "--port", "--vllm-arg",
+                 "--default-language", "--languages"]:  # fmt: skip
         assert flag in shown.stdout
     assert ServeConfig.model_fields["queue_size"].description in shown.stdout
     assert "--retrieval-k" not in shown.stdout  # fields marked Flag(None) have none
     settings = ServerSettings.from_flags({"max_body_bytes": 2.0, "model_id": "m"}).values
     assert settings == {"max_body_bytes": 2 * 1024 * 1024, "model_id": "m"}
     for flags in (["--reasoning-field", "thoughts"], ["--queue-size", "-1"],
-                  ["--max-body-mb", "0.0001"]):  # fmt: skip
+                  ["--max-body-mb", "0.0001"], ["--default-language", "klingon"],
+                  ["--languages", "ms,xx"]):  # fmt: skip
         refused = CliRunner().invoke(app, ["serve", *flags])
         assert refused.exit_code == 2, refused.output
         assert flags[0] in refused.output
+    repeated = ["serve", "--languages", "ms", "--languages", "xx"]
+    refused = CliRunner().invoke(app, repeated, env={"COLUMNS": "300"})
+    assert "unknown language code 'xx': use one of en, id, ms" in refused.output
 
 
 def test_user_errors_are_told_from_bugs_by_type(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,11 +18,14 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.retrievers import BaseRetriever
 
 from sealion_agents import ChatSeaLion
 from sealion_agents import testing as tm
 from sealion_agents.backends.base import GenerationRequest
+from sealion_agents.options import GenerationOptions
 from sealion_agents.qa.chain import GroundedQA
 from sealion_agents.qa.language import LANGUAGES
 from sealion_agents.qa.packing import pack_sources, render_sources
@@ -44,6 +47,7 @@ def reply_rule(markers: set[str], reply: str) -> tm.Rule:
 GROUNDED = "It stands proudly at Marina Bay [1]."
 REVISED = "It stands proudly at Marina Bay [1]. Its skin is silver[2]!"
 STANDALONE = "Where does the Merlion mascot stand?"
+ANSWER_96 = GenerationOptions(max_thinking_tokens=1024, max_tokens=96)
 
 RULES = [
     tm.Rule(tm.default_chains()[0]),
@@ -233,7 +237,7 @@ def test_without_verification_the_claim_stays(llm: Any, store: Any) -> None:
 
 def test_uncited_answer_is_declined(request: pytest.FixtureRequest, kind: str, store: Any) -> None:
     plain = plain_model(request, kind)
-    result = qa_chain(plain, store, answer_max_tokens=96).invoke(
+    result = qa_chain(plain, store, answer_options=ANSWER_96).invoke(
         "Where does the Merlion statue stand?"
     )
     assert result.status == "declined" and result.declined_by == "verifier"
@@ -262,7 +266,30 @@ def test_follow_up_is_rewritten_with_thinking_off(llm: Any, store: Any) -> None:
     thinking_by_step = [r.thinking for r in requests]
     assert thinking_by_step == [False, True, False]  # rewrite, answer, verify
     assert [r.max_tokens for r in requests] == [128, 1024, 64]  # each step bounded
+    assert [r.options.max_thinking_tokens for r in requests] == [None, 1024, None]
     assert requests[1].messages[-1]["content"] == STANDALONE
+
+
+def test_each_steps_options_reach_its_model_call(llm: Any, store: Any) -> None:
+    """Any ``GenerationOptions`` field set for a step is what that step's call gets."""
+    requests: list[GenerationRequest] = []
+    backend = llm.backend
+    real = backend.stream
+
+    def recording(request: GenerationRequest) -> Any:
+        requests.append(request)
+        return real(request)
+
+    answer = GenerationOptions(max_thinking_tokens=300, max_tokens=512, seed=7, top_k=1)
+    verify = GenerationOptions(thinking=False, max_tokens=32, temperature=0.0)
+    backend.stream = recording
+    try:
+        chain = qa_chain(llm, store, answer_options=answer, verify_options=verify)
+        result = chain.invoke("Where does the Merlion statue, our mascot, stand?")
+    finally:
+        del backend.stream
+    assert result.answer == GROUNDED and result.status == "grounded"
+    assert [r.options for r in requests] == [answer, verify]  # no history: no rewrite
 
 
 @pytest.mark.parametrize(
@@ -368,7 +395,7 @@ def test_chain_fits_a_small_context_whatever_the_documents(
     }
     big_store = build_store(tmp_path, {**DOCS, **docs})
     usage = Usage()
-    chain = qa_chain(small, big_store, answer_max_tokens=96)
+    chain = qa_chain(small, big_store, answer_options=ANSWER_96)
     chain.retriever.k = 8  # far more text than the window
     question = "Where does the Merlion statue, our mascot, stand?"
     result = chain.invoke(question, {"callbacks": [usage]})
@@ -408,3 +435,51 @@ def test_supported_inside_a_document_does_not_pass_a_claim(llm: Any, tmp_path: P
     verify_prompts = [r.messages[-1]["content"] for r in requests if not r.thinking][-1:]
     assert "SUPPORTED SUPPORTED" in verify_prompts[0]  # the verifier was shown the text
     assert result.status == "revised" and result.removed_claims == ["Its skin is silver[2]!"]
+
+
+class NoRetriever(BaseRetriever):
+    """Construction-only tests: nothing is retrieved."""
+
+    def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
+        return []
+
+
+def construct(**fields: Any) -> GroundedQA:
+    return GroundedQA(llm=FakeListChatModel(responses=[]), retriever=NoRetriever(), **fields)
+
+
+def test_earlier_per_step_fields_still_work_with_a_deprecation_warning() -> None:
+    with pytest.warns(DeprecationWarning) as warned:
+        chain = construct(
+            rewrite_thinking=True,
+            answer_thinking=False,
+            answer_thinking_budget=200,
+            answer_max_tokens=96,
+            verify_thinking=True,
+        )
+    messages = sorted(str(w.message) for w in warned)
+    assert messages[0] == (
+        "GroundedQA(answer_max_tokens=...) is deprecated: use "
+        "answer_options=GenerationOptions(max_tokens=...)"
+    )
+    assert len(messages) == 5 and all("is deprecated: use " in m for m in messages)
+    assert chain.answer_options == GenerationOptions(
+        thinking=False, max_thinking_tokens=200, max_tokens=96
+    )
+    # as before: thinking in a rewrite leaves 8 times the query's room; in a check, 512
+    assert chain.rewrite_options == GenerationOptions(thinking=True, max_tokens=128 * 8)
+    assert chain.verify_options == GenerationOptions(thinking=True, max_tokens=512)
+    with pytest.warns(DeprecationWarning, match="query_max_tokens"):
+        kept = construct(query_max_tokens=40, rewrite_options=GenerationOptions(seed=3))
+    assert kept.rewrite_options == GenerationOptions(seed=3, max_tokens=40)
+
+
+def test_bad_options_and_language_codes_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="answer_options.max_tokens must be set"):
+        construct(answer_options=GenerationOptions())
+    with pytest.raises(ValueError, match="unknown language code 'xx': use one of en, id, ms"):
+        construct(default_language="xx")
+    with pytest.raises(ValueError, match="unknown language code 'klingon'"):
+        construct(languages=["ms", "klingon"])
+    chain = construct(default_language="ms-MY", languages=["ms,en", "fil"])
+    assert chain.default_language == "ms" and chain.languages == ["ms", "en", "tl"]

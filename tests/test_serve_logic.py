@@ -13,14 +13,19 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from pydantic import ValidationError
 
+from sealion_agents.options import GenerationOptions, option_names
+from sealion_agents.serve.documents.protocol import AskRequest, ask_input
 from sealion_agents.serve.limits import Busy, GenerationQueue, ParallelLimit, RateLimiter
 from sealion_agents.serve.metrics import Metrics
 from sealion_agents.serve.openai_protocol import (
+    REQUEST_OPTIONS,
     ChatRequest,
     RequestError,
     generation_options,
     reasoning_fields,
+    request_options,
     to_messages,
 )
 from sealion_agents.serve.streaming import event_stream, json_event, started
@@ -154,6 +159,53 @@ def test_request_options_and_messages() -> None:
         to_messages([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}])
     assert reasoning_fields("r", "reasoning") == {"reasoning": "r"}
     assert reasoning_fields("r", "both") == {"reasoning_content": "r", "reasoning": "r"}
+
+
+def test_chat_and_ask_take_every_generation_option_the_same_way() -> None:
+    """Both request models carry GenerationOptions' fields (bounds included) and one function
+    maps either to GenerationOptions; the server backend's connection settings stay out."""
+    assert set(REQUEST_OPTIONS) == set(option_names()) - {"timeout", "max_retries"}
+    body = {
+        "thinking": False,
+        "max_thinking_tokens": 9,
+        "max_tokens": 40,
+        "temperature": 0.3,
+        "top_p": 0.5,
+        "top_k": 4,
+        "seed": 11,
+        "timeout": 1,  # not the client's to set: ignored, as any unknown field
+    }
+    chat = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}], **body)
+    ask = AskRequest(question="hi", **body)
+    expected = GenerationOptions(**{k: v for k, v in body.items() if k != "timeout"})
+    assert request_options(chat) == request_options(ask) == expected
+    assert ask_input(ask)[1] == expected.model_dump(exclude_unset=True)
+    assert ask_input(AskRequest(question="hi"))[1] == {}  # nothing set: the server's defaults
+    for model, required in (
+        (ChatRequest, {"model": "m", "messages": [{}]}),
+        (AskRequest, {"question": "q"}),
+    ):
+        for name, bad in (("max_tokens", 0), ("top_p", 1.5), ("max_thinking_tokens", 0)):
+            with pytest.raises(ValidationError, match=name):
+                model(**required, **{name: bad})
+    # OpenAI's and vLLM's own names: max_completion_tokens wins, max_thinking_tokens wins
+    chat = ChatRequest(
+        model="m",
+        messages=[{}],
+        max_tokens=5,
+        max_completion_tokens=6,
+        max_thinking_tokens=7,
+        thinking_budget=8,
+        thinking=True,
+        chat_template_kwargs={"enable_thinking": False},
+    )
+    assert request_options(chat) == GenerationOptions(
+        thinking=False, max_tokens=6, max_thinking_tokens=7
+    )
+    with pytest.raises(RequestError, match="thinking_mode must be 'on' or 'off'"):
+        request_options(
+            ChatRequest(model="m", messages=[{}], chat_template_kwargs={"thinking_mode": "x"})
+        )
 
 
 def test_a_stream_that_fails_after_it_started_ends_with_an_error_event() -> None:

@@ -137,6 +137,24 @@ class ModelFlags(FlagGroup):
     ] = None
 
 
+def _language_code(code: str) -> str:
+    from sealion_agents.qa.chain import language_code
+
+    try:
+        return language_code(code)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _language_codes(codes: list[str] | None) -> list[str] | None:
+    from sealion_agents.qa.chain import language_codes
+
+    try:
+        return language_codes(codes) if codes else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class AnswerFlags(FlagGroup):
     """How an answer is generated and shown."""
@@ -149,3 +167,20 @@ class AnswerFlags(FlagGroup):
     max_tokens: Annotated[
         int, typer.Option(help="Most tokens for the answer, reasoning included.", min=16)
     ] = 1024
+    default_language: Annotated[
+        str,
+        typer.Option(
+            envvar="SEALION_DEFAULT_LANGUAGE",
+            callback=_language_code,
+            help="Answer language when the question's is unclear (ISO 639-1 code; ms or id "
+            "also decides a question that reads as either).",
+        ),
+    ] = "en"
+    languages: Annotated[
+        list[str] | None,
+        typer.Option(
+            callback=_language_codes,
+            help="The answer languages detection chooses among, e.g. ms,en (repeatable; "
+            "default: all 13).",
+        ),
+    ] = None

@@ -147,6 +147,7 @@ def _ingest_items(paths: list[str]) -> list[Any]:
 
 def _grounded_qa(source: CollectionFlags, backend: ModelFlags, answering: AnswerFlags) -> Any:
     """The collection (it must exist) and the model, as one grounded Q&A chain."""
+    from sealion_agents.options import GenerationOptions
     from sealion_agents.qa.chain import GroundedQA
     from sealion_agents.retrievers import SEARetriever
 
@@ -154,8 +155,11 @@ def _grounded_qa(source: CollectionFlags, backend: ModelFlags, answering: Answer
     return GroundedQA(
         llm=build_chat_model(backend),
         retriever=SEARetriever(store=store, k=6),
-        answer_thinking=answering.thinking,
-        answer_max_tokens=answering.max_tokens,
+        answer_options=GenerationOptions(
+            thinking=answering.thinking, max_thinking_tokens=1024, max_tokens=answering.max_tokens
+        ),
+        default_language=answering.default_language,
+        languages=answering.languages,
     )
 
 

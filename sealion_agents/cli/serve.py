@@ -1,8 +1,9 @@
 """The server commands: ``serve`` (its settings' flags generated from ``ServeConfig``) and ``keys``.
 
 ``ServerSettings`` turns each ``ServeConfig`` field into a flag: its name (``--field-name``,
-or the field's ``Flag``), default, help (the field's docstring), bounds (``ge``/``le``) and
-choices (a ``Literal``), in the flag's unit where it has one (MB for a byte count).
+or the field's ``Flag``), default, help (the field's docstring), bounds (``ge``/``le``),
+choices (a ``Literal``) and validators, in the flag's unit where it has one (MB for a byte
+count). A list field is a repeatable flag that also takes commas (``--languages ms,en``).
 """
 
 from __future__ import annotations
@@ -88,12 +89,34 @@ def _option(name: str, field: Any) -> inspect.Parameter:
     text = " ".join((field.description or "").replace("``", "'").split())
     if flag.unit:
         text += f" Given in {flag.unit}."
+    if flag.scale == 1:
+        options["callback"] = _validated(name)
     return inspect.Parameter(
         name,
         inspect.Parameter.KEYWORD_ONLY,
         annotation=Annotated[annotation, typer.Option(flag.name, help=text, **options)],
         default=default,
     )
+
+
+def _validated(name: str) -> Any:
+    """A typer callback: the value as the field's validators make it, or a usage error."""
+    from pydantic import ValidationError
+
+    from sealion_agents.serve.config import ServeConfig
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        try:
+            model = ServeConfig.model_construct()
+            ServeConfig.__pydantic_validator__.validate_assignment(model, name, value)
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise typer.BadParameter(message) from None
+        return getattr(model, name)
+
+    return check
 
 
 def _in_flag_unit(bound: Any, flag: Any, rounding: Any) -> Any:

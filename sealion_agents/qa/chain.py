@@ -15,7 +15,8 @@ they are generated, then the verdict and the final result.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+import warnings
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,11 +24,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage, convert_to_messages
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sealion_agents.errors import ContextWindowExceededError
+from sealion_agents.options import GenerationOptions
 from sealion_agents.qa.citations import cited_numbers, split_claims
-from sealion_agents.qa.language import Language, detect_language
+from sealion_agents.qa.language import LANGUAGES, Language, detect_language, normalize_code
 from sealion_agents.qa.packing import Source, pack_sources, render_sources
 from sealion_agents.qa.prompts import (
     DECLINE_TOKEN,
@@ -39,7 +41,14 @@ from sealion_agents.qa.prompts import (
 from sealion_agents.reasoning import strip_reasoning
 from sealion_agents.threads import iterate_in_thread
 
-__all__ = ["Citation", "GroundedAnswer", "GroundedQA", "QAEvent"]
+__all__ = [
+    "Citation",
+    "GroundedAnswer",
+    "GroundedQA",
+    "QAEvent",
+    "language_code",
+    "language_codes",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +104,26 @@ def _as_citation(source: Source) -> Citation:
     return Citation(number=source.number, source=source.source, page=source.page, text=source.text)
 
 
+def language_code(code: str) -> str:
+    """The supported ISO 639-1 code for ``code`` (``ms-MY`` -> ``ms``), or a clear error."""
+    known = normalize_code(code)
+    if known is None:
+        raise ValueError(
+            f"unknown language code {code!r}: use one of {', '.join(LANGUAGES)} (ISO 639-1)"
+        )
+    return known
+
+
+def language_codes(codes: Iterable[str] | None) -> list[str] | None:
+    """Each code checked by ``language_code``; an entry may list several (``ms,en``)."""
+    if codes is None:
+        return None
+    found = [language_code(c) for entry in codes for c in entry.split(",") if c.strip()]
+    if not found:
+        raise ValueError("languages is empty: name at least one ISO 639-1 code, e.g. ms,en")
+    return list(dict.fromkeys(found))
+
+
 class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
     """Grounded document Q&A over any retriever and chat model (SEA-LION first)."""
 
@@ -102,22 +131,19 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
     """The chat model for every step (each step sets its own thinking mode)."""
     retriever: BaseRetriever
     """Where passages come from (e.g. ``SEARetriever``: hybrid search over Chroma)."""
-    rewrite_thinking: bool = False
-    """Thinking mode of step 1 (standalone query, translation)."""
-    answer_thinking: bool = True
-    """Thinking mode of step 4 (the answer)."""
-    answer_thinking_budget: int | None = 1024
-    """Most reasoning tokens in step 4 before the model must answer."""
-    verify_thinking: bool = False
-    """Thinking mode of step 5 (claim checks)."""
+    rewrite_options: GenerationOptions = GenerationOptions(thinking=False, max_tokens=128)
+    """Options of step 1 (standalone query, translation): a query is short."""
+    answer_options: GenerationOptions = GenerationOptions(
+        thinking=True, max_thinking_tokens=1024, max_tokens=1024
+    )
+    """Options of step 4 (the answer); its ``max_tokens`` (reasoning included) is kept free
+    in the context window."""
+    verify_options: GenerationOptions = GenerationOptions(thinking=False, max_tokens=64)
+    """Options of step 5 (one claim check each: a one-word verdict)."""
     verify: bool = True
     """Run step 5."""
     translate_to: str | None = "English"
     """Also search with the query in this language when the question is in another one."""
-    answer_max_tokens: int = 1024
-    """Most tokens for step 4 (reasoning included)."""
-    query_max_tokens: int = 128
-    """Most tokens for a rewritten or translated query (step 1, without thinking)."""
     context_window: int | None = None
     """Token budget of one call (default: the model's context window, or 8192)."""
     return_reasoning: bool = True
@@ -128,6 +154,46 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
     """The deployment's answer languages (ISO 639-1 codes); detection chooses among them."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    _known_language = field_validator("default_language")(language_code)
+    _known_languages = field_validator("languages")(language_codes)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_options(cls, data: Any) -> Any:
+        """The per-step fields of earlier releases, mapped onto the steps' options."""
+        if not isinstance(data, dict) or not _RENAMED.keys() & data.keys():
+            return data
+        data = dict(data)
+        updates: dict[str, dict[str, Any]] = {}
+        for old in [name for name in _RENAMED if name in data]:
+            step, option = _RENAMED[old]
+            warnings.warn(
+                f"GroundedQA({old}=...) is deprecated: use {step}=GenerationOptions({option}=...)",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+            updates.setdefault(step, {})[option] = data.pop(old)
+        rewrite = updates.get("rewrite_options", {})
+        if rewrite.get("thinking"):  # as before: room for the reasoning before the query
+            rewrite["max_tokens"] = rewrite.get("max_tokens", 128) * 8
+        if updates.get("verify_options", {}).get("thinking"):
+            updates["verify_options"].setdefault("max_tokens", 512)
+        for step, values in updates.items():
+            given = data.get(step, cls.model_fields[step].default)
+            if isinstance(given, GenerationOptions):
+                given = given.model_dump(exclude_unset=True)
+            data[step] = GenerationOptions(**(dict(given) | values))
+        return data
+
+    @model_validator(mode="after")
+    def _answer_is_bounded(self) -> GroundedQA:
+        if self.answer_options.max_tokens is None:
+            raise ValueError(
+                "answer_options.max_tokens must be set: that many tokens of the context window "
+                "are kept free for the answer, e.g. GenerationOptions(max_tokens=1024)"
+            )
+        return self
 
     # -- Runnable surface --------------------------------------------------------------
 
@@ -198,9 +264,7 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
         language: Language,
         config: RunnableConfig | None,
     ) -> list[str]:
-        # a query is short; with thinking on, leave room for the reasoning before it
-        limit = self.query_max_tokens * (8 if self.rewrite_thinking else 1)
-        options = {"thinking": self.rewrite_thinking, "max_tokens": limit}
+        options = _call_options(self.rewrite_options)
         query = question
         if history:
             rewritten = self._ask(
@@ -232,10 +296,11 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
         window = window or _DEFAULT_CONTEXT
         frame = answer_messages(question, "", language=language.name)
         fixed = sum(self.llm.get_num_tokens(m.text) for m in frame) + _PROMPT_MARGIN
-        budget = window - self.answer_max_tokens - fixed
+        answer_tokens = self.answer_options.max_tokens or 0  # set: checked at construction
+        budget = window - answer_tokens - fixed
         if budget <= 0:  # no room for a single passage: say so, never decline as if unfound
             raise ContextWindowExceededError(
-                prompt_tokens=fixed, max_tokens=self.answer_max_tokens, n_ctx=window
+                prompt_tokens=fixed, max_tokens=answer_tokens, n_ctx=window
             )
         return budget
 
@@ -285,12 +350,7 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
         asked = queries[0] if history else question
         reasoning: list[str] = []
         text: list[str] = []
-        options: dict[str, Any] = {
-            "thinking": self.answer_thinking,
-            "max_tokens": self.answer_max_tokens,
-        }
-        if self.answer_thinking and self.answer_thinking_budget:
-            options["max_thinking_tokens"] = self.answer_thinking_budget
+        options = _call_options(self.answer_options)
         held = ""  # answer text held back while it may still become the decline token
         for chunk in self.llm.stream(
             answer_messages(asked, passages, language=language.name), config, **options
@@ -365,14 +425,32 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
             verdict = self._ask(
                 verify_messages(claim.text, render_sources(cited)),
                 config,
-                thinking=self.verify_thinking,
-                max_tokens=64 if not self.verify_thinking else 512,
+                **_call_options(self.verify_options),
             )
             if verdict.upper().lstrip(" *\"'").startswith("SUPPORTED"):
                 kept.append(claim.text)
             else:
                 removed.append(claim.text)
         return kept, removed
+
+
+_RENAMED = {
+    "rewrite_thinking": ("rewrite_options", "thinking"),
+    "query_max_tokens": ("rewrite_options", "max_tokens"),
+    "answer_thinking": ("answer_options", "thinking"),
+    "answer_thinking_budget": ("answer_options", "max_thinking_tokens"),
+    "answer_max_tokens": ("answer_options", "max_tokens"),
+    "verify_thinking": ("verify_options", "thinking"),
+}
+"""Earlier releases' per-step fields: (the step's options, the option)."""
+
+
+def _call_options(options: GenerationOptions) -> dict[str, Any]:
+    """A step's per-call options: those set to a value (a thinking budget only with thinking)."""
+    values = options.model_dump(exclude_none=True)
+    if not options.thinking:
+        values.pop("max_thinking_tokens", None)
+    return values
 
 
 def _history(messages: Any) -> list[BaseMessage]:

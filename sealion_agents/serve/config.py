@@ -10,11 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Flag", "ServeConfig"]
+from sealion_agents.qa.chain import language_code, language_codes
+
+__all__ = ["Flag", "ReasoningField", "ServeConfig"]
 
 MB = 1024 * 1024
+
+ReasoningField = Literal["both", "reasoning_content", "reasoning"]
+"""Where reasoning goes in a response: vLLM's ``reasoning_content``, the newer ``reasoning``,
+or both."""
 
 
 class Flag(NamedTuple):
@@ -39,9 +45,7 @@ class ServeConfig(BaseModel):
     """The key file (default ``<data_dir>/keys.json``; servers sharing keys share this file)."""
     model_id: Annotated[str, Flag("--name")] = "sealion"
     """The chat model's name in ``/v1/models``; grounded Q&A models are ``qa/<collection>``."""
-    reasoning_fields: Annotated[
-        Literal["both", "reasoning_content", "reasoning"], Flag("--reasoning-field")
-    ] = "both"
+    reasoning_fields: Annotated[ReasoningField, Flag("--reasoning-field")] = "both"
     """Where reasoning goes in responses: vLLM's ``reasoning_content``, the newer
     ``reasoning``, or both."""
     sources_in_content: Annotated[bool, Flag(None)] = True
@@ -64,6 +68,15 @@ class ServeConfig(BaseModel):
     """Passages retrieved per question."""
     answer_max_tokens: Annotated[int, Flag(None)] = Field(default=1024, ge=16)
     """Default most tokens of a grounded answer (reasoning included)."""
+    default_language: str = "en"
+    """Answer language of grounded Q&A when the question's is unclear (ISO 639-1 code; ``ms``
+    or ``id`` also decides a question that reads as either)."""
+    languages: list[str] | None = None
+    """The deployment's answer languages (ISO 639-1 codes, e.g. ``ms,en``): detection chooses
+    among them (default: all 13)."""
+
+    _known_language = field_validator("default_language")(language_code)
+    _known_languages = field_validator("languages")(language_codes)
 
     @property
     def key_path(self) -> Path:

@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import (
     AIMessage,
@@ -27,13 +27,23 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from sealion_agents.options import (
+    CONNECTION_OPTIONS,
+    GenerationOptions,
+    option_names,
+    optional_fields,
+)
+from sealion_agents.serve.config import ReasoningField
 
 __all__ = [
     "ChatRequest",
     "ChunkWriter",
     "MAX_TOKENIZE_CHARS",
+    "REQUEST_OPTIONS",
     "RequestError",
+    "RequestOptions",
     "TokenizeRequest",
     "completion",
     "generation_options",
@@ -41,12 +51,11 @@ __all__ = [
     "qa_extra",
     "qa_question",
     "reasoning_fields",
+    "request_options",
     "to_messages",
     "usage",
     "usage_totals",
 ]
-
-ReasoningFields = Literal["both", "reasoning_content", "reasoning"]
 
 
 class RequestError(ValueError):
@@ -61,34 +70,72 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatRequest(BaseModel):
-    """The fields of ``POST /v1/chat/completions`` this server reads."""
+REQUEST_OPTIONS = tuple(name for name in option_names() if name not in CONNECTION_OPTIONS)
+"""The generation options a request to this server may set: every ``GenerationOptions``
+field but the server backend's connection settings."""
+
+
+class _RequestOptions(BaseModel):
+    """A request body with the generation options (built on ``GenerationOptions``' fields)."""
 
     model_config = ConfigDict(extra="ignore")
+
+    def with_own_names(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` (the option fields set) with the options set under the API's own names."""
+        return values
+
+
+if TYPE_CHECKING:
+    RequestOptions = _RequestOptions
+else:
+    RequestOptions = create_model(
+        "RequestOptions", __base__=_RequestOptions, **optional_fields(REQUEST_OPTIONS)
+    )
+    RequestOptions.__doc__ = _RequestOptions.__doc__
+
+
+def request_options(request: RequestOptions) -> GenerationOptions:
+    """The options a request (chat or ask) set, validated; unset ones stay unset."""
+    values = {name: getattr(request, name) for name in REQUEST_OPTIONS}
+    values = {name: value for name, value in values.items() if value is not None}
+    return GenerationOptions(**request.with_own_names(values))
+
+
+class ChatRequest(RequestOptions):
+    """The fields of ``POST /v1/chat/completions`` this server reads.
+
+    The generation options are ``GenerationOptions``' (``thinking`` is this server's own
+    switch; ``chat_template_kwargs.thinking_mode`` is the standard one).
+    """
 
     model: str
     messages: list[dict[str, Any]] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0)
-    seed: int | None = None
+    """OpenAI's newer name of ``max_tokens`` (wins over it)."""
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1)
     chat_template_kwargs: dict[str, Any] | None = None
-    thinking: bool | None = None
-    """This server's own switch (``chat_template_kwargs.thinking_mode`` is the standard one)."""
-    max_thinking_tokens: int | None = Field(default=None, ge=1)
     thinking_budget: int | None = Field(default=None, ge=1)
+    """Another name of ``max_thinking_tokens`` (which wins over it)."""
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     continue_final_message: bool = False
     """vLLM's: continue the last assistant message. Refused (400): every reply here is a
     new assistant turn, and ignoring it would answer something else than was asked."""
+
+    def with_own_names(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``max_completion_tokens``, ``thinking_budget`` and the template's thinking switch."""
+        if self.max_completion_tokens is not None:
+            values["max_tokens"] = self.max_completion_tokens
+        if self.thinking_budget is not None:
+            values.setdefault("max_thinking_tokens", self.thinking_budget)
+        thinking = _template_thinking(self.chat_template_kwargs or {})
+        if thinking is not None:
+            values["thinking"] = thinking
+        return values
 
 
 MAX_TOKENIZE_CHARS = 1_000_000
@@ -111,8 +158,8 @@ class TokenizeRequest(BaseModel):
     add_special_tokens: bool | None = None
 
 
-def _thinking(request: ChatRequest) -> bool | None:
-    kwargs = request.chat_template_kwargs or {}
+def _template_thinking(kwargs: dict[str, Any]) -> bool | None:
+    """The thinking switch of ``chat_template_kwargs`` (SEA-LION's, Qwen's, or plain)."""
     for name in ("thinking_mode", "enable_thinking", "thinking"):
         if name in kwargs:
             value = kwargs[name]
@@ -126,7 +173,7 @@ def _thinking(request: ChatRequest) -> bool | None:
                 f"chat_template_kwargs.{name} must be 'on' or 'off'; got {value!r}",
                 f"chat_template_kwargs.{name}",
             )
-    return request.thinking
+    return None
 
 
 def generation_options(request: ChatRequest) -> dict[str, Any]:
@@ -139,20 +186,7 @@ def generation_options(request: ChatRequest) -> dict[str, Any]:
             "assistant turn (for a thinking budget send max_thinking_tokens instead)",
             "continue_final_message",
         )
-    options: dict[str, Any] = {}
-    thinking = _thinking(request)
-    if thinking is not None:
-        options["thinking"] = thinking
-    budget = request.max_thinking_tokens or request.thinking_budget
-    if budget is not None:
-        options["max_thinking_tokens"] = budget
-    limit = request.max_completion_tokens or request.max_tokens
-    if limit is not None:
-        options["max_tokens"] = limit
-    for name in ("temperature", "top_p", "top_k", "seed"):
-        value = getattr(request, name)
-        if value is not None:
-            options[name] = value
+    options = request_options(request).model_dump(exclude_unset=True)
     if request.stop:
         options["stop"] = [request.stop] if isinstance(request.stop, str) else request.stop
     return options
@@ -224,7 +258,7 @@ def to_messages(raw: list[dict[str, Any]]) -> list[BaseMessage]:
     return out
 
 
-def reasoning_fields(text: str, fields: ReasoningFields) -> dict[str, str]:
+def reasoning_fields(text: str, fields: ReasoningField) -> dict[str, str]:
     """The reasoning under the field name(s) the server was told to use."""
     if fields == "both":
         return {"reasoning_content": text, "reasoning": text}
@@ -264,7 +298,7 @@ def _openai_calls(message: AIMessage) -> list[dict[str, Any]]:
 
 
 def completion(
-    message: AIMessage, model: str, fields: ReasoningFields, extra: dict[str, Any] | None = None
+    message: AIMessage, model: str, fields: ReasoningField, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """A whole ``chat.completion`` for one reply."""
     body: dict[str, Any] = {"role": "assistant", "content": message.text}
@@ -290,7 +324,7 @@ def completion(
 class ChunkWriter:
     """Builds the ``chat.completion.chunk`` objects of one streamed reply."""
 
-    def __init__(self, model: str, fields: ReasoningFields) -> None:
+    def __init__(self, model: str, fields: ReasoningField) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model

@@ -19,12 +19,13 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sealion_agents.options import GenerationOptions
 from sealion_agents.serve.config import ServeConfig
 from sealion_agents.serve.jobs import Job, JobManager
 from sealion_agents.serve.keys import ApiKey, KeyStore
@@ -178,19 +179,24 @@ class ServerState:
                 self._retrievers[(tenant, name)] = cached
             return cached
 
-    def grounded_qa(self, tenant: str, name: str, options: dict[str, Any]) -> GroundedQA:
-        """A GroundedQA over the tenant's collection, with the request's thinking and limits.
+    def grounded_qa(self, tenant: str, name: str, options: Mapping[str, Any]) -> GroundedQA:
+        """A GroundedQA over the tenant's collection; the request's options go to its answer.
 
-        ``options``: ``thinking``, ``max_thinking_tokens`` and ``max_tokens``, each optional.
+        ``options``: the per-call options a request set; ``GenerationOptions``' own are
+        applied to the answer step over the server's defaults (others, e.g. ``stop``, are
+        not).
         """
         from sealion_agents.qa.chain import GroundedQA
 
+        answer = GroundedQA.model_fields["answer_options"].default.model_dump(exclude_unset=True)
+        answer["max_tokens"] = self.config.answer_max_tokens
+        answer |= {k: v for k, v in options.items() if k in GenerationOptions.model_fields}
         return GroundedQA(
             llm=self.llm,
             retriever=self.retriever(tenant, name),
-            answer_thinking=options.get("thinking", True),
-            answer_thinking_budget=options.get("max_thinking_tokens", 1024),
-            answer_max_tokens=options.get("max_tokens", self.config.answer_max_tokens),
+            answer_options=GenerationOptions(**answer),
+            default_language=self.config.default_language,
+            languages=self.config.languages,
         )
 
     def forget(self, tenant: str, name: str) -> None:

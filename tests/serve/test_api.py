@@ -15,13 +15,15 @@ from openai import APIStatusError, OpenAI
 
 from sealion_agents import ChatSeaLion
 from sealion_agents import testing as tm
+from sealion_agents.qa.language import LANGUAGES
 from sealion_agents.serve.openai_protocol import MAX_TOKENIZE_CHARS
-from tests.serve.conftest import Served, sse_events
+from tests.serve.conftest import Served, make_keys, sse_events, start, upload
 from tests.serve_model import DOCS, GROUNDED, REASONING_QA, serve_gguf
 from tests.test_cli import sealion
 
 THAI = "สิงโตทะเลตั้งอยู่ที่อ่าวมารีนา"
 ENGLISH = "The Merlion statue stands at Marina Bay."
+EITHER_MS_OR_ID = "Berapa lama cuti tahunan di Atlantis?"  # the same words in both languages
 
 
 def openai_client(served: Served, tenant: str = "acme") -> OpenAI:
@@ -120,6 +122,39 @@ def test_cli_ask_and_chat_against_our_server(served: Served, tmp_path: Path) -> 
     chatted = sealion("chat", *where, stdin=f"{question}\n\n", **env)
     assert chatted.returncode == 0, chatted.stderr
     assert chatted.stdout.count(GROUNDED) == 1 and "merlion.md: The Merlion" in chatted.stdout
+    # a Malay deployment: a question that reads as Malay or Indonesian is answered in Malay
+    declined = sealion("ask", EITHER_MS_OR_ID, *where, "--default-language", "ms", **env)
+    assert declined.returncode == 0, declined.stderr
+    assert LANGUAGES["ms"].decline in declined.stdout
+    assert LANGUAGES["id"].decline not in declined.stdout
+    refused = sealion("ask", EITHER_MS_OR_ID, *where, "--languages", "ms,xx", **env)
+    assert refused.returncode == 2 and "unknown language code 'xx'" in refused.stderr
+
+
+def test_a_malay_deployment_declines_an_either_or_question_in_malay(
+    served: Served, tmp_path: Path
+) -> None:
+    """``--default-language ms``: Malay where the question reads as Malay or Indonesian
+    (the default deployment, ``en``, reads the same question as Indonesian)."""
+    question = [{"role": "user", "content": EITHER_MS_OR_ID}]
+    default = openai_client(served).chat.completions.create(model="qa/kb", messages=question)
+    assert default.choices[0].message.content == LANGUAGES["id"].decline
+    keys = make_keys(tmp_path, ("acme",))
+    extra = ("--default-language", "ms", "--languages", "ms,id,en", "--name", "sealion")
+    server = start(tmp_path, extra)
+    try:
+        malay = Served(server, keys, tmp_path)
+        with malay.client() as client:
+            assert client.post("/v1/collections", json={"name": "kb"}).status_code == 201
+            assert upload(client, "kb", {"merlion.md": DOCS["merlion.md"]})["stage"] == "done"
+            asked = client.post("/v1/collections/kb/ask", json={"question": EITHER_MS_OR_ID})
+        reply = openai_client(malay).chat.completions.create(model="qa/kb", messages=question)
+    finally:
+        server.stop()
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["answer"] == LANGUAGES["ms"].decline
+    assert asked.json()["language"] == "ms" and asked.json()["declined_by"] == "model"
+    assert reply.choices[0].message.content == LANGUAGES["ms"].decline
 
 
 def test_openai_sdk_whole_reply_keeps_reasoning_apart(served: Served) -> None:

@@ -1,7 +1,8 @@
 """The request bodies of the document API, and ``/ask``'s as GroundedQA's input.
 
 data flow: JSON body -> :class:`AskRequest` (validated; unknown fields ignored) ->
-``ask_input`` -> the question with its history (LangChain messages) and the chain's options.
+``ask_input`` -> the question with its history (LangChain messages) and the options it set
+(``GenerationOptions``' names, mapped as a chat request's are).
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from sealion_agents.serve.openai_protocol import RequestError
+from sealion_agents.serve.openai_protocol import RequestError, RequestOptions, request_options
 
 __all__ = ["AskRequest", "NewCollection", "Turn", "ask_input"]
 
@@ -29,17 +30,12 @@ class Turn(BaseModel):
     content: str
 
 
-class AskRequest(BaseModel):
-    """``POST /v1/collections/{name}/ask``."""
-
-    model_config = ConfigDict(extra="ignore")
+class AskRequest(RequestOptions):
+    """``POST /v1/collections/{name}/ask``; its generation options go to the answer step."""
 
     question: str = Field(min_length=1, max_length=8000)
     history: list[Turn] = Field(default_factory=list)
     stream: bool = False
-    thinking: bool | None = None
-    max_thinking_tokens: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=16)
 
 
 def _history(turns: list[Turn]) -> list[BaseMessage]:
@@ -56,11 +52,5 @@ def _history(turns: list[Turn]) -> list[BaseMessage]:
 
 def ask_input(body: AskRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     """GroundedQA's input (question and history) and the options the request set."""
-    options: dict[str, Any] = {}
-    if body.thinking is not None:
-        options["thinking"] = body.thinking
-    if body.max_thinking_tokens is not None:
-        options["max_thinking_tokens"] = body.max_thinking_tokens
-    if body.max_tokens is not None:
-        options["max_tokens"] = body.max_tokens
+    options = request_options(body).model_dump(exclude_unset=True)
     return {"question": body.question, "history": _history(body.history)}, options
