@@ -28,6 +28,7 @@ from sealion_agents.qa.chain import GroundedQA
 from sealion_agents.qa.citations import MIN_CLAIM_CHARS, split_claims
 from sealion_agents.qa.prompts import verify_messages
 from tests.conftest import LLAMA_TEST_KWARGS
+from tests.test_qa_chain import build_store
 
 # -- the splitting itself (pure) ---------------------------------------------------------
 
@@ -251,24 +252,12 @@ def llm() -> Any:
     model.close()
 
 
-def build_store(folder: Path, docs: dict[str, str]) -> Any:
-    from sealion_agents.retrievers import ingest, open_store
-
-    (folder / "docs").mkdir(parents=True)
-    for name, text in docs.items():
-        (folder / "docs" / name).write_text(text, encoding="utf-8")
-    store = open_store(collection_name="scripts", persist_directory=folder / "chroma")
-    report = ingest(store, folder / "docs", show_progress=False)
-    assert report.ok, report.errors
-    return store
-
-
 @pytest.mark.parametrize("language", sorted(SCENARIOS))
 def test_the_unsupported_sentence_is_removed(llm: Any, tmp_path: Path, language: str) -> None:
     from sealion_agents.retrievers import SEARetriever
 
     s = SCENARIOS[language]
-    store = build_store(tmp_path, s.docs)
+    store = build_store(tmp_path, s.docs, collection="scripts")
     qa = GroundedQA(llm=llm, retriever=SEARetriever(store=store, k=2))
     result = qa.invoke(s.question)
     assert result.language == language
