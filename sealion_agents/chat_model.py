@@ -1,8 +1,9 @@
 """``ChatSeaLion``: the LangChain chat model for SEA-LION, over any backend.
 
 Data flow:
-  input: LangChain messages -> template dicts (earlier reasoning removed) + options
-         -> ``GenerationRequest`` -> backend (renders with ``thinking_mode``, generates)
+  input: LangChain messages -> template dicts (earlier reasoning removed or kept, tool
+         calls written, as the model's profile says) + options -> ``GenerationRequest``
+         -> backend (renders with the profile's thinking switch, generates)
   output: backend events -> ``TurnDecoder`` (reasoning vs answer, stop sequences, thinking
          budget, usage) -> ``AIMessageChunk``s -> ``AIMessage`` whose reasoning sits in
          ``additional_kwargs["reasoning_content"]`` and never in ``content``.
@@ -18,6 +19,7 @@ call per round) instead of streaming one by one; everything else is LangChain's 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +40,7 @@ from sealion_agents.batching import CURRENT_ROUNDS, BatchRounds, batch_rounds
 from sealion_agents.decoding import TurnDecoder
 from sealion_agents.messages import to_template_messages
 from sealion_agents.options import GenerationOptions, option_names
+from sealion_agents.profiles import ModelProfile
 from sealion_agents.structured import StructuredOutputMixin
 from sealion_agents.tool_calls import AnswerPlan, normalise_choice, tool_specs
 
@@ -97,6 +100,7 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         chat_template: str | None = None,
         thinking: bool = True,
         llama_kwargs: dict[str, Any] | None = None,
+        profile: ModelProfile | str | None = None,
         **kwargs: Any,
     ) -> ChatSeaLion:
         """SEA-LION on llama.cpp from a local ``.gguf`` or a Hugging Face repo id.
@@ -114,6 +118,8 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
             chat_template: Jinja template overriding the one stored in the GGUF.
             thinking: default thinking mode of this instance.
             llama_kwargs: more ``llama_cpp.Llama`` arguments (``n_threads``, ``n_batch``...).
+            profile: the model profile, a name from ``profiles.PROFILES`` or a
+                ``ModelProfile`` (default: found from the file's name and chat template).
             **kwargs: other ``ChatSeaLion`` fields (``temperature``, ``max_tokens``...).
         """
         from sealion_agents.backends.llamacpp import LlamaCppBackend
@@ -121,6 +127,7 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
 
         options: dict[str, Any] = dict(llama_kwargs or {})
         options.update(n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, chat_template=chat_template)
+        options["profile"] = profile
         text = str(model)
         if not Path(text).exists() and is_repo_id(text):
 
@@ -134,13 +141,22 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         return cls(backend=backend, thinking=thinking, **kwargs)
 
     @classmethod
-    def from_vllm(cls, model: Any, *, thinking: bool = True, **kwargs: Any) -> ChatSeaLion:
+    def from_vllm(
+        cls,
+        model: Any,
+        *,
+        thinking: bool = True,
+        profile: ModelProfile | str | None = None,
+        **kwargs: Any,
+    ) -> ChatSeaLion:
         """SEA-LION on vLLM in-process, from a repo id, a model folder or a started ``vllm.LLM``.
 
         The engine starts on the first call (or ``load()``); ``close()`` shuts it down
         (an engine passed in is left to its owner). Keyword arguments that are
         ``ChatSeaLion`` fields (``temperature``, ``max_tokens``, ``seed``...) configure the
-        chat model; ``name`` and ``chat_template`` the backend; all others go to
+        chat model; ``name``, ``chat_template`` and ``profile`` (a name from
+        ``profiles.PROFILES``; default: found from the model's name and template) the
+        backend; all others go to
         ``vllm.LLM`` (``tensor_parallel_size``, ``gpu_memory_utilization``,
         ``max_model_len``, ``dtype``, ``quantization``, ``enforce_eager``...).
         """
@@ -150,9 +166,9 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
             k: kwargs.pop(k) for k in list(kwargs) if k in cls.model_fields and k != "backend"
         }
         if isinstance(model, (str, Path)):
-            backend = VLLMBackend(model, **kwargs)
+            backend = VLLMBackend(model, profile=profile, **kwargs)
         else:
-            backend = VLLMBackend(llm=model, **kwargs)
+            backend = VLLMBackend(llm=model, profile=profile, **kwargs)
         return cls(backend=backend, thinking=thinking, **fields)
 
     @classmethod
@@ -163,6 +179,7 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         model: str,
         api_key: str | None = None,
         thinking: bool = True,
+        profile: ModelProfile | str | None = None,
         **kwargs: Any,
     ) -> ChatSeaLion:
         """SEA-LION behind an OpenAI-compatible server (``vllm serve``, llama.cpp, AI Singapore).
@@ -174,7 +191,8 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         ``context_window=``. Other backend options
         (``thinking_off_model``, ``reasoning_prefilled``, ``extra_body``, ``headers``,
         ``continues``) go to ``OpenAIBackend``; other keyword arguments are ``ChatSeaLion``
-        fields.
+        fields. ``profile``: the model profile (a name from ``profiles.PROFILES``), where the
+        served name does not tell the model (a proxy).
         """
         from sealion_agents.backends.openai import OpenAIBackend
 
@@ -182,7 +200,9 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
             k: kwargs.pop(k) for k in list(kwargs) if k in cls.model_fields and k != "backend"
         }
         transport = {k: fields[k] for k in ("timeout", "max_retries") if fields.get(k) is not None}
-        backend = OpenAIBackend(base_url, model=model, api_key=api_key, **transport, **kwargs)
+        backend = OpenAIBackend(
+            base_url, model=model, api_key=api_key, profile=profile, **transport, **kwargs
+        )
         return cls(backend=backend, thinking=thinking, **fields)
 
     # -- conveniences ----------------------------------------------------------------
@@ -240,6 +260,14 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         return int(self.backend.context_window)
 
     @property
+    def sealion_profile(self) -> ModelProfile:
+        """The model's SEA-LION profile (thinking switch, tool format, history; ``profiles``).
+
+        (LangChain's ``profile`` field is its own capability table.)
+        """
+        return self.backend.profile
+
+    @property
     def _llm_type(self) -> str:
         return "chat-sealion"
 
@@ -286,11 +314,20 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         options = GenerationOptions(
             **{name: kwargs.get(name, getattr(self, name)) for name in _CALL_OPTIONS}
         )
-        plan = self._plan(kwargs)
-        template_messages = to_template_messages(messages)
+        profile = self.backend.profile
+        if profile.tools.tools_in_template and not self.backend.renders_tools:
+            tools_format = dataclasses.replace(profile.tools, tools_in_template=False)
+            profile = dataclasses.replace(profile, tool_format=tools_format)
+        if options.thinking and not profile.can_think:
+            options = options.model_copy(update={"thinking": False})  # documented no-op
+        plan = self._plan(kwargs, profile)
+        template_messages = to_template_messages(messages, profile)
+        tools: tuple[dict[str, Any], ...] = ()
         if plan is not None:
-            template_messages = _with_instructions(template_messages, plan.instructions)
-        request = GenerationRequest(messages=template_messages, options=options)
+            if plan.instructions:
+                template_messages = _with_instructions(template_messages, plan.instructions)
+            tools = plan.template_tools
+        request = GenerationRequest(messages=template_messages, options=options, tools=tools)
         decoder = TurnDecoder(
             model_name=self.model_name,
             stop=list(stop if stop is not None else self.stop or []),
@@ -302,7 +339,7 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         )
         return decoder.first_request(request), decoder
 
-    def _plan(self, kwargs: dict[str, Any]) -> AnswerPlan | None:
+    def _plan(self, kwargs: dict[str, Any], profile: ModelProfile) -> AnswerPlan | None:
         """What the answer must be: a tool call, structured JSON, or (None) free text."""
         response_format = kwargs.get("response_format")
         if response_format is not None:
@@ -330,6 +367,7 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
             choice,
             parallel=True if parallel is None else bool(parallel),
             retries=self.constraint_retries,
+            tool_format=profile.tools,
         )
 
     def _rounds(self) -> BatchRounds | None:

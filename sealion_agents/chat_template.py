@@ -1,12 +1,14 @@
-"""Render a model's Jinja chat template with SEA-LION's ``thinking_mode`` variable.
+"""Render a model's Jinja chat template with its profile's variables.
 
-Data flow: template dicts + thinking flag -> Jinja (sandboxed, as Hugging Face renders
-templates) -> prompt text. Used by backends that tokenize prompts themselves (GGUF).
+Data flow: template dicts + variables (the profile's thinking switch, ``tools``) -> Jinja
+(sandboxed, as Hugging Face renders templates) -> prompt text. Used by backends that
+tokenize prompts themselves (GGUF).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -57,18 +59,20 @@ class ChatTemplate:
         self,
         messages: list[dict[str, str]],
         *,
-        thinking: bool,
+        variables: Mapping[str, Any] | None = None,
+        tools: Sequence[dict[str, Any]] = (),
         add_generation_prompt: bool = True,
-        **variables: Any,
     ) -> str:
-        """Render the prompt; ``thinking`` becomes ``thinking_mode`` ("on"/"off")."""
+        """Render the prompt with template ``variables`` (a thinking switch) and ``tools``."""
+        extra = dict(variables or {})
+        if tools:
+            extra["tools"] = list(tools)
         return str(
             self._template.render(
                 messages=messages,
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,
-                thinking_mode=thinking_mode(thinking),
-                **variables,
+                **extra,
             )
         )

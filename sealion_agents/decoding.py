@@ -48,6 +48,9 @@ CLOSE_REASONING = "\n" + THINK_CLOSE
 """Appended to the reasoning when a thinking budget cuts it short."""
 
 
+ANSWER_GAP = "\n\n"
+"""Between the reasoning and a call's opener that the decoder writes into the prompt."""
+
 RETRY_TEMPERATURE = 0.7
 """Least temperature of a retried constrained answer (a greedy retry would repeat itself)."""
 
@@ -140,13 +143,20 @@ class TurnDecoder:
             return request
         if self._support == "whole":
             constraint = AnswerConstraint(
-                plan.constraint.schema, after_reasoning=request.thinking, optional=not plan.forced
+                plan.constraint.schema,
+                after_reasoning=request.thinking,
+                optional=not plan.forced,
+                opener=plan.opener,
             )
             self._constrained = True
             return dataclasses.replace(request, constraint=constraint)
         if plan.forced and not request.thinking:
             self._constrained = True
-            return dataclasses.replace(request, constraint=AnswerConstraint(plan.constraint.schema))
+            return dataclasses.replace(
+                request,
+                assistant_prefix=request.assistant_prefix + plan.opener,
+                constraint=AnswerConstraint(plan.constraint.schema),
+            )
         return request
 
     # -- events -----------------------------------------------------------------------
@@ -216,7 +226,9 @@ class TurnDecoder:
             self._switch = True  # a forced plan: the answer is generated again, constrained
             return ""
         self._held += text
-        if json_value_end(self._held) is not None:
+        assert self.plan is not None
+        body = self.plan.tool_format.json_part(self._held) if self.plan.opener else self._held
+        if json_value_end(body) is not None:
             self._json_done = True
         return ""
 
@@ -262,6 +274,8 @@ class TurnDecoder:
         if self.plan is not None and self.plan.forced and self._support in ("answer", "whole"):
             constraint = AnswerConstraint(self.plan.constraint.schema)
             self._constrained = True
+            if self.plan.opener:
+                prefix += ANSWER_GAP + self.plan.opener
         return dataclasses.replace(
             request, assistant_prefix=prefix, options=options, constraint=constraint
         )
@@ -276,6 +290,8 @@ class TurnDecoder:
         generated = self._generated()
         end = generated.rfind(THINK_CLOSE)
         kept = generated[: end + len(THINK_CLOSE)] if end >= 0 else ""
+        if self.plan.opener:
+            kept += (ANSWER_GAP if kept else "") + self.plan.opener
         self.finish_reason = None
         self._held = ""
         self._constrained = True
@@ -380,9 +396,9 @@ class TurnDecoder:
         return {"tool_call_chunks": chunks}
 
     def _json_text(self) -> str:
-        """The held answer up to the end of its JSON value."""
-        end = json_value_end(self._held)
-        return (self._held[:end] if end else self._held).strip()
+        """The held answer's JSON value."""
+        assert self.plan is not None
+        return self.plan.json_text(self._held)
 
     def _settle(self) -> None:
         """Check the held answer: its calls (or none) and what is wrong with it (or None)."""

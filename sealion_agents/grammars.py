@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 _REASONING_RULES = r"""
 reasoning ::= ( [^<] | "<" [^/<] | "</" [^t<] | "</t" [^h<] | "</th" [^i<] | "</thi" [^n<]
   | "</thin" [^k<] | "</think" [^><] )*
-free-text ::= [^{\[ \t\n] [^\x00]*
 """
 _GAP = "[ \\t\\n]{0,4}"  # whitespace before the reasoning or the answer: bounded
 
@@ -50,7 +49,8 @@ def schema_grammar(schema: dict[str, Any]) -> str:
     ``MAX_ENUMERATED_RANGE`` values is written as the list of its values, so the grammar
     enforces it. Other bounds are checked after decoding.
     """
-    return _convert(json.dumps(_enumerate_ranges(_safe_definitions(schema)), sort_keys=True))
+    # the schema's own property order: the grammar writes properties in it (as vLLM's does)
+    return _convert(json.dumps(_enumerate_ranges(_safe_definitions(schema))))
 
 
 def _safe_definitions(schema: dict[str, Any]) -> dict[str, Any]:
@@ -128,22 +128,28 @@ def _astral(match: re.Match[str]) -> str:
     return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
 
 
-def answer_grammar(schema: dict[str, Any], *, after_reasoning: bool, optional: bool) -> str:
+def answer_grammar(
+    schema: dict[str, Any], *, after_reasoning: bool, optional: bool, opener: str = ""
+) -> str:
     """One grammar for a whole reply: free reasoning (if allowed), then the constrained answer.
 
     With ``after_reasoning`` the reply may hold reasoning that ends in ``</think>`` (opened
     by the reply or already by the prompt) before the answer. ``optional``: the answer may
-    be plain text instead of the JSON value.
+    be plain text instead of the JSON value (text that does not begin like a call).
+    ``opener``: text the JSON value follows (a call's tag, ``<tool_call>``).
     """
     grammar = schema_grammar(schema)
     grammar = re.sub(r"^root\s*::=", "json-answer ::=", grammar, count=1, flags=re.MULTILINE)
-    answer = "( json-answer | free-text )" if optional else "json-answer"
+    call = f"{json.dumps(opener)} json-answer" if opener else "json-answer"
+    answer = f"( {call} | free-text )" if optional else call
+    first = re.escape(opener[0]) if opener else "{\\["
+    free_text = f"free-text ::= [^{first} \\t\\n] [^\\x00]*\n"
     if after_reasoning:
         thought = f'( "{THINK_OPEN}"? reasoning "{THINK_CLOSE}" {_GAP} )?'
         root = f"root ::= {_GAP} {thought} {answer}"
     else:
         root = f"root ::= {_GAP} {answer}"
-    return f"{root}\n{grammar}\n{_REASONING_RULES}"
+    return f"{root}\n{grammar}\n{_REASONING_RULES}{free_text}"
 
 
 def structured_outputs(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,16 +1,20 @@
-"""Tool calls written as JSON text, for a model that has no native tool calling.
+r"""Tool calls decoded under their JSON schema, in the text format of the model's family.
 
-SEA-LION v3.5 R has no tool-calling format of its own; its Llama 3.1 base follows the JSON
-style ``{"name": ..., "parameters": {...}}`` best. The one documented format, used on every
-backend:
+The model profile's ``ToolFormat`` (``tool_formats``) decides the text; by default (SEA-LION
+v3.5 R, whose Llama 3.1 base follows this style best, and which has no tool-calling format
+of its own):
 
 * the tools are described in a system message (``AnswerPlan.instructions``): each tool as
-  ``{"name", "description", "parameters"}`` JSON, then how to call one;
+  ``{"name", "description", "parameters"}`` JSON, then how to call one; a format whose chat
+  template describes tools itself (Hermes) gets them as the template's ``tools`` variable
+  and only the instruction of the tool choice;
 * a call is the whole answer: ``{"name": "<tool>", "parameters": {...}}``, or a JSON list of
-  such objects for several calls at once (when ``parallel_tool_calls`` allows);
-* an earlier assistant turn that called tools is rendered as that JSON (its text first, if
-  any); a tool result is a message in the ``ipython`` role (Llama 3.1's role for tool
-  output) holding the tool's output text, prefixed with ``Error:`` when it failed.
+  such objects for several calls at once (when ``parallel_tool_calls`` allows); Hermes
+  writes ``<tool_call>\n{"name": ..., "arguments": {...}}`` (one call per answer);
+* an earlier assistant turn that called tools is rendered in the same format (its text
+  first, if any); a tool result is a message in the format's role (``ipython``, Llama 3.1's
+  role for tool output; ``tool`` for Hermes) holding the tool's output text, prefixed with
+  ``Error:`` when it failed.
 
 Reasoning is never read for calls: only the answer after ``</think>`` is.
 
@@ -31,6 +35,7 @@ from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from sealion_agents.json_schema import Constraint, hoist_definitions, json_value_end, prepare
+from sealion_agents.tool_formats import JSON_CALLS, ToolFormat
 
 __all__ = ["AnswerPlan", "CALL_OPENERS", "format_calls", "tool_specs"]
 
@@ -101,11 +106,9 @@ def normalise_choice(tool_choice: Any, names: Sequence[str]) -> str:
     )
 
 
-def format_calls(calls: Sequence[Any]) -> str:
+def format_calls(calls: Sequence[Any], tool_format: ToolFormat = JSON_CALLS) -> str:
     """Earlier tool calls as the model writes them (one object, or a list of several)."""
-    objects = [{"name": c["name"], "parameters": c.get("args") or {}} for c in calls]
-    value: Any = objects[0] if len(objects) == 1 else objects
-    return json.dumps(value, ensure_ascii=False)
+    return tool_format.format_calls(calls)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,20 @@ class AnswerPlan:
     instructions: str = ""
     retries: int = 2
     """Extra attempts when a reply breaks a rule checked only after decoding."""
+    tool_format: ToolFormat = JSON_CALLS
+    """How calls are written (the model profile's format)."""
+
+    @property
+    def opener(self) -> str:
+        """Text a call's JSON follows in the answer ("" for structured output)."""
+        return self.tool_format.opener if self.kind == "tools" else ""
+
+    @property
+    def template_tools(self) -> tuple[dict[str, Any], ...]:
+        """The tools for the chat template's ``tools`` variable (formats that describe them)."""
+        if self.kind != "tools" or not self.tool_format.tools_in_template:
+            return ()
+        return tuple(self.tool_format.template_tools(self.tools))
 
     @classmethod
     def for_tools(
@@ -133,10 +150,17 @@ class AnswerPlan:
         *,
         parallel: bool = True,
         retries: int = 2,
+        tool_format: ToolFormat = JSON_CALLS,
     ) -> AnswerPlan | None:
-        """The plan for bound tools and a normalised choice (None for "none")."""
+        """The plan for bound tools and a normalised choice (None for "none").
+
+        ``parallel`` allows several calls in one answer where the format writes them as
+        one JSON list; other formats make one call per answer.
+        """
         if choice == "none" or not specs:
             return None
+        parallel = parallel and tool_format.parallel_as_list
+        key = tool_format.arguments_key
         allowed = [s for s in specs if choice in ("auto", "any") or s["name"] == choice]
         options: list[dict[str, Any]] = []
         definitions: dict[str, Any] = {}
@@ -146,8 +170,8 @@ class AnswerPlan:
             options.append(
                 {
                     "type": "object",
-                    "properties": {"name": {"const": spec["name"]}, "parameters": parameters},
-                    "required": ["name", "parameters"],
+                    "properties": {"name": {"const": spec["name"]}, key: parameters},
+                    "required": ["name", key],
                     "additionalProperties": False,
                 }
             )
@@ -164,8 +188,9 @@ class AnswerPlan:
             constraint=constraint,
             forced=choice != "auto",
             tools=tuple(specs),
-            instructions=_instructions(specs, choice, parallel),
+            instructions=_instructions(specs, choice, parallel, tool_format),
             retries=retries,
+            tool_format=tool_format,
         )
 
     @classmethod
@@ -192,23 +217,31 @@ class AnswerPlan:
 
     def opens_call(self, answer: str) -> bool | None:
         """For "auto": True when the answer begins a call, False for text, None: not yet known."""
+        if self.kind == "tools":
+            return self.tool_format.opens_call(answer)
         stripped = answer.lstrip()
         if not stripped:
             return None
         return stripped[0] in CALL_OPENERS
 
+    def json_text(self, answer: str) -> str:
+        """The answer's JSON value (a call's opener and anything after the value removed)."""
+        body = self.tool_format.json_part(answer) if self.kind == "tools" else answer.lstrip()
+        end = json_value_end(body)
+        return (body[:end] if end is not None else body).strip()
+
     def read(self, text: str) -> tuple[list[ToolCall], list[InvalidToolCall]]:
         """The calls in a constrained answer: schema-valid ones, and the others with the reason."""
-        end = json_value_end(text)
-        body = text[:end] if end is not None else text
-        value, error = self.constraint.check(body.strip())
+        body = self.json_text(text)
+        value, error = self.constraint.check(body)
         if error is None:
             objects = value if isinstance(value, list) else [value]
+            key = self.tool_format.arguments_key
             return [
-                ToolCall(name=o["name"], args=o["parameters"], id=_call_id(), type="tool_call")
+                ToolCall(name=o["name"], args=o[key], id=_call_id(), type="tool_call")
                 for o in objects
             ], []
-        return [], [self._invalid(body.strip(), error)]
+        return [], [self._invalid(body, error)]
 
     def _invalid(self, text: str, error: str) -> InvalidToolCall:
         name = None
@@ -232,19 +265,23 @@ def _call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
-def _instructions(specs: Sequence[dict[str, Any]], choice: str, parallel: bool) -> str:
-    lines = ["You can call these tools (the parameters are JSON schemas):"]
-    lines += [json.dumps(spec, ensure_ascii=False) for spec in specs]
-    several = (
-        " To make several calls at once, answer with a JSON list of such objects."
-        if parallel
-        else ""
-    )
-    lines.append(
-        'To call a tool, answer with only a JSON object: {"name": <tool name>, "parameters": '
-        f"<the arguments as a JSON object>}}.{several} Tool results come back in messages "
-        'from "ipython".'
-    )
+def _instructions(
+    specs: Sequence[dict[str, Any]], choice: str, parallel: bool, tool_format: ToolFormat
+) -> str:
+    lines: list[str] = []
+    if not tool_format.tools_in_template:  # else the chat template describes the tools
+        lines.append("You can call these tools (the parameters are JSON schemas):")
+        lines += [json.dumps(spec, ensure_ascii=False) for spec in specs]
+        several = (
+            " To make several calls at once, answer with a JSON list of such objects."
+            if parallel
+            else ""
+        )
+        lines.append(
+            'To call a tool, answer with only a JSON object: {"name": <tool name>, '
+            f'"{tool_format.arguments_key}": <the arguments as a JSON object>}}.{several} Tool '
+            f'results come back in messages from "{tool_format.result_role}".'
+        )
     if choice == "auto":
         lines.append("If no tool is needed, answer the user in plain text.")
     elif choice == "any":

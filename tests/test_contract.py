@@ -211,7 +211,14 @@ def test_sampling_reaches_the_server(vllm_servers: dict[str, Any]) -> None:
     assert reply.content  # the server took every option
     body = sent[-1]
     assert {k: body[k] for k in SAMPLING} == SAMPLING
-    assert body["chat_template_kwargs"] == {"thinking_mode": "on"}
+    # "sealion-tiny" names no SEA-LION model and the template is the server's: every switch
+    assert body["chat_template_kwargs"] == {"thinking_mode": "on", "enable_thinking": True}
+    named = OpenAIBackend(
+        vllm_servers["vllm"].base_url, model="sealion-tiny", profile="llama-sea-lion-v3.5-r"
+    )
+    named._client = httpx.Client(event_hooks={"request": [record]})
+    assert ChatSeaLion(backend=named, **SAMPLING).invoke(QUESTION).content == reply.content
+    assert sent[-1]["chat_template_kwargs"] == {"thinking_mode": "on"}
 
 
 def test_per_call_options_are_validated(gguf_backends: dict[str, Any]) -> None:

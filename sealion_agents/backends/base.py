@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from sealion_agents.options import GenerationOptions
+from sealion_agents.profiles import ModelProfile, resolve_profile
 from sealion_agents.threads import close_iterator, iterate_in_thread
 
 __all__ = [
@@ -49,6 +50,8 @@ class AnswerConstraint:
     schema: dict[str, Any]
     after_reasoning: bool = False
     optional: bool = False
+    opener: str = ""
+    """For "whole" backends: text the answer must open with before the JSON (a call's tag)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class GenerationRequest:
     extra: dict[str, object] = field(default_factory=dict)
     constraint: AnswerConstraint | None = None
     """Constrained decoding of the answer (see ``ChatBackend.constraint_support``)."""
+    tools: tuple[dict[str, Any], ...] = ()
+    """Tools for the chat template's ``tools`` variable (profiles whose templates describe
+    them; OpenAI's function shape)."""
 
     @property
     def thinking(self) -> bool:
@@ -144,9 +150,26 @@ class ChatBackend(abc.ABC):
         return None
 
     @property
+    def renders_tools(self) -> bool:
+        """Whether a request's ``tools`` reach the chat template.
+
+        Else a profile whose template would describe them gets them in the system message.
+        """
+        return True
+
+    @property
     def continues(self) -> bool:
         """True when ``assistant_prefix`` is continued (thinking budget, constraints)."""
         return True
+
+    @property
+    def profile(self) -> ModelProfile:
+        """The model's profile: thinking switch, tool format, history rule (``profiles``).
+
+        Backends detect it from the model's name, chat template and metadata when the model
+        loads (or take the one given); by default it is found from ``model_name``.
+        """
+        return resolve_profile(names=(self.model_name,))
 
     @property
     @abc.abstractmethod

@@ -1,10 +1,10 @@
 """The GGUF runtime in-process, through llama-cpp-python.
 
 Data flow: template messages -> control-token strings in message text hidden
-(``literal_text``) -> the GGUF's own chat template (``thinking_mode`` set) -> prompt text
-(+ an assistant prefix when continuing) -> token ids (template parts with special tokens,
-message text as text) -> ``Llama.generate`` -> token ids -> incremental UTF-8 text ->
-``TextDelta`` events.
+(``literal_text``) -> the GGUF's own chat template (the profile's thinking switch set) ->
+prompt text (+ an assistant prefix when continuing) -> token ids (template parts with
+special tokens, message text as text) -> ``Llama.generate`` -> token ids -> incremental
+UTF-8 text -> ``TextDelta`` events.
 
 One ``Llama`` object crashes the process when two threads use it at once, so every use
 holds the backend's ``ModelLock`` from tokenizing to the last token, and the model object is
@@ -53,6 +53,7 @@ from sealion_agents.literal_text import (
     special_pattern,
     split_encoder,
 )
+from sealion_agents.profiles import ModelProfile, profile_named, resolve_profile
 from sealion_agents.reasoning import THINK_OPEN
 
 __all__ = ["DEFAULT_N_CTX", "LlamaCppBackend", "read_gguf_metadata"]
@@ -117,6 +118,7 @@ class LlamaCppBackend(ChatBackend):
         llama: Any = None,
         name: str | None = None,
         use_extra_bufts: bool | None = None,
+        profile: ModelProfile | str | None = None,
         **llama_kwargs: Any,
     ) -> None:
         """Describe the model; nothing is read until the first generation.
@@ -134,6 +136,8 @@ class LlamaCppBackend(ChatBackend):
             name: model name for metadata (default: the file name without ``.gguf``).
             use_extra_bufts: let llama.cpp repack weights into extra buffer types (default:
                 yes, except where that is AMX, which crashes: see ``ggml_cpu``).
+            profile: the model profile (a name from ``profiles.PROFILES`` or a
+                ``ModelProfile``); default: found from the file's name and template.
             llama_kwargs: passed on to ``llama_cpp.Llama`` (n_threads, n_batch, ...).
         """
         if model_path is None and resolve is None and llama is None:
@@ -157,6 +161,8 @@ class LlamaCppBackend(ChatBackend):
         self._use_extra_bufts = use_extra_bufts
         self._llama_kwargs = llama_kwargs
         self._llama = llama
+        self._override = profile_named(profile) if isinstance(profile, str) else profile
+        self._profile: ModelProfile | None = None
         self._template: ChatTemplate | None = None
         self._specials: re.Pattern[str] | None = None
         self._name = name
@@ -195,6 +201,8 @@ class LlamaCppBackend(ChatBackend):
                 self._template = self._read_template(self._llama)
             if self._specials is None:
                 self._specials = special_pattern(_control_token_texts(self._llama))
+            if self._profile is None:
+                self._profile = self._find_profile(self._llama, self._template)
             return self._llama
 
     def _load(self) -> Any:
@@ -227,6 +235,11 @@ class LlamaCppBackend(ChatBackend):
                 **self._llama_kwargs,
             )
 
+    def _end_token_ids(self, llama: Any) -> frozenset[int]:
+        """The profile's end-of-turn tokens that are single tokens of this vocabulary."""
+        ids = (_single_token(llama, text) for text in self.profile.end_tokens)
+        return frozenset(i for i in ids if i is not None)
+
     @staticmethod
     def _trained_context(path: Path) -> int:
         """The trained context from the GGUF metadata (no weights, no context)."""
@@ -234,6 +247,25 @@ class LlamaCppBackend(ChatBackend):
         arch = metadata.get("general.architecture", "llama")
         trained = int(metadata.get(f"{arch}.context_length", 0) or 0)
         return trained if trained > 0 else DEFAULT_N_CTX
+
+    @property
+    def profile(self) -> ModelProfile:
+        """The model's profile (given, or found from its name and template on load)."""
+        self._loaded()
+        assert self._profile is not None
+        return self._profile
+
+    def _find_profile(self, llama: Any, template: ChatTemplate) -> ModelProfile:
+        metadata = llama.metadata
+        names = (
+            self._name,
+            self._path.name if self._path is not None else None,
+            metadata.get("general.name"),
+            metadata.get("general.basename"),
+        )
+        profile = resolve_profile(names=names, template=template.source, override=self._override)
+        logger.info("%s: model profile %s", self.model_name, profile.name)
+        return profile
 
     def _read_template(self, llama: Any) -> ChatTemplate:
         source = self._template_override or llama.metadata.get("tokenizer.chat_template")
@@ -283,17 +315,19 @@ class LlamaCppBackend(ChatBackend):
         """The prompt text for a request, as the model will read it."""
         self._loaded()
         assert self._template is not None
-        return (
-            self._template.render(request.messages, thinking=request.thinking)
-            + request.assistant_prefix
-        )
+        return self._render(request.messages, request)
+
+    def _render(self, messages: list[dict[str, str]], request: GenerationRequest) -> str:
+        assert self._template is not None and self._profile is not None
+        variables = self._profile.template_variables(request.thinking)
+        prompt = self._template.render(messages, variables=variables, tools=request.tools)
+        return prompt + request.assistant_prefix
 
     def _encode(self, llama: Any, request: GenerationRequest) -> tuple[list[int], str]:
         """Prompt ids (message text as text, one BOS where the model wants one) and text."""
         assert self._template is not None and self._specials is not None
         hidden = protect(request.messages, self._specials)
-        prompt = self._template.render(hidden.messages, thinking=request.thinking)
-        prompt += request.assistant_prefix
+        prompt = self._render(hidden.messages, request)
         tokens = encode_prompt(prompt, hidden.literals, **_encoders(llama))
         bos = llama.token_bos()
         if llama._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
@@ -324,17 +358,21 @@ class LlamaCppBackend(ChatBackend):
             )
             yield from self._generate(llama, tokens, request, n_ctx)
 
-    @staticmethod
-    def sampling(request: GenerationRequest) -> dict[str, Any]:
-        """The sampler settings ``Llama.generate`` gets for a request."""
-        options = {**SAMPLING_DEFAULTS, **request.options.sampling()}
-        options.pop("seed", None)
+    def sampling(self, request: GenerationRequest) -> dict[str, Any]:
+        """The sampler settings ``Llama.generate`` gets for a request.
+
+        The call's settings, else the profile's recommendation for the mode, else SEA-LION's
+        generation config.
+        """
+        recommended = self.profile.sampling_for(request.thinking)
+        options = {**SAMPLING_DEFAULTS, **recommended, **request.options.sampling()}
         return {
             "temp": options["temperature"],
             "top_p": options["top_p"],
             "top_k": options["top_k"],
             "min_p": 0.0,
             "repeat_penalty": 1.0,
+            "presence_penalty": float(options.get("presence_penalty", 0.0)),
         }
 
     def _generate(
@@ -354,9 +392,10 @@ class LlamaCppBackend(ChatBackend):
         if request.constraint is not None:
             _constrain(llama, request.constraint.schema, samplers)
         generator = llama.generate(tokens, **self.sampling(request))
+        ends = self._end_token_ids(llama)
         try:
             for token in generator:
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if llama_cpp.llama_vocab_is_eog(vocab, token) or token in ends:
                     reason = "stop"
                     break
                 produced += 1
@@ -374,6 +413,12 @@ class LlamaCppBackend(ChatBackend):
         if tail:
             yield TextDelta(text=tail, tokens=0)
         yield Finished(reason=reason, completion_tokens=produced)
+
+
+def _single_token(llama: Any, text: str) -> int | None:
+    """The id of a token whose text is ``text`` (None where it is several tokens)."""
+    ids = llama.tokenize(text.encode("utf-8"), False, True)
+    return int(ids[0]) if len(ids) == 1 else None
 
 
 def _encoders(llama: Any) -> dict[str, Callable[[str], list[int]]]:

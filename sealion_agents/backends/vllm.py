@@ -2,7 +2,7 @@
 
 Data flow: template messages -> control-token strings in message text hidden
 (``literal_text``) -> the model's chat template via the engine's own tokenizer
-(``thinking_mode`` set, assistant prefix appended) -> prompt token ids (message text as
+(the profile's thinking switch set, assistant prefix appended) -> prompt token ids (message text as
 text) -> ``SamplingParams`` -> engine -> token ids / text -> ``TextDelta`` events.
 
 * ``stream``: the request is added to ``LLM.llm_engine`` with ``RequestOutputKind.DELTA``
@@ -44,7 +44,6 @@ from sealion_agents.backends.base import (
     PromptInfo,
     TextDelta,
 )
-from sealion_agents.chat_template import thinking_mode
 from sealion_agents.errors import BackendBusyError, ContextWindowExceededError, require
 from sealion_agents.grammars import structured_outputs
 from sealion_agents.literal_text import (
@@ -55,6 +54,7 @@ from sealion_agents.literal_text import (
     special_pattern,
     split_encoder,
 )
+from sealion_agents.profiles import ModelProfile, declared_profile, profile_named, resolve_profile
 from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
 
 __all__ = ["VLLMBackend"]
@@ -136,6 +136,7 @@ class VLLMBackend(ChatBackend):
         llm: Any = None,
         name: str | None = None,
         chat_template: str | None = None,
+        profile: ModelProfile | str | None = None,
         **engine_kwargs: Any,
     ) -> None:
         """Describe the engine; nothing is loaded until the first generation.
@@ -145,14 +146,21 @@ class VLLMBackend(ChatBackend):
             llm: an already started ``vllm.LLM`` to use instead (its owner closes it).
             name: model name for metadata (default: ``model``).
             chat_template: a Jinja template overriding the model's own.
+            profile: the model profile (a name from ``profiles.PROFILES`` or a
+                ``ModelProfile``); default: found from the model's name and template.
             engine_kwargs: passed on to ``vllm.LLM`` (``tensor_parallel_size``,
                 ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, ``quantization``,
-                ``enforce_eager``, ...).
+                ``enforce_eager``, ...), over the settings the profile says the model needs
+                (``trust_remote_code`` for Nemotron).
         """
         if model is None and llm is None:
             raise ValueError("Give a model (repo id or folder) or a started vllm.LLM.")
         self._model = str(model) if model is not None else None
-        self._engine_kwargs = engine_kwargs
+        self._override = profile_named(profile) if isinstance(profile, str) else profile
+        self._profile: ModelProfile | None = None
+        known = self._override or declared_profile((name, self._model))
+        needs = dict(known.vllm_engine_args) if known is not None else {}
+        self._engine_kwargs = {**needs, **engine_kwargs}
         self._llm = llm
         self._owns_llm = llm is None
         self._name = name
@@ -190,6 +198,8 @@ class VLLMBackend(ChatBackend):
                 self._llm = vllm.LLM(model=self._model, **self._engine_kwargs)
                 self._owns_llm = True
                 atexit.register(_close_at_exit, weakref.ref(self))
+            if self._profile is None:
+                self._profile = self._find_profile(self._llm)
             return self._llm
 
     @property
@@ -237,13 +247,35 @@ class VLLMBackend(ChatBackend):
         """The prompt text for a request, as the model will read it."""
         return self._render((llm or self._engine()).get_tokenizer(), request.messages, request)
 
+    @property
+    def profile(self) -> ModelProfile:
+        """The model's profile (given, or found from its name and template on start)."""
+        if self._profile is None:
+            self._engine()  # finds it
+        assert self._profile is not None
+        return self._profile
+
+    def _find_profile(self, llm: Any) -> ModelProfile:
+        template = self._chat_template or getattr(llm.get_tokenizer(), "chat_template", None)
+        names = (self._name, self._model, str(getattr(llm.llm_engine.model_config, "model", "")))
+        profile = resolve_profile(
+            names=names,
+            template=template if isinstance(template, str) else None,
+            override=self._override,
+        )
+        logger.info("%s: model profile %s", self.model_name, profile.name)
+        return profile
+
     def _render(self, tokenizer: Any, messages: list[dict[str, str]], request: Any) -> str:
+        variables = self.profile.template_variables(request.thinking)
+        if request.tools:
+            variables["tools"] = list(request.tools)
         text = tokenizer.apply_chat_template(
             messages,
             chat_template=self._chat_template,
             tokenize=False,
             add_generation_prompt=True,
-            thinking_mode=thinking_mode(request.thinking),
+            **variables,
         )
         return str(text) + request.assistant_prefix
 
@@ -264,7 +296,11 @@ class VLLMBackend(ChatBackend):
         if state.sampling_defaults is None:  # reads generation_config.json: once per engine
             state.sampling_defaults = dict(llm.llm_engine.model_config.get_diff_sampling_param())
         options: dict[str, Any] = {**SAMPLING_DEFAULTS, **state.sampling_defaults}
+        options.update(self.profile.sampling_for(request.thinking))
         options.update(request.options.sampling())
+        ends = [_token_id(tokenizer, text) for text in self.profile.end_tokens]
+        if any(i is not None for i in ends):
+            options["stop_token_ids"] = [i for i in ends if i is not None]
         if options.get("top_k") == 0:
             options["top_k"] = -1  # vLLM's "no limit"
         options.pop("max_new_tokens", None)
@@ -410,6 +446,12 @@ def _encoders(tokenizer: Any) -> dict[str, Callable[[str], list[int]]]:
         return list(tokenizer.encode(text, add_special_tokens=False))
 
     return {"encode_template": encode, "encode_text": split_encoder(encode)}
+
+
+def _token_id(tokenizer: Any, text: str) -> int | None:
+    """The id of a token whose text is ``text`` (None where it is several tokens)."""
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return int(ids[0]) if len(ids) == 1 else None
 
 
 def _think_close_id(state: _EngineState, tokenizer: Any) -> int | None:

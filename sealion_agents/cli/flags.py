@@ -82,6 +82,17 @@ class CollectionFlags(FlagGroup):
     embeddings_device: EmbeddingsDevice = None
 
 
+def _profile_name(name: str | None) -> str | None:
+    from sealion_agents.profiles import profile_named
+
+    if name is None:
+        return None
+    try:
+        return profile_named(name).name
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class ModelFlags(FlagGroup):
     """Which model, on which backend (exactly one of --gguf, --vllm and --openai-url)."""
@@ -124,6 +135,17 @@ class ModelFlags(FlagGroup):
             min=16,
             help="The served model's context window in tokens, for a server that does not "
             "report it (--openai-url; the server's n_ctx or max_model_len).",
+        ),
+    ] = None
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            envvar="SEALION_PROFILE",
+            callback=_profile_name,
+            help="The SEA-LION model profile (thinking switch, tool format...), where the "
+            "model's name does not tell it (a server behind a proxy); e.g. "
+            "qwen-sea-lion-v4.5-27b-it. Default: found from the model's name and template.",
         ),
     ] = None
     tokenizer: Annotated[

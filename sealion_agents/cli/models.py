@@ -39,12 +39,14 @@ def build_chat_model(flags: ModelFlags) -> Any:
             model=flags.model,
             context_window=flags.context_window,
             tokenizer=flags.tokenizer,
+            profile=flags.profile,
         )
         llm.load()  # fail here, clearly, if the server or the model is not there
         _check_counting(llm, flags.openai_url, flags.model)
         return llm
     if flags.vllm:
-        return ChatSeaLion.from_vllm(flags.vllm, **vllm_engine_kwargs(flags.vllm_arg or []))
+        engine = vllm_engine_kwargs(flags.vllm_arg or [])
+        return ChatSeaLion.from_vllm(flags.vllm, profile=flags.profile, **engine)
     if flags.gguf:
         llm = _gguf_model(flags)
         llm.load()  # fail here, clearly, if the model cannot be loaded
@@ -85,7 +87,7 @@ def _gguf_model(flags: ModelFlags) -> Any:
 
     assert flags.gguf
     path = _smollm2() if flags.gguf == "smollm2" else flags.gguf
-    return ChatSeaLion.from_gguf(path, quant=flags.quant, n_ctx=flags.n_ctx)
+    return ChatSeaLion.from_gguf(path, quant=flags.quant, n_ctx=flags.n_ctx, profile=flags.profile)
 
 
 def _smollm2() -> Path:

@@ -4,7 +4,8 @@ Data flow: :class:`Rule` (a chain that applies where its marker tokens occur) an
 :class:`Preference` (tokens to lean to where nothing is scripted) -> ``_rule_units`` (one MLP unit
 per token and rule, with weights and inhibitors that make the most specific rule win) ->
 ``_keyed_weights``: Hugging Face Llama weights (attention heads detect markers, MLP units compute
-"token AND markers"). :func:`rule_continuation` gives the same output in plain Python.
+"token AND markers"), or the same model as Qwen3 or Gemma 3 weights. :func:`rule_continuation`
+gives the same output in plain Python.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sealion_agents.testing.vocab import EOT_ID, N_VOCAB, encode_one, llama3_vocab
-from sealion_agents.testing.weights import HEAD_DIM, SCRIPT_LOGIT
+from sealion_agents.testing.weights import (
+    GEMMA3_LOCAL_ROPE_BASE,
+    HEAD_DIM,
+    SCRIPT_LOGIT,
+    _for_architecture,
+)
 
 #: Version of the prompt-keyed ("compiled") weights below; part of ``tiny_rules_gguf``'s cache key.
 KEYED_VERSION = 2
@@ -39,6 +45,14 @@ UNIT_OUTPUT = 8.0
 #: they give any other successor together, so it leads after the final RMSNorm by about
 #: SCRIPT_LOGIT / 2. The cap keeps the residual stream within float16 (vLLM may run in float16).
 MAX_RULE_WEIGHT = 255
+#: Gemma 3's sliding-window layers (layer 0 is one) have the rotary base 10000, which turns the
+#: marker pair by 0.73 rad over MARKER_REACH positions; the k norm makes up for it, so a marker
+#: scores at least MARKER_SCORE that far back.
+MARKER_REACH = 4096
+#: Gemma 3: value (times the normed bias) of a constant that head 0 adds to the attention output
+#: ahead of its post-attention RMSNorm, so that the norm divides by about the same amount however
+#: many markers are present; the norm's factor for that dimension is 0.
+GEMMA3_CONSTANT_VALUE = 8.0
 
 
 @dataclass(frozen=True)
@@ -150,8 +164,13 @@ class _Unit:
     inhibitors: frozenset[int] = frozenset()
 
 
-def _rule_units(rules: Sequence[Rule]) -> tuple[list[int], list[int], list[_Unit]]:
-    """Known tokens (one hidden dimension each), markers, and one MLP unit per (token, rule)."""
+def _rule_units(
+    rules: Sequence[Rule], end_token: int = EOT_ID
+) -> tuple[list[int], list[int], list[_Unit]]:
+    """Known tokens (one hidden dimension each), markers, and one MLP unit per (token, rule).
+
+    A token no rule continues is followed by ``end_token``.
+    """
     tokens = _token_name
     by_token: dict[int, dict[frozenset[int], _Unit]] = {}
     known: dict[int, None] = {}
@@ -177,12 +196,12 @@ def _rule_units(rules: Sequence[Rule]) -> tuple[list[int], list[int], list[_Unit
                 )
     for m in markers:
         known.setdefault(m, None)
-    known.setdefault(EOT_ID, None)
+    known.setdefault(end_token, None)
     units_out: list[_Unit] = []
     for token in known:
         units = by_token.setdefault(token, {})
-        if frozenset() not in units:  # the fallback: <|eot_id|>
-            units[frozenset()] = _Unit(token, frozenset(), EOT_ID, -1)
+        if frozenset() not in units:  # the fallback: <|eot_id|> (or the model's end token)
+            units[frozenset()] = _Unit(token, frozenset(), end_token, -1)
         ranked = sorted(units.values(), key=lambda u: (len(u.when), -u.order))
         for j, unit in enumerate(ranked):
             # A rule that wins over this one with a single marker more silences it (linearly,
@@ -206,11 +225,17 @@ def _rule_units(rules: Sequence[Rule]) -> tuple[list[int], list[int], list[_Unit
     return list(known), list(markers), units_out
 
 
-def rule_successor(rules: Sequence[Rule | Preference], ids: Sequence[int]) -> int:
-    """What the keyed model writes after ``ids`` (the rules' meaning in plain Python)."""
+def rule_successor(
+    rules: Sequence[Rule | Preference], ids: Sequence[int], *, end_token: int = EOT_ID
+) -> int:
+    """What the keyed model writes after ``ids`` (the rules' meaning in plain Python).
+
+    ``end_token``: the model's end token (``eos_token_id`` of the builders), ``<|eot_id|>``
+    by default.
+    """
     present = set(ids)
     best: tuple[int, int] | None = None
-    successor = EOT_ID
+    successor = end_token
     for order, rule in enumerate(r for r in rules if isinstance(r, Rule)):
         if rule.when <= present:
             for a, b in zip(rule.chain[:-1], rule.chain[1:], strict=True):
@@ -220,14 +245,21 @@ def rule_successor(rules: Sequence[Rule | Preference], ids: Sequence[int]) -> in
 
 
 def rule_continuation(
-    rules: Sequence[Rule], ids: Sequence[int], max_tokens: int = 256
+    rules: Sequence[Rule],
+    ids: Sequence[int],
+    max_tokens: int = 256,
+    *,
+    end_token: int = EOT_ID,
 ) -> list[int]:
-    """The greedy continuation of ``ids`` up to and including ``<|eot_id|>`` (plain Python)."""
+    """The greedy continuation of ``ids`` up to and including ``<|eot_id|>`` (plain Python).
+
+    ``end_token``: the model's end token if it is not ``<|eot_id|>``.
+    """
     prefix = list(ids)
     out: list[int] = []
     while len(out) < max_tokens:
-        out.append(rule_successor(rules, prefix + out))
-        if out[-1] == EOT_ID:
+        out.append(rule_successor(rules, prefix + out, end_token=end_token))
+        if out[-1] == end_token:
             break
     return out
 
@@ -242,8 +274,11 @@ def _f16(a: np.ndarray) -> np.ndarray:
 
 def _keyed_weights(
     rules: Sequence[Rule | Preference],
+    *,
+    architecture: str = "llama",
+    end_token: int = EOT_ID,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Hugging Face Llama weights of a one-layer "compiled" transformer for prompt-keyed rules.
+    """Hugging Face weights of a one-layer "compiled" transformer for prompt-keyed rules.
 
     Residual dimensions: 0 a constant bias (1 in every embedding), 1 the shared dimension of
     unscripted tokens, then one per known token (one-hot in its embedding; also the output
@@ -258,7 +293,18 @@ def _keyed_weights(
       comes through the bias, so it scales alike): ``+16`` or more when the token and all ``n``
       markers are on and no inhibitor (see ``MAX_RULE_WEIGHT``), ``-16`` or less otherwise; its up
       projection is the bias, and it writes ``weight * 8`` (or more) to the successor's dimension;
-    * ``lm_head`` reads the known-token dimensions (plus the unscripted one, as ``<|eot_id|>``).
+    * ``lm_head`` reads the known-token dimensions (plus the unscripted one, as ``end_token``).
+
+    ``architecture`` "qwen3" and "gemma3" (see ``weights._for_architecture``) add RMSNorms on
+    each head's q and k. A marker head's q and k each have one non-zero entry (the marker pair's
+    first row), and zero keys stay zero, so the norms turn q into ``sqrt(HEAD_DIM)`` there and a
+    marker's k into ``sqrt(HEAD_DIM)`` times the k norm's factor for that row, which is set so
+    the score is MARKER_SCORE again. Gemma 3 also norms the attention and MLP outputs before
+    adding them: a constant from head 0 (``GEMMA3_CONSTANT_VALUE``) keeps the attention norm's
+    divisor nearly fixed, and its factor puts a present marker at ``sqrt(hidden)`` (the scale of
+    Gemma's embeddings, so the MLP sees what Llama's does); the MLP norm keeps the units' output
+    ratios (the winner's successor still gets twice any other's) at UNIT_OUTPUT times the
+    embedding scale. gelu_tanh, like silu, is linear above +16 and about 0 below -16.
     """
     preferred = [
         (token, r.logit - 2 * rank)
@@ -266,7 +312,7 @@ def _keyed_weights(
         if isinstance(r, Preference)
         for rank, token in enumerate(r.tokens)
     ]
-    known, markers, units = _rule_units([r for r in rules if isinstance(r, Rule)])
+    known, markers, units = _rule_units([r for r in rules if isinstance(r, Rule)], end_token)
     n_markers = len(markers)
     n_dims = 2 + len(known) + n_markers
     hidden = max(64, HEAD_DIM * math.ceil(n_dims / HEAD_DIM), HEAD_DIM * n_markers)
@@ -319,9 +365,18 @@ def _keyed_weights(
     lm_head = np.zeros((N_VOCAB, hidden), dtype=np.float32)
     for token, dim in tok_dim.items():
         lm_head[token, dim] = SCRIPT_LOGIT / math.sqrt(hidden)
-    lm_head[EOT_ID, default_dim] = SCRIPT_LOGIT * math.sqrt(2 / hidden)
+    lm_head[end_token, default_dim] = SCRIPT_LOGIT * math.sqrt(2 / hidden)
     for token, logit in preferred:  # through the bias: a logit everywhere
         lm_head[token, bias_dim] = logit * math.sqrt(2 / hidden)
+
+    post_attention: np.ndarray | None = None
+    if architecture == "gemma3":
+        constant_row = 1  # head 0's value row 0 is marker 0's; row 1 is free
+        wv[constant_row, bias_dim] = GEMMA3_CONSTANT_VALUE
+        wo[bias_dim, constant_row] = 1.0
+        post_attention = np.zeros(hidden, np.float32)
+        for dim in present_dim.values():
+            post_attention[dim] = GEMMA3_CONSTANT_VALUE * s
 
     ones = np.ones(hidden, dtype=np.float32)
     weights = {
@@ -338,4 +393,21 @@ def _keyed_weights(
         "model.norm.weight": ones.copy(),
         "lm_head.weight": _f16(lm_head),
     }
-    return weights, {"hidden": hidden, "n_head": n_head, "ffn": ffn}
+    dims = {"hidden": hidden, "n_head": n_head, "ffn": ffn}
+    if architecture == "llama":
+        return weights, dims
+    k_norm = np.ones(HEAD_DIM, np.float32)
+    k_norm[MARKER_ROPE_ROW] = MARKER_SCORE / math.sqrt(HEAD_DIM)
+    post_feedforward = None
+    if architecture == "gemma3":
+        turn = MARKER_REACH * GEMMA3_LOCAL_ROPE_BASE ** (-2 * MARKER_ROPE_ROW / HEAD_DIM)
+        k_norm[MARKER_ROPE_ROW] /= math.cos(turn)
+        post_feedforward = np.full(hidden, UNIT_OUTPUT, np.float32)
+    converted = _for_architecture(
+        weights,
+        architecture,
+        k_norm=k_norm,
+        post_attention=post_attention,
+        post_feedforward=post_feedforward,
+    )
+    return converted, dims

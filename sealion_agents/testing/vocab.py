@@ -23,6 +23,33 @@ BOS_ID = 128000  # <|begin_of_text|>
 END_OF_TEXT_ID = 128001  # <|end_of_text|>
 EOM_ID = 128008  # <|eom_id|>
 EOT_ID = 128009  # <|eot_id|>
+#: Special tokens of other model families, in reserved slots, for templates that behave like
+#: theirs (Qwen's ChatML turns and Hermes tool calls, Gemma's turns).
+IM_START_ID = 128020  # <|im_start|>
+IM_END_ID = 128021  # <|im_end|>
+TOOL_CALL_OPEN_ID = 128022  # <tool_call>
+TOOL_CALL_CLOSE_ID = 128023  # </tool_call>
+TOOL_RESPONSE_OPEN_ID = 128024  # <tool_response>
+TOOL_RESPONSE_CLOSE_ID = 128025  # </tool_response>
+START_OF_TURN_ID = 128026  # <start_of_turn>
+END_OF_TURN_ID = 128027  # <end_of_turn>
+FAMILY_TOKENS = {
+    IM_START_ID: "<|im_start|>",
+    IM_END_ID: "<|im_end|>",
+    TOOL_CALL_OPEN_ID: "<tool_call>",
+    TOOL_CALL_CLOSE_ID: "</tool_call>",
+    TOOL_RESPONSE_OPEN_ID: "<tool_response>",
+    TOOL_RESPONSE_CLOSE_ID: "</tool_response>",
+    START_OF_TURN_ID: "<start_of_turn>",
+    END_OF_TURN_ID: "<end_of_turn>",
+}
+#: Family tokens that are text in the model's output (user-defined, like ``<think>``).
+TEXT_FAMILY_TOKENS = (
+    TOOL_CALL_OPEN_ID,
+    TOOL_CALL_CLOSE_ID,
+    TOOL_RESPONSE_OPEN_ID,
+    TOOL_RESPONSE_CLOSE_ID,
+)
 NEWLINES_ID = 271  # "\n\n", the last token of the Llama 3 generation prompt
 N_BASE_TOKENS = 128_000
 N_VOCAB = 128_256
@@ -54,7 +81,7 @@ class Llama3Vocab:
 
 
 def _special_token_names() -> list[str]:
-    """Llama 3.1's special tokens, with <think>/</think> in two reserved slots."""
+    """Llama 3.1's special tokens; <think>, </think>, other families' tokens in reserved slots."""
     names = [
         "<|begin_of_text|>",
         "<|end_of_text|>",
@@ -71,6 +98,8 @@ def _special_token_names() -> list[str]:
     names += [f"<|reserved_special_token_{i}|>" for i in range(3, 3 + 256 - len(names))]
     names[THINK_OPEN_ID - N_BASE_TOKENS] = THINK_OPEN
     names[THINK_CLOSE_ID - N_BASE_TOKENS] = THINK_CLOSE
+    for token_id, name in FAMILY_TOKENS.items():
+        names[token_id - N_BASE_TOKENS] = name
     return names
 
 
@@ -143,6 +172,8 @@ def llama3_vocab() -> Llama3Vocab:
     tokens = [text(piece) for piece in ranked] + specials
     types = [1] * N_BASE_TOKENS + [3] * len(specials)
     types[THINK_OPEN_ID] = types[THINK_CLOSE_ID] = 4
+    for token_id in TEXT_FAMILY_TOKENS:
+        types[token_id] = 4
     return Llama3Vocab(
         tokens=tokens,
         token_types=types,

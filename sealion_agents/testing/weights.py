@@ -2,7 +2,14 @@
 
 Data flow: script chains (token ids) -> successor table -> Hugging Face Llama weights (one-hot
 embeddings, ``lm_head`` from each token to its successor, zero attention and MLP outputs) and
-their shape parameters. ``files`` writes them; ``_permute_qk`` turns q/k rows into GGUF layout.
+their shape parameters -> ``_for_architecture`` (the same model as Qwen3 or Gemma 3 weights).
+``files`` writes them; ``_permute_qk`` turns Llama q/k rows into GGUF layout.
+
+Why one model fits all three: Qwen3 adds RMSNorms on each head's q and k, Gemma 3 those plus
+norms on the attention and MLP outputs, embeddings scaled by sqrt(hidden) and ``1 + weight``
+norm factors. With zero attention and MLP outputs the extra output norms give exactly 0 (0 over
+sqrt(eps)), q/k norms change only the (unused) attention pattern, and the final RMSNorm of a
+one-hot residual does not see the embedding scale: the next token is still a lookup.
 """
 
 from __future__ import annotations
@@ -12,10 +19,40 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sealion_agents.testing.vocab import EOT_ID, N_VOCAB, llama3_vocab
+from sealion_agents.testing.vocab import (
+    END_OF_TURN_ID,
+    EOT_ID,
+    IM_END_ID,
+    N_VOCAB,
+    llama3_vocab,
+)
 
 HEAD_DIM = 32
 SCRIPT_LOGIT = 64.0
+#: The architectures the scripted models are written in, with the token that ends a reply.
+END_TOKENS = {"llama": EOT_ID, "qwen3": IM_END_ID, "gemma3": END_OF_TURN_ID}
+ARCHITECTURES = tuple(END_TOKENS)
+#: Rotary base of Gemma 3's sliding-window layers (fixed in llama.cpp, ``rope_local_base_freq``).
+GEMMA3_LOCAL_ROPE_BASE = 10000.0
+#: RMSNorm epsilon of each architecture (as their released configs have it).
+RMS_EPS = {"llama": 1e-5, "qwen3": 1e-6, "gemma3": 1e-6}
+
+
+def _end_token(architecture: str, eos_token_id: int | None) -> int:
+    """Check ``architecture`` and return the token that ends a reply (its default or the given)."""
+    if architecture not in END_TOKENS:
+        raise ValueError(
+            f"unknown architecture {architecture!r}: choose one of {', '.join(ARCHITECTURES)}"
+        )
+    if eos_token_id is None:
+        return END_TOKENS[architecture]
+    if isinstance(eos_token_id, bool) or not isinstance(eos_token_id, (int, np.integer)):
+        raise ValueError(f"eos_token_id must be a token id (int), not {eos_token_id!r}")
+    if not 0 <= int(eos_token_id) < N_VOCAB:
+        raise ValueError(
+            f"eos_token_id {eos_token_id} is outside the vocabulary (0..{N_VOCAB - 1})"
+        )
+    return int(eos_token_id)
 
 
 def _successors(chains: Sequence[Sequence[int]]) -> dict[int, int]:
@@ -36,8 +73,13 @@ def _successors(chains: Sequence[Sequence[int]]) -> dict[int, int]:
     return succ
 
 
-def _hf_weights(chains: Sequence[Sequence[int]]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Hugging Face Llama weights (float32, exact in float16) and their shape parameters."""
+def _hf_weights(
+    chains: Sequence[Sequence[int]], *, end_token: int = EOT_ID
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Hugging Face Llama weights (float32, exact in float16) and their shape parameters.
+
+    Unscripted tokens (the shared default dimension) are followed by ``end_token``.
+    """
     succ = _successors(chains)
     n_dims = len(succ) + 1  # one per scripted token, plus the shared default dimension
     hidden = max(64, HEAD_DIM * math.ceil(n_dims / HEAD_DIM))
@@ -50,7 +92,7 @@ def _hf_weights(chains: Sequence[Sequence[int]]) -> tuple[dict[str, np.ndarray],
     embed = np.zeros((N_VOCAB, hidden), dtype=np.float32)
     embed[:, default_dim] = 1.0
     lm_head = np.zeros((N_VOCAB, hidden), dtype=np.float32)
-    lm_head[EOT_ID, default_dim] = scale
+    lm_head[end_token, default_dim] = scale
     for dim, (token, nxt) in enumerate(succ.items()):
         embed[token, default_dim] = 0.0
         embed[token, dim] = 1.0
@@ -78,6 +120,53 @@ def _hf_weights(chains: Sequence[Sequence[int]]) -> tuple[dict[str, np.ndarray],
         "lm_head.weight": lm_head,
     }
     return weights, {"hidden": hidden, "n_head": n_head, "ffn": ffn}
+
+
+def _for_architecture(
+    weights: dict[str, np.ndarray],
+    architecture: str,
+    *,
+    k_norm: np.ndarray | None = None,
+    post_attention: np.ndarray | None = None,
+    post_feedforward: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Llama weights (as ``_hf_weights`` gives them) -> the same model in ``architecture``.
+
+    The norm arguments are the factors the architecture's extra norms multiply by (ones if not
+    given): ``k_norm`` (per head dimension) for qwen3 and gemma3, ``post_attention`` and
+    ``post_feedforward`` (per hidden dimension) for gemma3. Gemma stores a norm factor ``f`` as
+    the weight ``f - 1`` (its RMSNorm multiplies by ``1 + weight``); its
+    ``post_attention_layernorm`` is the norm on the attention output, and Llama's (before the
+    MLP) becomes ``pre_feedforward_layernorm``. "llama" returns ``weights`` itself.
+    """
+    if architecture == "llama":
+        return weights
+    layer = "model.layers.0."
+    hidden = weights["model.norm.weight"].shape[0]
+    ones = np.ones(HEAD_DIM, dtype=np.float32)
+    q_factor = ones
+    k_factor = ones if k_norm is None else np.asarray(k_norm, dtype=np.float32)
+    out = dict(weights)
+    if architecture == "qwen3":
+        out[layer + "self_attn.q_norm.weight"] = q_factor.copy()
+        out[layer + "self_attn.k_norm.weight"] = k_factor.copy()
+        return out
+    if architecture != "gemma3":
+        raise ValueError(f"unknown architecture {architecture!r}")
+
+    def gemma(factor: np.ndarray | None, size: int) -> np.ndarray:
+        factor = np.ones(size, np.float32) if factor is None else factor
+        return (np.asarray(factor, dtype=np.float32) - 1.0).astype(np.float32)
+
+    pre_feedforward = out.pop(layer + "post_attention_layernorm.weight")
+    out[layer + "input_layernorm.weight"] = gemma(out[layer + "input_layernorm.weight"], hidden)
+    out[layer + "post_attention_layernorm.weight"] = gemma(post_attention, hidden)
+    out[layer + "pre_feedforward_layernorm.weight"] = gemma(pre_feedforward, hidden)
+    out[layer + "post_feedforward_layernorm.weight"] = gemma(post_feedforward, hidden)
+    out[layer + "self_attn.q_norm.weight"] = gemma(q_factor, HEAD_DIM)
+    out[layer + "self_attn.k_norm.weight"] = gemma(k_factor, HEAD_DIM)
+    out["model.norm.weight"] = gemma(out["model.norm.weight"], hidden)
+    return out
 
 
 def _permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:

@@ -30,9 +30,9 @@ from sealion_agents.backends.openai.counting import local_token_counter, server_
 from sealion_agents.backends.openai.discovery import ServerFacts, discover
 from sealion_agents.backends.openai.reader import ChunkReader
 from sealion_agents.backends.openai.transport import API_KEY_ENV, Request, Transport
-from sealion_agents.chat_template import thinking_mode
 from sealion_agents.errors import ServerError, ServerUnavailableError, TokenizerUnavailableError
 from sealion_agents.literal_text import neutralise
+from sealion_agents.profiles import ModelProfile, profile_named, resolve_profile
 from sealion_agents.reasoning import THINK_OPEN
 
 __all__ = ["OpenAIBackend"]
@@ -59,6 +59,7 @@ class OpenAIBackend(ChatBackend):
         tokenizer: str | Path | None = None,
         context_window: int | None = None,
         structured_output: str = "auto",
+        profile: ModelProfile | str | None = None,
     ) -> None:
         """Describe the server; nothing is sent until the first generation.
 
@@ -91,12 +92,17 @@ class OpenAIBackend(ChatBackend):
                 (a GBNF grammar over the whole reply, for llama.cpp's servers), "none" (the
                 reply is validated and retried: a hosted API without such fields), or
                 "auto" (default: found from the server's endpoints).
+            profile: the model profile (a name from ``profiles.PROFILES`` or a
+                ``ModelProfile``); default: found from the served model's name (and the
+                ``chat_template`` of ``extra_body``). Needed where a proxy renames the model.
         """
         if structured_output not in _STRUCTURED_MODES:
             raise ValueError(
                 f"structured_output={structured_output!r}: use one of {sorted(_STRUCTURED_MODES)}."
             )
         self._structured = structured_output
+        self._override = profile_named(profile) if isinstance(profile, str) else profile
+        self._profile: ModelProfile | None = None
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more.")
         if context_window is not None and context_window < 16:
@@ -142,6 +148,24 @@ class OpenAIBackend(ChatBackend):
         return self.model
 
     @property
+    def profile(self) -> ModelProfile:
+        """The model's profile (given, or found from the served name; no request sent)."""
+        if self._profile is None:
+            template = self.extra_body.get("chat_template")
+            self._profile = resolve_profile(
+                names=(self.model,),
+                template=template if isinstance(template, str) else None,
+                override=self._override,
+            )
+        return self._profile
+
+    @property
+    def renders_tools(self) -> bool:
+        """VLLM's servers render a request's ``tools`` in the chat template; others: unknown."""
+        facts = self._server_if_up()
+        return facts is not None and facts.kind == "vllm"
+
+    @property
     def _client(self) -> Any:
         """The sync ``httpx.Client`` (None until first use); set it to send through another."""
         return self._transport.client
@@ -168,6 +192,7 @@ class OpenAIBackend(ChatBackend):
                 thinking_off_model=self.thinking_off_model,
                 chat_template=self.extra_body.get("chat_template"),
                 probe_prefill=self._prefilled.get(True) is None,
+                thinking_variables=self.profile.template_variables(True),
             )
             if self._prefilled.get(True) is None and facts.reasoning_prefilled is not None:
                 self._prefilled[True] = facts.reasoning_prefilled
@@ -216,12 +241,13 @@ class OpenAIBackend(ChatBackend):
         """The served context length: given, or reported by the server."""
         if self._window is not None:
             return self._window
-        window = self._server().context_window
+        window = self._server().context_window or self.profile.context_window
         if window is None:
             raise TokenizerUnavailableError(
                 f"{self.base_url} (model {self.model!r}) does not report its context length: "
                 "pass context_window=<tokens> (the server's n_ctx or max_model_len) to "
-                "ChatSeaLion.from_openai."
+                "ChatSeaLion.from_openai (--context-window on the command line), or "
+                "profile=<a SEA-LION profile> when the served name hides the model."
             )
         return window
 
@@ -254,13 +280,19 @@ class OpenAIBackend(ChatBackend):
     def build(self, request: GenerationRequest) -> Request:
         """The chat-completions request for a generation."""
         messages = [_server_message(m) for m in request.messages]
+        profile = self.profile
         body: dict[str, Any] = {
             "model": self.model_for(request.thinking),
             "messages": messages,
             "stream": True,
             "stream_options": {"include_usage": True, "continuous_usage_stats": True},
-            "chat_template_kwargs": {"thinking_mode": thinking_mode(request.thinking)},
         }
+        variables = profile.template_variables(request.thinking)
+        if variables:
+            body["chat_template_kwargs"] = variables
+        if request.tools:  # rendered by the template; the constraint decides the call
+            body["tools"] = list(request.tools)
+            body["tool_choice"] = "none"
         if request.assistant_prefix:
             if not self.continues:
                 raise ServerError(
@@ -278,6 +310,7 @@ class OpenAIBackend(ChatBackend):
             body["max_tokens"] = request.max_tokens
         if request.constraint is not None:
             body.update(self._constraint_fields(request))
+        body.update(profile.sampling_for(request.thinking))
         body.update(request.options.sampling())
         body = _merge(body, self.extra_body)
         body = _merge(body, dict(request.extra))
@@ -303,6 +336,7 @@ class OpenAIBackend(ChatBackend):
                 constraint.schema,
                 after_reasoning=constraint.after_reasoning,
                 optional=constraint.optional,
+                opener=constraint.opener,
             )
             return {"grammar": grammar}
         return {}
@@ -384,7 +418,9 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def _server_message(message: dict[str, str]) -> dict[str, str]:
     """A template message as OpenAI's API takes it (tool results in the "tool" role)."""
     out = {"role": message["role"], "content": neutralise(message.get("content", ""))}
-    if message["role"] == "ipython":
+    if message["role"] in ("ipython", "tool"):
         out["role"] = "tool"  # Llama 3.1 templates render it as "ipython"
         out["tool_call_id"] = message.get("tool_call_id") or "call"
+    if message.get("reasoning_content"):  # a profile that keeps earlier reasoning
+        out["reasoning_content"] = neutralise(message["reasoning_content"])
     return out

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sealion_agents.backends.openai.transport import Retryable, Transport
-from sealion_agents.chat_template import thinking_mode
 from sealion_agents.errors import ServerModelNotFoundError, ServerUnavailableError
 from sealion_agents.reasoning import THINK_OPEN
 
@@ -71,6 +70,7 @@ def discover(
     thinking_off_model: str | None,
     chat_template: str | None,
     probe_prefill: bool,
+    thinking_variables: dict[str, Any] | None = None,
 ) -> ServerFacts:
     """Ask the server what it is (raises when it is unreachable or lacks the model)."""
     models = _models(transport, model, thinking_off_model)
@@ -102,7 +102,7 @@ def discover(
         kind = "sealion-serve"
     prefilled = None
     if kind == "vllm" and probe_prefill:
-        prefilled = _prefilled(transport, model, chat_template)
+        prefilled = _prefilled(transport, model, chat_template, thinking_variables or {})
     return ServerFacts(kind, window, path, offset, prefilled)
 
 
@@ -127,14 +127,16 @@ def _models(transport: Transport, model: str, thinking_off_model: str | None) ->
     return models
 
 
-def _prefilled(transport: Transport, model: str, chat_template: str | None) -> bool | None:
+def _prefilled(
+    transport: Transport, model: str, chat_template: str | None, variables: dict[str, Any]
+) -> bool | None:
     """Ask vLLM's ``/tokenize`` whether a thinking prompt ends with ``<think>``."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": "."}],
         "add_generation_prompt": True,
         "return_token_strs": True,
-        "chat_template_kwargs": {"thinking_mode": thinking_mode(True)},
+        "chat_template_kwargs": variables,
     }
     if chat_template is not None:
         body["chat_template"] = chat_template

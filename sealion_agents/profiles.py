@@ -1,0 +1,343 @@
+"""Model profiles: what differs between the members of the SEA-LION family, as data.
+
+A ``ModelProfile`` decides, for one model: its thinking switch (the chat-template variable
+and its values, or none), how tools are described and calls written (``tool_formats``),
+whether earlier reasoning stays in the history, the recommended sampling per mode, the
+context window, the tokens that end a turn, the draft model for speculative decoding, and
+engine settings vLLM needs. Each declaration cites the model card its facts come from
+(``docs/models.md`` collects them). No code outside this module branches on a model name.
+
+Data flow: a model's name (repo id, GGUF file, served name), its chat template and its
+architecture -> ``resolve_profile`` -> the declared profile whose pattern matches the name,
+with the facts its card leaves open read from the template; or, for a model no profile
+matches, a profile read from the template alone (a template that reads ``enable_thinking``
+gets that switch). ``profile=`` overrides detection: a name from ``PROFILES`` or a
+``ModelProfile``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealion_agents.tool_formats import HERMES_CALLS, JSON_CALLS, ToolFormat
+
+__all__ = [
+    "ENABLE_THINKING",
+    "FROM_TEMPLATE",
+    "PROFILES",
+    "THINKING_MODE",
+    "ModelProfile",
+    "Sampling",
+    "ThinkingSwitch",
+    "declared_profile",
+    "profile_named",
+    "resolve_profile",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ThinkingSwitch:
+    """A chat-template variable that turns reasoning on or off."""
+
+    variable: str
+    on: Any
+    off: Any
+
+    def variables(self, thinking: bool) -> dict[str, Any]:
+        """The template variables for a thinking flag."""
+        return {self.variable: self.on if thinking else self.off}
+
+
+THINKING_MODE = ThinkingSwitch("thinking_mode", "on", "off")
+"""SEA-LION v3.5's switch (``thinking_mode`` "on"/"off")."""
+ENABLE_THINKING = ThinkingSwitch("enable_thinking", True, False)
+"""Qwen3's and Gemma 4's switch (``enable_thinking`` True/False)."""
+
+FROM_TEMPLATE = "from the template"
+"""A fact the card leaves open: read from the model's chat template when it is resolved."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Recommended sampling settings (None: the runtime's or the model's own default)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    presence_penalty: float | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The settings that are set."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What one model (or one line of models) needs from the adapter."""
+
+    name: str
+    """The profile's name, for ``profile=`` and ``--profile``."""
+    patterns: tuple[str, ...] = ()
+    """Regular expressions matched against a model's normalised name (lower case)."""
+    family: str = ""
+    """The architecture line (``llama3.1``, ``qwen3``, ``gemma3``...), for tables."""
+    thinking: ThinkingSwitch | None | str = FROM_TEMPLATE
+    """The thinking switch, None for a model that does not reason, or ``FROM_TEMPLATE``."""
+    tool_format: ToolFormat | str = FROM_TEMPLATE
+    """How tools are described and calls written (``tool_formats``), or ``FROM_TEMPLATE``."""
+    keeps_reasoning: bool = False
+    """Earlier turns' reasoning stays in the history (``reasoning_content`` of the turn)."""
+    sampling: Sampling = field(default_factory=Sampling)
+    """Recommended sampling with thinking on."""
+    sampling_no_thinking: Sampling = field(default_factory=Sampling)
+    """Recommended sampling with thinking off."""
+    context_window: int | None = None
+    """The context length the card states (used where a server does not report one)."""
+    end_tokens: tuple[str, ...] = ()
+    """Tokens that end the assistant's turn besides the tokenizer's end-of-sequence token."""
+    draft_model: str | None = None
+    """The card's draft model for speculative decoding, if any."""
+    vllm_engine_args: tuple[tuple[str, Any], ...] = ()
+    """``vllm.LLM`` settings the model needs (``trust_remote_code``...)."""
+    source: str = ""
+    """Where the facts come from (``docs/models.md`` section and the card's path)."""
+
+    @property
+    def can_think(self) -> bool:
+        """Whether the model has a thinking switch (False: ``thinking`` is a no-op)."""
+        return isinstance(self.thinking, ThinkingSwitch)
+
+    @property
+    def tools(self) -> ToolFormat:
+        """The tool format (a resolved profile always has one)."""
+        return self.tool_format if isinstance(self.tool_format, ToolFormat) else JSON_CALLS
+
+    def template_variables(self, thinking: bool) -> dict[str, Any]:
+        """The chat-template variables for a thinking flag ({} without a switch)."""
+        return (
+            self.thinking.variables(thinking) if isinstance(self.thinking, ThinkingSwitch) else {}
+        )
+
+    def sampling_for(self, thinking: bool) -> dict[str, Any]:
+        """The recommended sampling settings for a mode (only those the card states)."""
+        chosen = self.sampling if thinking and self.can_think else self.sampling_no_thinking
+        return chosen.fields()
+
+    def matches(self, model_name: str) -> bool:
+        """Whether a model name is one of this profile's models."""
+        name = normalise_name(model_name)
+        return any(re.search(pattern, name) for pattern in self.patterns)
+
+    def resolved(self, template: str | None) -> ModelProfile:
+        """This profile with the facts left to the template read from ``template``."""
+        updates: dict[str, Any] = {}
+        if self.thinking == FROM_TEMPLATE:
+            updates["thinking"] = thinking_switch_of(template)
+        if self.tool_format == FROM_TEMPLATE:
+            updates["tool_format"] = tool_format_of(template)
+        return dataclasses.replace(self, **updates) if updates else self
+
+
+def normalise_name(model_name: str) -> str:
+    """A model name without its owner, file extension or quantisation, in lower case."""
+    name = str(model_name).strip().lower().replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"\.gguf$", "", name)
+    return re.sub(
+        r"[-_.](gguf|q\d\w*|iq\d\w*|f16|bf16|f32|fp8(-dynamic)?|nvfp4|\d+bit)$", "", name
+    )
+
+
+def thinking_switch_of(template: str | None) -> ThinkingSwitch | None:
+    """The thinking switch a chat template reads, if any."""
+    if not template:
+        return None
+    if "enable_thinking" in template:
+        return ENABLE_THINKING
+    if "thinking_mode" in template:
+        return THINKING_MODE
+    return None
+
+
+def tool_format_of(template: str | None) -> ToolFormat:
+    """The tool format a chat template shows (Hermes ``<tool_call>`` blocks, else JSON)."""
+    if template and "<tool_call>" in template:
+        return HERMES_CALLS
+    return JSON_CALLS
+
+
+_V35 = "docs/models.md §2.3 (models/sea-lion-v3.5/llama-sea-lion-v3.5-8B.md, -70B.md)"
+_V4_GEMMA = (
+    "docs/models.md §2.4-2.5 (models/sea-lion-v4/gemma-sea-lion-v4-27B.md; "
+    "guides/tool_calling/tool_calling-02_SEA-LION.md, -05_TakeNote.md)"
+)
+
+PROFILES: dict[str, ModelProfile] = {
+    p.name: p
+    for p in (
+        ModelProfile(
+            name="llama-sea-lion-v3.5-r",
+            patterns=(r"llama-sea-lion-v3\.5-\d+b-r",),
+            family="llama3.1",
+            thinking=THINKING_MODE,
+            tool_format=JSON_CALLS,
+            context_window=131072,
+            source=_V35,
+        ),
+        ModelProfile(
+            name="llama-sea-lion-v3-it",
+            patterns=(r"llama-sea-lion-v3-\d+b(-it)?$",),
+            family="llama3.1",
+            thinking=None,
+            tool_format=JSON_CALLS,
+            context_window=131072,
+            source="docs/models.md §2.2 (models/sea-lion-v3/llama-sea-lion-v3-8B.md, -70B.md)",
+        ),
+        ModelProfile(
+            name="gemma-sea-lion-v4",
+            patterns=(r"gemma-sea-lion-v4-\d+b(-it|-vl)?$",),
+            family="gemma3",
+            thinking=None,
+            tool_format=dataclasses.replace(
+                JSON_CALLS, name="json-user-results", result_role="user"
+            ),
+            context_window=131072,
+            end_tokens=("<end_of_turn>",),
+            source=_V4_GEMMA,
+        ),
+        ModelProfile(
+            name="qwen-sea-lion-v4-32b-it",
+            patterns=(r"qwen-sea-lion-v4-32b(-it)?$",),
+            family="qwen3",
+            thinking=ENABLE_THINKING,
+            tool_format=HERMES_CALLS,
+            context_window=32768,
+            end_tokens=("<|im_end|>",),
+            source="docs/models.md §2.6 (models/sea-lion-v4/qwen-sea-lion-v4-32B.md)",
+        ),
+        ModelProfile(
+            name="qwen-sea-lion-v4-vl",
+            patterns=(r"qwen-sea-lion-v4-\d+b-vl$",),
+            family="qwen3-vl",
+            thinking=None,
+            tool_format=HERMES_CALLS,
+            context_window=262144,
+            end_tokens=("<|im_end|>",),
+            source="docs/models.md §2.7 (models/sea-lion-v4/qwen-sea-lion-v4-VL.md)",
+        ),
+        ModelProfile(
+            name="apertus-sea-lion-v4-8b-it",
+            patterns=(r"apertus-sea-lion-v4-8b(-it)?$",),
+            family="apertus",
+            context_window=65536,
+            source="docs/models.md §2.8 (models/sea-lion-v4/apertus-sea-lion-v4-8B.md)",
+        ),
+        ModelProfile(
+            name="qwen-sea-lion-v4.5-27b-it",
+            patterns=(r"qwen-sea-lion-v4\.5-27b(-it)?$",),
+            family="qwen3.6",
+            thinking=ENABLE_THINKING,
+            tool_format=HERMES_CALLS,
+            keeps_reasoning=True,
+            sampling_no_thinking=Sampling(
+                temperature=0.7, top_p=0.8, top_k=20, presence_penalty=1.5
+            ),
+            context_window=262144,
+            end_tokens=("<|im_end|>",),
+            draft_model="aisingapore/Qwen-SEA-LION-v4.5-27B-IT-SpecDecoder",
+            source="docs/models.md §2.9 (models/sea-lion-v4.5/qwen-sea-lion-v4.5.md)",
+        ),
+        ModelProfile(
+            name="gemma-sea-lion-v4.5-e2b-it",
+            patterns=(r"gemma-sea-lion-v4\.5-e2b(-it)?$",),
+            family="gemma4",
+            thinking=ENABLE_THINKING,
+            tool_format=dataclasses.replace(
+                JSON_CALLS, name="json-user-results", result_role="user"
+            ),
+            context_window=131072,
+            source="docs/models.md §2.10 (models/sea-lion-v4.5/gemma-sea-lion-v4.5.md)",
+        ),
+        ModelProfile(
+            name="nemotron-sea-lion-v4.8",
+            patterns=(r"nemotron-sea-lion-v4\.8-\d+b-a\d+b$",),
+            family="nemotron-h",
+            context_window=131072,
+            vllm_engine_args=(("trust_remote_code", True),),
+            source="docs/models.md §2.11 (models/sea-lion-v4.8/nemotron-sea-lion-v4.8.md)",
+        ),
+    )
+}
+
+
+def profile_named(name: str) -> ModelProfile:
+    """The declared profile of this name (a clear error listing the names otherwise)."""
+    profile = PROFILES.get(str(name).strip().lower())
+    if profile is None:
+        raise ValueError(
+            f"No model profile is named {name!r}; the profiles are {sorted(PROFILES)}."
+        )
+    return profile
+
+
+def declared_profile(names: tuple[str | None, ...]) -> ModelProfile | None:
+    """The declared profile the first matching name belongs to (None: no match)."""
+    for name in names:
+        if not name:
+            continue
+        for profile in PROFILES.values():
+            if profile.matches(name):
+                return profile
+    return None
+
+
+def resolve_profile(
+    *,
+    names: tuple[str | None, ...] = (),
+    template: str | None = None,
+    override: ModelProfile | str | None = None,
+) -> ModelProfile:
+    """The profile of a model: ``override``, else the first declared one a name matches.
+
+    A model no profile matches gets one read from its chat template (its thinking switch,
+    its tool format); with no template either (a server that hides it), a warning says to
+    pass ``profile=``, and the profile then sends every known thinking switch.
+    """
+    if override is not None:
+        chosen = override if isinstance(override, ModelProfile) else profile_named(override)
+        return chosen.resolved(template)
+    declared = declared_profile(names)
+    if declared is not None:
+        return declared.resolved(template)
+    label = next((n for n in names if n), "the model")
+    if template:
+        return ModelProfile(name=f"template:{normalise_name(label)}").resolved(template)
+    logger.warning(
+        "%s matches no SEA-LION model profile and its chat template is unknown: thinking is "
+        "switched with every known template variable and tools are written as JSON. Pass "
+        "profile=<one of %s> (--profile) if this is a SEA-LION model.",
+        label,
+        sorted(PROFILES),
+    )
+    return ModelProfile(
+        name=f"unknown:{normalise_name(label)}",
+        thinking=ANY_SWITCH,
+        tool_format=JSON_CALLS,
+    )
+
+
+@dataclass(frozen=True)
+class _AnySwitch(ThinkingSwitch):
+    """Every known switch at once, for a served model whose template is unknown."""
+
+    def variables(self, thinking: bool) -> dict[str, Any]:
+        """Both SEA-LION's and Qwen's variables (a template reads the one it knows)."""
+        return {**THINKING_MODE.variables(thinking), **ENABLE_THINKING.variables(thinking)}
+
+
+ANY_SWITCH = _AnySwitch("thinking_mode+enable_thinking", None, None)

@@ -1,0 +1,212 @@
+r"""Tiny models that behave like other SEA-LION families: Qwen (v4, v4.5) and Gemma (v4).
+
+Data flow: a family's chat template (written here, behaving like the family's: its turn
+tokens, its thinking switch, how it describes tools, its history rule) + the scripted
+scenario ``family_rules`` -> a prompt-keyed model (``rules``) in an architecture llama.cpp and
+vLLM load -> a cached GGUF or Hugging Face folder.
+
+The scenario, for both families (``<|im_end|>`` or ``<end_of_turn>`` ends each turn):
+
+* a greeting: with thinking on ``<think>I should greet.</think>\n\nHello!``; with thinking
+  off (the template closes an empty reasoning) ``Hello!``;
+* a question with the word " weather": the model reasons (thinking on) and then opens a call
+  in its family's format (Qwen: ``<tool_call>``, the JSON follows the opener the decoder puts
+  in the prompt: ``WEATHER_CALL``); Gemma writes the JSON call at once; with the word
+  " forecast" the Qwen model writes ``WRONG_CALL`` (a number where the tool takes a string);
+* after the tool's result (``<tool_response>`` in the Qwen prompt, "sunny" in Gemma's):
+  ``SUNNY``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sealion_agents.testing.agent import _split_at_parameters
+from sealion_agents.testing.cache import (
+    GENERATOR_VERSION,
+    _cache_dir,
+    build_file_once,
+    build_folder_once,
+)
+from sealion_agents.testing.files import build_gguf, save_hf_folder
+from sealion_agents.testing.rules import JSON_PREFERENCES, KEYED_VERSION, Preference, Rule
+from sealion_agents.testing.vocab import (
+    END_OF_TURN_ID,
+    IM_END_ID,
+    THINK_CLOSE_ID,
+    THINK_OPEN_ID,
+    TOOL_CALL_OPEN_ID,
+    TOOL_RESPONSE_OPEN_ID,
+    encode,
+    encode_one,
+)
+
+__all__ = [
+    "FAMILY_ARCHITECTURES",
+    "FAMILY_TEMPLATES",
+    "GEMMA_WEATHER_CALL",
+    "GREETING",
+    "SUNNY",
+    "WEATHER_CALL",
+    "WRONG_CALL",
+    "family_rules",
+    "tiny_family_gguf",
+    "tiny_family_hf_folder",
+]
+
+GREETING = "Hello!"
+SUNNY = "It is sunny in Bangkok!"
+#: The calls as the models write them (compact JSON: see ``agent.call_rules``).
+WEATHER_CALL = '{"name":"get_weather","arguments":{"city":"Bangkok"}}'
+#: A call whose argument has the wrong type (the tool takes a string).
+WRONG_CALL = '{"name":"get_weather","arguments":{"city":42}}'
+GEMMA_WEATHER_CALL = '{"name":"get_weather","parameters":{"city":"Bangkok"}}'
+
+#: Qwen-style ChatML: tools described in the system turn, thinking switched by
+#: ``enable_thinking`` (an empty reasoning closes the prompt when off), earlier reasoning kept
+#: in the history when ``reasoning_content`` is given (Qwen3.6's "thinking preservation"),
+#: tool results as ``<tool_response>`` in a user turn. Calls of earlier turns arrive as
+#: content text; a ``tool_calls`` field would be written as ``<tool_call>`` blocks.
+QWEN_TEMPLATE = (
+    "{%- if tools %}"
+    "{{- '<|im_start|>system\\n' }}"
+    "{%- if messages[0].role == 'system' %}{{- messages[0].content + '\\n\\n' }}{%- endif %}"
+    "{{- '# Tools\\n\\nFunctions you may call:\\n<tools>' }}"
+    "{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}"
+    "{{- '\\n</tools>\\nWrite a call as a JSON object with name and arguments in tool_call "
+    "tags.<|im_end|>\\n' }}"
+    "{%- elif messages[0].role == 'system' %}"
+    "{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if message.role == 'user' %}"
+    "{{- '<|im_start|>user\\n' + message.content + '<|im_end|>\\n' }}"
+    "{%- elif message.role == 'assistant' %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- if message.reasoning_content %}"
+    "{{- '<think>' + message.reasoning_content + '</think>\\n\\n' }}"
+    "{%- endif %}"
+    "{{- message.content }}"
+    "{%- for call in message.tool_calls or [] %}"
+    "{{- '<tool_call>\\n' + (call.function | tojson) + '\\n</tool_call>' }}"
+    "{%- endfor %}"
+    "{{- '<|im_end|>\\n' }}"
+    "{%- elif message.role == 'tool' %}"
+    "{{- '<|im_start|>user\\n<tool_response>\\n' + message.content + "
+    "'\\n</tool_response><|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- endif %}"
+    "{%- endif %}"
+)
+
+#: Gemma-style turns: no system role (a system message opens the first user turn), no
+#: thinking switch, strictly alternating user and model turns (else the template raises).
+GEMMA_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- set first = messages[0].content + '\\n\\n' if messages[0].role == 'system' else '' %}"
+    "{%- set turns = messages[1:] if messages[0].role == 'system' else messages %}"
+    "{%- for message in turns %}"
+    "{%- if (message.role == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{- raise_exception('Conversation roles must alternate user/assistant/user/...') }}"
+    "{%- endif %}"
+    "{%- set role = 'model' if message.role == 'assistant' else message.role %}"
+    "{{- '<start_of_turn>' + role + '\\n' + (first if loop.first else '') }}"
+    "{{- message.content + '<end_of_turn>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<start_of_turn>model\\n' }}{%- endif %}"
+)
+
+FAMILY_TEMPLATES = {"qwen": QWEN_TEMPLATE, "gemma": GEMMA_TEMPLATE}
+_END = {"qwen": IM_END_ID, "gemma": END_OF_TURN_ID}
+
+
+def family_rules(family: str) -> list[Rule | Preference]:
+    """The scripted scenario (module docstring) for ``family`` ("qwen" or "gemma")."""
+    end = _END[family]
+    weather, forecast = encode_one(" weather"), encode_one(" forecast")
+    sunny = encode_one(" sunny")
+    prompt_end = encode("\n")  # "<|im_start|>assistant\n", "<start_of_turn>model\n"
+    rules: list[Rule | Preference] = []
+    if family == "qwen":
+        gap = encode("\n\n")  # after "</think>", and the end of a thinking-off prompt
+        result = frozenset({weather, TOOL_CALL_OPEN_ID, TOOL_RESPONSE_OPEN_ID})
+
+        def reasoning(text: str, when: frozenset[int] = frozenset()) -> Rule:
+            return Rule([*prompt_end, THINK_OPEN_ID, *encode(text), THINK_CLOSE_ID, *gap], when)
+
+        rules += [reasoning("I should greet."), Rule([*gap, *encode(GREETING), end])]
+        for marker, call in ((weather, WEATHER_CALL), (forecast, WRONG_CALL)):
+            rules += [
+                reasoning(
+                    f"I need the{' weather' if marker == weather else ' forecast'} tool.",
+                    frozenset({marker}),
+                ),
+                Rule([*gap, TOOL_CALL_OPEN_ID], when=frozenset({marker})),
+                # the decoder continues after "<tool_call>\n": the call's JSON
+                *_split_at_parameters(
+                    prompt_end, call, [end], frozenset({marker, TOOL_CALL_OPEN_ID})
+                ),
+            ]
+        rules += [
+            reasoning("The tool answered.", result),
+            Rule([*gap, *encode(SUNNY), end], result),
+        ]
+    else:
+        rules += [
+            Rule([*prompt_end, *encode(GREETING), end]),
+            *_split_at_parameters(prompt_end, GEMMA_WEATHER_CALL, [end], frozenset({weather})),
+            Rule([*prompt_end, *encode(SUNNY), end], when=frozenset({weather, sunny})),
+        ]
+    return [*rules, *JSON_PREFERENCES]
+
+
+#: The architecture of each family's models (Qwen3, Gemma 3), as llama.cpp and vLLM load them.
+FAMILY_ARCHITECTURES = {"qwen": "qwen3", "gemma": "gemma3"}
+
+
+def tiny_family_gguf(family: str, *, architecture: str | None = None) -> Path:
+    """The family's scripted model as a GGUF (default: in its own architecture), cached."""
+    return _family_file("gguf", family, architecture)
+
+
+def tiny_family_hf_folder(family: str, *, architecture: str | None = None) -> Path:
+    """The same model as a Hugging Face folder (vLLM), built once and cached."""
+    return _family_file("hf", family, architecture)
+
+
+def _family_file(kind: str, family: str, architecture: str | None) -> Path:
+    if family not in FAMILY_TEMPLATES:
+        raise ValueError(f"unknown family {family!r}; choose from {sorted(FAMILY_TEMPLATES)}")
+    architecture = architecture or FAMILY_ARCHITECTURES[family]
+    rules = family_rules(family)
+    spec = {
+        "generator": GENERATOR_VERSION,
+        "keyed": KEYED_VERSION,
+        "kind": kind,
+        "family": family,
+        "architecture": architecture,
+        "template": FAMILY_TEMPLATES[family],
+        "rules": [rule.spec() for rule in rules],  # type: ignore[misc]
+        "code": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+    }
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    options: dict[str, Any] = {
+        "rules": rules,
+        "chat_template": FAMILY_TEMPLATES[family],
+        "architecture": architecture,
+        "eos_token_id": _END[family],
+    }
+    stem = f"sealion-tiny-{family}-{architecture}-{digest}"
+    if kind == "gguf":
+        return build_file_once(
+            _cache_dir() / f"{stem}.gguf", lambda tmp: build_gguf(tmp, **options)
+        )
+    return build_folder_once(_cache_dir() / stem, lambda tmp: save_hf_folder(tmp, **options))

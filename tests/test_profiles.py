@@ -1,0 +1,422 @@
+"""Model profiles: detection (names, templates, overrides) and every feature per family.
+
+The runtime tests run the family models of ``sealion_agents.testing.families`` (templates
+written like Qwen's and Gemma's, scripts keyed on the prompt) on the real llama.cpp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+from sealion_agents import ChatSeaLion
+from sealion_agents.agents import create_sealion_agent
+from sealion_agents.backends.base import GenerationRequest
+from sealion_agents.messages import to_template_messages
+from sealion_agents.profiles import (
+    ENABLE_THINKING,
+    PROFILES,
+    THINKING_MODE,
+    normalise_name,
+    profile_named,
+    resolve_profile,
+)
+from sealion_agents.testing.families import (
+    GEMMA_TEMPLATE,
+    GREETING,
+    QWEN_TEMPLATE,
+    SUNNY,
+    tiny_family_gguf,
+)
+from sealion_agents.tool_formats import HERMES_CALLS, JSON_CALLS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Repo ids and file names from the model cards (docs/models.md) -> the profile they get.
+CARD_NAMES = {
+    "aisingapore/Llama-SEA-LION-v3.5-8B-R": "llama-sea-lion-v3.5-r",
+    "aisingapore/Llama-SEA-LION-v3.5-70B-R-GGUF": "llama-sea-lion-v3.5-r",
+    "Llama-SEA-LION-v3.5-8B-R-Q4_K_M.gguf": "llama-sea-lion-v3.5-r",
+    "aisingapore/Llama-SEA-LION-v3-8B-IT": "llama-sea-lion-v3-it",
+    "aisingapore/Gemma-SEA-LION-v4-27B-IT": "gemma-sea-lion-v4",
+    "aisingapore/Gemma-SEA-LION-v4-27B-IT-NVFP4": "gemma-sea-lion-v4",
+    "aisingapore/Gemma-SEA-LION-v4-27B-IT-FP8-Dynamic": "gemma-sea-lion-v4",
+    "Gemma-SEA-LION-v4-27B-IT-Q4_K_M.gguf": "gemma-sea-lion-v4",
+    "aisingapore/Gemma-SEA-LION-v4-4B-VL": "gemma-sea-lion-v4",
+    "aisingapore/Qwen-SEA-LION-v4-32B-IT": "qwen-sea-lion-v4-32b-it",
+    "aisingapore/Qwen-SEA-LION-v4-32B-IT-4BIT": "qwen-sea-lion-v4-32b-it",
+    "aisingapore/Qwen-SEA-LION-v4-8B-VL": "qwen-sea-lion-v4-vl",
+    "aisingapore/Apertus-SEA-LION-v4-8B-IT": "apertus-sea-lion-v4-8b-it",
+    "aisingapore/Qwen-SEA-LION-v4.5-27B-IT": "qwen-sea-lion-v4.5-27b-it",
+    "aisingapore/Qwen-SEA-LION-v4.5-27B-IT-GGUF": "qwen-sea-lion-v4.5-27b-it",
+    "aisingapore/Gemma-SEA-LION-v4.5-E2B-IT": "gemma-sea-lion-v4.5-e2b-it",
+    "aisingapore/Nemotron-SEA-LION-v4.8-30B-A3B": "nemotron-sea-lion-v4.8",
+    "Nemotron-SEA-LION-v4.8-30B-A3B-Q4_K_M.gguf": "nemotron-sea-lion-v4.8",
+    "aisingapore/Nemotron-SEA-LION-v4.8-120B-A12B-FP8": "nemotron-sea-lion-v4.8",
+}
+#: Names that are not chat models of a profile (a draft model, base models, guards).
+NOT_PROFILED = [
+    "aisingapore/Qwen-SEA-LION-v4.5-27B-IT-SpecDecoder",
+    "aisingapore/Nemotron-SEA-LION-v4.8-30B-A3B-Base",
+    "aisingapore/Llama-SEA-Guard-8B-040226",
+    "sealion-tiny",
+]
+
+
+# -- detection (pure logic) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(CARD_NAMES.items()))
+def test_card_names_find_their_profile(name: str, expected: str) -> None:
+    matching = [p.name for p in PROFILES.values() if p.matches(name)]
+    assert matching == [expected]
+    assert resolve_profile(names=(name,)).name == expected
+
+
+@pytest.mark.parametrize("name", NOT_PROFILED)
+def test_other_names_match_no_profile(name: str) -> None:
+    assert not [p.name for p in PROFILES.values() if p.matches(name)]
+
+
+def test_every_profile_cites_a_section_of_the_model_facts() -> None:
+    facts = (ROOT / "docs" / "models.md").read_text()
+    for profile in PROFILES.values():
+        sections = re.findall(r"§(\d+\.\d+)", profile.source)
+        assert sections, profile.name
+        for section in sections:
+            assert f"### {section} " in facts, (profile.name, section)
+        for card in re.findall(r"models/[\w./-]+\.md", profile.source):
+            assert card.rsplit("/", 1)[1] in facts, (profile.name, card)
+
+
+def test_templates_decide_what_the_card_leaves_open() -> None:
+    nemotron = profile_named("nemotron-sea-lion-v4.8")
+    assert nemotron.resolved(QWEN_TEMPLATE).thinking == ENABLE_THINKING
+    assert nemotron.resolved(QWEN_TEMPLATE).tools is HERMES_CALLS
+    assert nemotron.resolved(GEMMA_TEMPLATE).thinking is None
+    assert nemotron.resolved(GEMMA_TEMPLATE).tools is JSON_CALLS
+    # declared facts are not overridden by the template
+    assert profile_named("gemma-sea-lion-v4").resolved(QWEN_TEMPLATE).thinking is None
+
+
+def test_an_unknown_model_gets_its_template_s_switch() -> None:
+    qwen_like = resolve_profile(names=("my-finetune",), template=QWEN_TEMPLATE)
+    assert qwen_like.name == "template:my-finetune"
+    assert qwen_like.template_variables(False) == {"enable_thinking": False}
+    llama_like = resolve_profile(names=("x.gguf",), template="{{ thinking_mode }}")
+    assert llama_like.thinking == THINKING_MODE
+    assert resolve_profile(names=("x",), template="{{ messages }}").can_think is False
+
+
+def test_an_unknown_served_model_sends_every_switch_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="sealion_agents.profiles"):
+        profile = resolve_profile(names=("proxy-model",))
+    assert profile.template_variables(True) == {"thinking_mode": "on", "enable_thinking": True}
+    assert "profile=" in caplog.text and "proxy-model" in caplog.text
+
+
+def test_a_wrong_profile_name_lists_the_profiles() -> None:
+    with pytest.raises(ValueError, match="qwen-sea-lion-v4.5-27b-it"):
+        profile_named("qwen-4.5")
+    with pytest.raises(ValueError, match="No model profile is named 'nope'"):
+        ChatSeaLion.from_gguf(tiny_family_gguf("qwen"), profile="nope")
+
+
+def test_names_are_normalised() -> None:
+    assert (
+        normalise_name("aisingapore/Qwen-SEA-LION-v4.5-27B-IT-GGUF") == "qwen-sea-lion-v4.5-27b-it"
+    )
+    assert normalise_name("C:\\models\\Gemma-SEA-LION-v4-27B-IT-Q8_0.gguf") == (
+        "gemma-sea-lion-v4-27b-it"
+    )
+
+
+def test_qwen_v4_5_recommends_its_non_thinking_sampling() -> None:
+    qwen = profile_named("qwen-sea-lion-v4.5-27b-it")
+    assert qwen.sampling_for(False) == {
+        "temperature": 0.7,
+        "top_p": 0.8,
+        "top_k": 20,
+        "presence_penalty": 1.5,
+    }
+    assert qwen.sampling_for(True) == {}  # the card states none for thinking
+
+
+# -- the Qwen family on llama.cpp ------------------------------------------------------------
+
+
+def get_weather(city: str) -> str:
+    """Look up the sky over a city."""
+    return "It is sunny, 31 C."
+
+
+QUESTION = "What is the weather in Bangkok?"
+
+
+@pytest.fixture(scope="module")
+def qwen() -> Any:
+    llm = ChatSeaLion.from_gguf(
+        tiny_family_gguf("qwen"), profile="qwen-sea-lion-v4.5-27b-it", temperature=0
+    )
+    yield llm
+    llm.close()
+
+
+@pytest.fixture(scope="module")
+def gemma() -> Any:
+    llm = ChatSeaLion.from_gguf(
+        tiny_family_gguf("gemma"), profile="gemma-sea-lion-v4", temperature=0
+    )
+    yield llm
+    llm.close()
+
+
+def _prompt(llm: ChatSeaLion, messages: list[Any], **options: Any) -> str:
+    from sealion_agents.options import GenerationOptions
+
+    request = GenerationRequest(
+        messages=to_template_messages(messages, llm.sealion_profile),
+        options=GenerationOptions(**options),
+    )
+    return str(llm.backend.render(request))
+
+
+def test_qwen_thinking_switch_renders_as_the_family_s(qwen: ChatSeaLion) -> None:
+    assert qwen.backend.llama.metadata["general.architecture"] == "qwen3"
+    on = _prompt(qwen, [HumanMessage("Hi")], thinking=True)
+    off = _prompt(qwen, [HumanMessage("Hi")], thinking=False)
+    assert on == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert off == on + "<think>\n\n</think>\n\n"
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream", "ainvoke", "batch"])
+@pytest.mark.parametrize("thinking", [True, False])
+def test_qwen_thinking_on_and_off(qwen: ChatSeaLion, mode: str, thinking: bool) -> None:
+    messages = [HumanMessage("Hi there")]
+    if mode == "invoke":
+        reply = qwen.invoke(messages, thinking=thinking)
+    elif mode == "stream":
+        chunks = list(qwen.stream(messages, thinking=thinking))
+        reply = chunks[0]
+        for chunk in chunks[1:]:
+            reply = reply + chunk
+    elif mode == "ainvoke":
+        reply = asyncio.run(qwen.ainvoke(messages, thinking=thinking))
+    else:
+        reply = qwen.batch([messages, messages], thinking=thinking)[1]
+    assert reply.content == GREETING
+    reasoning = reply.additional_kwargs.get("reasoning_content")
+    assert reasoning == ("I should greet." if thinking else None)
+
+
+def test_qwen_thinking_budget_cuts_the_reasoning(qwen: ChatSeaLion) -> None:
+    reply = qwen.invoke("Hi there", max_thinking_tokens=3)  # <think>, "I", " should"
+    assert reply.additional_kwargs["reasoning_content"] == "I should"
+    assert reply.response_metadata["thinking_budget_reached"] is True
+    assert reply.usage_metadata["output_token_details"]["reasoning"] == 3
+    assert reply.content == GREETING
+
+
+def test_qwen_tools_are_described_by_the_template(qwen: ChatSeaLion) -> None:
+    from sealion_agents.tool_calls import AnswerPlan, tool_specs
+
+    specs = tool_specs([get_weather])
+    plan = AnswerPlan.for_tools(specs, "auto", tool_format=HERMES_CALLS)
+    assert plan is not None
+    request = GenerationRequest(
+        messages=to_template_messages([HumanMessage("Hi")]), tools=plan.template_tools
+    )
+    prompt = qwen.backend.render(request)
+    tool = json.dumps({"type": "function", "function": specs[0]}, ensure_ascii=False)
+    assert prompt.startswith(
+        f"<|im_start|>system\n# Tools\n\nFunctions you may call:\n<tools>\n{tool}\n</tools>"
+    )
+    # the plan adds only the choice: the format is the template's
+    assert "JSON schemas" not in plan.instructions
+
+
+@pytest.mark.parametrize("thinking", [True, False])
+@pytest.mark.parametrize("choice", ["auto", "any", "get_weather"])
+def test_qwen_calls_in_its_native_format(qwen: ChatSeaLion, thinking: bool, choice: str) -> None:
+    reply = qwen.bind_tools([get_weather], tool_choice=choice).invoke(QUESTION, thinking=thinking)
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        ("get_weather", {"city": "Bangkok"})
+    ]
+    assert reply.content == ""
+    assert reply.response_metadata["finish_reason"] == "tool_calls"
+    if thinking:
+        assert reply.additional_kwargs["reasoning_content"] == "I need the weather tool."
+
+
+def test_qwen_a_wrong_value_cannot_pass_the_constraint(qwen: ChatSeaLion) -> None:
+    """The model writes ``{"city": 42}`` for a string: decoding allows only a string."""
+    reply = qwen.bind_tools([get_weather], tool_choice="get_weather").invoke(
+        "What is the forecast in Bangkok?", thinking=False
+    )
+    assert not reply.invalid_tool_calls
+    (call,) = reply.tool_calls
+    assert call["name"] == "get_weather" and isinstance(call["args"]["city"], str)
+
+
+def test_qwen_history_keeps_earlier_reasoning_as_its_profile_says(qwen: ChatSeaLion) -> None:
+    first = qwen.bind_tools([get_weather]).invoke(QUESTION)
+    history = [
+        HumanMessage(QUESTION),
+        first,
+        ToolMessage(get_weather.__doc__ or "", tool_call_id=first.tool_calls[0]["id"]),
+    ]
+    prompt = _prompt(qwen, history)
+    call = '{"name": "get_weather", "arguments": {"city": "Bangkok"}}'
+    assert prompt == (
+        f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
+        f"<think>I need the weather tool.</think>\n\n<tool_call>\n{call}\n</tool_call><|im_end|>\n"
+        "<|im_start|>user\n<tool_response>\nLook up the sky over a city.\n</tool_response>"
+        "<|im_end|>\n<|im_start|>assistant\n"
+    )
+    v4 = ChatSeaLion.from_gguf(tiny_family_gguf("qwen"), profile="qwen-sea-lion-v4-32b-it")
+    try:
+        assert "<think>I need" not in _prompt(v4, history)  # Qwen3 drops earlier reasoning
+    finally:
+        v4.close()
+    reply = qwen.bind_tools([get_weather]).invoke(history)
+    assert reply.content == SUNNY and not reply.tool_calls
+
+
+def test_qwen_agent_calls_the_tool_and_answers(qwen: ChatSeaLion) -> None:
+    agent = create_sealion_agent(qwen, [get_weather])
+    state = agent.invoke({"messages": [HumanMessage(QUESTION)]})
+    messages = state["messages"]
+    assert isinstance(messages[1], AIMessage) and messages[1].tool_calls[0]["name"] == "get_weather"
+    assert isinstance(messages[2], ToolMessage) and messages[2].content == "It is sunny, 31 C."
+    assert messages[-1].content == SUNNY
+
+
+def test_a_gguf_named_like_a_card_finds_its_profile(tmp_path: Path) -> None:
+    named = tmp_path / "Qwen-SEA-LION-v4.5-27B-IT-Q4_K_M.gguf"
+    named.symlink_to(tiny_family_gguf("qwen"))
+    llm = ChatSeaLion.from_gguf(named, temperature=0)
+    try:
+        assert llm.sealion_profile.name == "qwen-sea-lion-v4.5-27b-it"
+        assert llm.invoke("Hi there", thinking=False).content == GREETING
+    finally:
+        llm.close()
+    anonymous = ChatSeaLion.from_gguf(tiny_family_gguf("qwen"))
+    try:  # no name to go by: the template's switch and tool format
+        profile = anonymous.sealion_profile
+        assert profile.name.startswith("template:")
+        assert profile.thinking == ENABLE_THINKING and profile.tools is HERMES_CALLS
+    finally:
+        anonymous.close()
+
+
+# -- the Gemma family (no thinking) on llama.cpp ----------------------------------------------
+
+
+def test_gemma_thinking_is_a_documented_no_op(gemma: ChatSeaLion) -> None:
+    assert _prompt(gemma, [HumanMessage("Hi")], thinking=True) == _prompt(
+        gemma, [HumanMessage("Hi")], thinking=False
+    )
+    reply = gemma.invoke("Hi there", thinking=True, max_thinking_tokens=1)
+    assert reply.content == GREETING
+    assert "reasoning_content" not in reply.additional_kwargs
+    assert "thinking_budget_reached" not in reply.response_metadata
+    assert reply.usage_metadata["output_token_details"]["reasoning"] == 0
+
+
+def test_gemma_calls_and_reads_results_as_user_turns(gemma: ChatSeaLion) -> None:
+    bound = gemma.bind_tools([get_weather])
+    first = bound.invoke([SystemMessage("Be brief."), HumanMessage(QUESTION)])
+    assert [(c["name"], c["args"]) for c in first.tool_calls] == [
+        ("get_weather", {"city": "Bangkok"})
+    ]
+    call_id = first.tool_calls[0]["id"]
+    history = [
+        SystemMessage("Be brief."),
+        HumanMessage(QUESTION),
+        first,
+        ToolMessage("It is sunny, 31 C.", tool_call_id=call_id),
+        ToolMessage("Humid.", tool_call_id=call_id),
+    ]
+    prompt = _prompt(gemma, history)
+    assert prompt.count("<start_of_turn>user\n") == 2  # alternating: the results in one turn
+    assert "<start_of_turn>user\nIt is sunny, 31 C.\n\nHumid.<end_of_turn>\n" in prompt
+    assert prompt.startswith("<|begin_of_text|><start_of_turn>user\nBe brief.\n\n")
+    assert bound.invoke(history).content == SUNNY
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_the_command_line_takes_a_profile() -> None:
+    from typer.testing import CliRunner
+
+    from sealion_agents.cli import app
+    from sealion_agents.cli.flags import ModelFlags
+    from sealion_agents.cli.models import build_chat_model
+
+    for command in ("ask", "chat", "serve"):
+        shown = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"})
+        assert "--profile" in shown.stdout, command
+    refused = CliRunner().invoke(app, ["chat", "--profile", "qwen-4.5"], env={"COLUMNS": "300"})
+    assert refused.exit_code == 2
+    assert "No model profile is named 'qwen-4.5'" in refused.output
+    llm = build_chat_model(
+        ModelFlags(gguf=str(tiny_family_gguf("gemma")), profile="gemma-sea-lion-v4")
+    )
+    try:
+        assert llm.sealion_profile.name == "gemma-sea-lion-v4"
+    finally:
+        llm.close()
+
+
+# -- the Qwen family on vLLM in-process ---------------------------------------------------------
+
+
+def test_qwen_family_on_vllm() -> None:
+    """The same scenario on vLLM (a Qwen3-architecture folder): thinking on and off, a
+    native call (auto), a forced one, and the answer after the result, in one engine."""
+    import gc
+    import os
+
+    from sealion_agents.testing.families import tiny_family_hf_folder
+    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+
+    for key, value in VLLM_ENV.items():
+        os.environ.setdefault(key, value)
+    from sealion_agents.backends.vllm import guard_kernel_scan
+
+    guard_kernel_scan()
+    import vllm
+
+    engine = vllm.LLM(model=str(tiny_family_hf_folder("qwen")), **VLLM_ENGINE_KWARGS)
+    try:
+        llm = ChatSeaLion.from_vllm(engine, profile="qwen-sea-lion-v4.5-27b-it", temperature=0)
+        assert engine.llm_engine.model_config.hf_config.model_type == "qwen3"
+        on = llm.batch(["Hi there", "Hi there"], thinking=True)  # one engine call
+        assert [r.content for r in on] == [GREETING, GREETING]
+        assert on[0].additional_kwargs["reasoning_content"] == "I should greet."
+        off = llm.invoke("Hi there", thinking=False)
+        assert off.content == GREETING and "reasoning_content" not in off.additional_kwargs
+        for choice in ("auto", "get_weather"):
+            reply = llm.bind_tools([get_weather], tool_choice=choice).invoke(QUESTION)
+            assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+                ("get_weather", {"city": "Bangkok"})
+            ], choice
+        history = [
+            HumanMessage(QUESTION),
+            reply,
+            ToolMessage("It is sunny, 31 C.", tool_call_id=reply.tool_calls[0]["id"]),
+        ]
+        assert llm.bind_tools([get_weather]).invoke(history).content == SUNNY
+    finally:
+        del engine
+        gc.collect()
