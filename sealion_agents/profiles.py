@@ -148,9 +148,7 @@ def normalise_name(model_name: str) -> str:
     """A model name without its owner, file extension or quantisation, in lower case."""
     name = str(model_name).strip().lower().replace("\\", "/").rsplit("/", 1)[-1]
     name = re.sub(r"\.gguf$", "", name)
-    return re.sub(
-        r"[-_.](gguf|q\d\w*|iq\d\w*|f16|bf16|f32|fp8(-dynamic)?|nvfp4|\d+bit)$", "", name
-    )
+    return re.sub(r"[-_.](gguf|q\d\w*|iq\d\w*|f16|bf16|f32|fp8(-dynamic)?|nvfp4|\d+bit)$", "", name)
 
 
 def thinking_switch_of(template: str | None) -> ThinkingSwitch | None:

