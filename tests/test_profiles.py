@@ -473,3 +473,61 @@ def test_gemma_profile_on_real_gemma3_weights(gemma_270m: Path) -> None:
         assert streamed == reply.content
     finally:
         llm.close()
+
+
+# -- `sealion serve` on the Qwen family ----------------------------------------------------------
+
+
+def test_sealion_serve_drives_the_qwen_family(tmp_path: Path) -> None:
+    """`sealion serve --profile` on a Qwen-family model: Qwen's switch per request, the
+    reasoning apart, a native call as an OpenAI tool call, and ChatSeaLion as its client."""
+    import httpx
+
+    from sealion_agents.testing.servers import sealion_server
+    from tests.serve.conftest import make_keys
+
+    keys = make_keys(tmp_path)
+    server = sealion_server(
+        tiny_family_gguf("qwen"), tmp_path, extra=("--profile", "qwen-sea-lion-v4.5-27b-it")
+    ).start()
+    try:
+        server.wait(180)
+        url = f"http://127.0.0.1:{server.port}/v1"
+        headers = {"Authorization": f"Bearer {keys['acme']}"}
+        model = httpx.get(f"{url}/models", headers=headers).json()["data"][0]["id"]
+
+        def chat(**body: Any) -> dict[str, Any]:
+            body = {"model": model, "messages": [{"role": "user", "content": "Hi there"}], **body}
+            response = httpx.post(f"{url}/chat/completions", json=body, headers=headers, timeout=60)
+            assert response.status_code == 200, response.text
+            return dict(response.json()["choices"][0])
+
+        off = chat(chat_template_kwargs={"enable_thinking": False})
+        assert off["message"]["content"] == GREETING
+        assert not off["message"].get("reasoning_content")
+        on = chat()
+        assert on["message"]["content"] == GREETING
+        assert on["message"]["reasoning_content"] == "I should greet."
+        tool = {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Look up the sky over a city.",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
+            },
+        }
+        called = chat(messages=[{"role": "user", "content": QUESTION}], tools=[tool])
+        assert called["finish_reason"] == "tool_calls"
+        (call,) = called["message"]["tool_calls"]
+        assert call["function"]["name"] == "get_weather"
+        assert json.loads(call["function"]["arguments"]) == {"city": "Bangkok"}
+        client = ChatSeaLion.from_openai(
+            url, model=model, api_key=keys["acme"], profile="qwen-sea-lion-v4.5-27b-it"
+        )
+        assert client.invoke("Hi there", thinking=False).content == GREETING
+    finally:
+        server.stop()
