@@ -31,14 +31,12 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 
 from sealion_agents.backends.base import (
-    AnswerConstraint,
     Event,
     Finished,
     GenerationRequest,
     PromptInfo,
     ReasoningDelta,
 )
-from sealion_agents.json_schema import json_value_end
 from sealion_agents.reasoning import THINK_CLOSE, Phase, ReasoningParser, Split
 from sealion_agents.tool_calls import AnswerPlan
 
@@ -142,11 +140,8 @@ class TurnDecoder:
         if plan is None or self._support == "none":
             return request
         if self._support == "whole":
-            constraint = AnswerConstraint(
-                plan.constraint.schema,
-                after_reasoning=request.thinking,
-                optional=not plan.forced,
-                opener=plan.opener,
+            constraint = plan.answer_constraint(
+                after_reasoning=request.thinking, optional=not plan.forced, opener=plan.opener
             )
             self._constrained = True
             return dataclasses.replace(request, constraint=constraint)
@@ -155,7 +150,7 @@ class TurnDecoder:
             return dataclasses.replace(
                 request,
                 assistant_prefix=request.assistant_prefix + plan.opener,
-                constraint=AnswerConstraint(plan.constraint.schema),
+                constraint=plan.answer_constraint(),
             )
         return request
 
@@ -227,8 +222,7 @@ class TurnDecoder:
             return ""
         self._held += text
         assert self.plan is not None
-        body = self.plan.tool_format.json_part(self._held) if self.plan.opener else self._held
-        if json_value_end(body) is not None:
+        if self.plan.body_end(self._held) is not None:
             self._json_done = True
         return ""
 
@@ -272,7 +266,7 @@ class TurnDecoder:
         options = request.options.model_copy(update={"max_tokens": remaining})
         constraint = None
         if self.plan is not None and self.plan.forced and self._support in ("answer", "whole"):
-            constraint = AnswerConstraint(self.plan.constraint.schema)
+            constraint = self.plan.answer_constraint()
             self._constrained = True
             if self.plan.opener:
                 prefix += ANSWER_GAP + self.plan.opener
@@ -300,7 +294,7 @@ class TurnDecoder:
             request,
             assistant_prefix=request.assistant_prefix + kept,
             options=options,
-            constraint=AnswerConstraint(self.plan.constraint.schema),
+            constraint=self.plan.answer_constraint(),
         )
 
     def _check_answer(self, request: GenerationRequest) -> GenerationRequest | None:

@@ -117,6 +117,7 @@ def to_template_messages(
         if isinstance(message, ToolMessage):
             if message.status == "error":
                 entry["content"] = f"Error: {text}"
+            entry["content"] = tool_format.result_text(entry["content"])
             entry["tool_call_id"] = message.tool_call_id  # servers want it with role "tool"
             previous = out[-1] if out else None
             if role == "user" and previous is not None and previous.get("tool_call_id"):

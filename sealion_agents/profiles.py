@@ -23,7 +23,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealion_agents.tool_formats import HERMES_CALLS, JSON_CALLS, ToolFormat
+from sealion_agents.tool_formats import (
+    HERMES_CALLS,
+    JSON_CALLS,
+    JSON_USER_RESULTS,
+    TOOL_CODE_CALLS,
+    ToolFormat,
+)
 
 __all__ = [
     "ENABLE_THINKING",
@@ -201,9 +207,7 @@ PROFILES: dict[str, ModelProfile] = {
             patterns=(r"gemma-sea-lion-v4-\d+b(-it|-vl)?$",),
             family="gemma3",
             thinking=None,
-            tool_format=dataclasses.replace(
-                JSON_CALLS, name="json-user-results", result_role="user"
-            ),
+            tool_format=TOOL_CODE_CALLS,
             context_window=131072,
             end_tokens=("<end_of_turn>",),
             source=_V4_GEMMA,
@@ -255,9 +259,7 @@ PROFILES: dict[str, ModelProfile] = {
             patterns=(r"gemma-sea-lion-v4\.5-e2b(-it)?$",),
             family="gemma4",
             thinking=ENABLE_THINKING,
-            tool_format=dataclasses.replace(
-                JSON_CALLS, name="json-user-results", result_role="user"
-            ),
+            tool_format=JSON_USER_RESULTS,
             context_window=131072,
             source="docs/models.md §2.10 (models/sea-lion-v4.5/gemma-sea-lion-v4.5.md)",
         ),

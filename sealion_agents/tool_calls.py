@@ -29,11 +29,13 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from sealion_agents.backends.base import AnswerConstraint
 from sealion_agents.json_schema import Constraint, hoist_definitions, json_value_end, prepare
 from sealion_agents.tool_formats import JSON_CALLS, ToolFormat
 
@@ -129,6 +131,21 @@ class AnswerPlan:
     """Extra attempts when a reply breaks a rule checked only after decoding."""
     tool_format: ToolFormat = JSON_CALLS
     """How calls are written (the model profile's format)."""
+    allowed: tuple[dict[str, Any], ...] = ()
+    """The tools the choice allows (all of them, or the one named)."""
+
+    @cached_property
+    def grammar(self) -> str | None:
+        """The answer's grammar where its body is not JSON (Python calls), else None."""
+        if self.kind != "tools" or self.tool_format.body != "python":
+            return None
+        from sealion_agents.grammars import python_call_grammar
+
+        return python_call_grammar([(t["name"], t["parameters"]) for t in self.allowed])
+
+    def answer_constraint(self, **fields: Any) -> AnswerConstraint:
+        """The backend's constraint for this plan's answer."""
+        return AnswerConstraint(self.constraint.schema, grammar=self.grammar, **fields)
 
     @property
     def opener(self) -> str:
@@ -191,6 +208,7 @@ class AnswerPlan:
             instructions=_instructions(specs, choice, parallel, tool_format),
             retries=retries,
             tool_format=tool_format,
+            allowed=tuple(allowed),
         )
 
     @classmethod
@@ -224,16 +242,27 @@ class AnswerPlan:
             return None
         return stripped[0] in CALL_OPENERS
 
+    def body_end(self, answer: str) -> int | None:
+        """Where the answer's value ends in its body (opener removed), else None: not yet."""
+        if self.kind != "tools":
+            return json_value_end(answer)
+        return self.tool_format.body_end(self.tool_format.json_part(answer))
+
     def json_text(self, answer: str) -> str:
-        """The answer's JSON value (a call's opener and anything after the value removed)."""
+        """The answer's value (a call's opener and anything after the value removed)."""
         body = self.tool_format.json_part(answer) if self.kind == "tools" else answer.lstrip()
-        end = json_value_end(body)
+        end = self.tool_format.body_end(body) if self.kind == "tools" else json_value_end(body)
         return (body[:end] if end is not None else body).strip()
 
     def read(self, text: str) -> tuple[list[ToolCall], list[InvalidToolCall]]:
         """The calls in a constrained answer: schema-valid ones, and the others with the reason."""
         body = self.json_text(text)
-        value, error = self.constraint.check(body)
+        if self.tool_format.body == "json":
+            value, error = self.constraint.check(body)
+        else:
+            parsed, error = self.tool_format.parse_body(body)
+            if error is None:
+                value, error = self.constraint.check(json.dumps(parsed, ensure_ascii=False))
         if error is None:
             objects = value if isinstance(value, list) else [value]
             key = self.tool_format.arguments_key
@@ -246,7 +275,7 @@ class AnswerPlan:
     def _invalid(self, text: str, error: str) -> InvalidToolCall:
         name = None
         try:
-            value = json.loads(text)
+            value = self.tool_format.parse_body(text)[0] or json.loads(text)
             first = value[0] if isinstance(value, list) and value else value
             if isinstance(first, dict) and isinstance(first.get("name"), str):
                 name = first["name"]

@@ -348,7 +348,11 @@ def test_gemma_calls_and_reads_results_as_user_turns(gemma: ChatSeaLion) -> None
     ]
     prompt = _prompt(gemma, history)
     assert prompt.count("<start_of_turn>user\n") == 2  # alternating: the results in one turn
-    assert "<start_of_turn>user\nIt is sunny, 31 C.\n\nHumid.<end_of_turn>\n" in prompt
+    assert (
+        '<start_of_turn>model\n```tool_code\nget_weather(city="Bangkok")\n```<end_of_turn>\n'
+        "<start_of_turn>user\n```tool_output\nIt is sunny, 31 C.\n```\n\n"
+        "```tool_output\nHumid.\n```<end_of_turn>\n"
+    ) in prompt
     assert prompt.startswith("<|begin_of_text|><start_of_turn>user\nBe brief.\n\n")
     assert bound.invoke(history).content == SUNNY
 
@@ -381,10 +385,8 @@ def test_the_command_line_takes_a_profile() -> None:
 # -- the Qwen family on vLLM in-process ---------------------------------------------------------
 
 
-def test_qwen_family_on_vllm() -> None:
-    """The same scenario on vLLM (a Qwen3-architecture folder): thinking on and off, a
-    native call (auto), a forced one, and the answer after the result, in one engine."""
-    import gc
+def _family_engine(family: str) -> Any:
+    """An in-process vLLM engine on the family's scripted model (CPU test settings)."""
     import os
 
     from sealion_agents.testing.families import tiny_family_hf_folder
@@ -397,7 +399,34 @@ def test_qwen_family_on_vllm() -> None:
     guard_kernel_scan()
     import vllm
 
-    engine = vllm.LLM(model=str(tiny_family_hf_folder("qwen")), **VLLM_ENGINE_KWARGS)
+    return vllm.LLM(model=str(tiny_family_hf_folder(family)), **VLLM_ENGINE_KWARGS)
+
+
+def test_gemma_family_on_vllm() -> None:
+    """Gemma's tool_code call on vLLM: the Python-call grammar through xgrammar."""
+    import gc
+
+    engine = _family_engine("gemma")
+    try:
+        llm = ChatSeaLion.from_vllm(engine, profile="gemma-sea-lion-v4", temperature=0)
+        assert engine.llm_engine.model_config.hf_config.model_type == "gemma3_text"
+        assert llm.invoke("Hi there").content == GREETING
+        for choice in ("auto", "get_weather"):
+            reply = llm.bind_tools([get_weather], tool_choice=choice).invoke(QUESTION)
+            assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+                ("get_weather", {"city": "Bangkok"})
+            ], choice
+    finally:
+        del engine
+        gc.collect()
+
+
+def test_qwen_family_on_vllm() -> None:
+    """The same scenario on vLLM (a Qwen3-architecture folder): thinking on and off, a
+    native call (auto), a forced one, and the answer after the result, in one engine."""
+    import gc
+
+    engine = _family_engine("qwen")
     try:
         llm = ChatSeaLion.from_vllm(engine, profile="qwen-sea-lion-v4.5-27b-it", temperature=0)
         assert engine.llm_engine.model_config.hf_config.model_type == "qwen3"
@@ -531,3 +560,88 @@ def test_sealion_serve_drives_the_qwen_family(tmp_path: Path) -> None:
         assert client.invoke("Hi there", thinking=False).content == GREETING
     finally:
         server.stop()
+
+
+# -- Gemma's tool_code calls: reading and the grammar (pure logic) -------------------------------
+
+
+def test_tool_code_calls_round_trip_and_bad_ones_are_invalid() -> None:
+    from sealion_agents.tool_calls import AnswerPlan, tool_specs
+    from sealion_agents.tool_formats import TOOL_CODE_CALLS
+
+    def plan_for(*tools: Any) -> AnswerPlan:
+        plan = AnswerPlan.for_tools(tool_specs(list(tools)), "any", tool_format=TOOL_CODE_CALLS)
+        assert plan is not None
+        return plan
+
+    def book(city: str, nights: int = 1, late: bool = False) -> str:
+        """Book a room."""
+        return "ok"
+
+    plan = plan_for(book)
+    text = TOOL_CODE_CALLS.format_calls([{"name": "book", "args": {"city": "Huế", "late": True}}])
+    assert text == '```tool_code\nbook(city="Huế", late=True)\n```'
+    calls, invalid = plan.read(text + "\nmore text")
+    assert [(c["name"], c["args"]) for c in calls] == [("book", {"city": "Huế", "late": True})]
+    assert not invalid
+    for bad, why in (
+        ('book("Hanoi")', "without their names"),
+        ("book(city=open('x'))", "literal"),
+        ('book(city="Hanoi", nights="two")', "nights"),
+        ("print", "not a Python call"),
+    ):
+        calls, invalid = plan.read(f"```tool_code\n{bad}\n```")
+        assert not calls and why in invalid[0]["error"], (bad, invalid)
+    grammar = plan.grammar
+    assert grammar is not None and 'call0 ::= "book(" "city=" string' in grammar
+    assert '( ", " "late=" boolean )?' in grammar and '("True" | "False")' in grammar
+
+    def odd(**kwargs: Any) -> str:
+        """A tool."""
+        return ""
+
+    from sealion_agents.errors import UnsupportedSchemaError
+
+    spec = {"name": "odd", "description": "", "parameters": {
+        "type": "object", "properties": {"first-name": {"type": "string"}}}}  # fmt: skip
+    odd_plan = AnswerPlan.for_tools([spec], "any", tool_format=TOOL_CODE_CALLS)
+    assert odd_plan is not None
+    with pytest.raises(UnsupportedSchemaError, match="'first-name'.*rename it"):
+        _ = odd_plan.grammar
+
+
+def test_tool_code_grammar_refuses_a_wrong_value() -> None:
+    """The call grammar (parsed by llama.cpp; matched by xgrammar, vLLM's engine) accepts
+    the right call and no wrong value, order or missing argument."""
+    from llama_cpp import llama_grammar
+
+    from sealion_agents.grammars import python_call_grammar
+
+    grammar = python_call_grammar(
+        [
+            (
+                "get_weather",
+                {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                    "required": ["city"],
+                },
+            )
+        ]
+    )
+    parsed = llama_grammar.LlamaGrammar.from_string(grammar, verbose=False)
+    assert parsed is not None
+    import xgrammar
+
+    compiled = xgrammar.Grammar.from_ebnf(grammar)
+    matcher_ok = _accepts(compiled, 'get_weather(city="Bangkok", days=3)')
+    assert matcher_ok
+    for wrong in ("get_weather(city=42)", 'get_weather(days=3, city="x")', "get_weather()"):
+        assert not _accepts(compiled, wrong), wrong
+
+
+def _accepts(grammar: Any, text: str) -> bool:
+    """Whether xgrammar's matcher accepts ``text`` as a whole string of the grammar."""
+    import xgrammar
+
+    return bool(xgrammar.testing._is_grammar_accept_string(grammar, text))

@@ -52,6 +52,9 @@ class AnswerConstraint:
     optional: bool = False
     opener: str = ""
     """For "whole" backends: text the answer must open with before the JSON (a call's tag)."""
+    grammar: str | None = None
+    """A GBNF grammar of the answer where it is not JSON (a Python call); ``schema`` then
+    still checks the parsed value."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sealion_agents.backends.base import (
+    AnswerConstraint,
     ChatBackend,
     Event,
     Finished,
@@ -390,7 +391,7 @@ class LlamaCppBackend(ChatBackend):
         reason = "length"
         samplers: list[Any] = []
         if request.constraint is not None:
-            _constrain(llama, request.constraint.schema, samplers)
+            _constrain(llama, request.constraint, samplers)
         generator = llama.generate(tokens, **self.sampling(request))
         ends = self._end_token_ids(llama)
         try:
@@ -433,8 +434,8 @@ def _encoders(llama: Any) -> dict[str, Callable[[str], list[int]]]:
 _GOOD_GRAMMARS: set[str] = set()
 
 
-def _constrain(llama: Any, schema: dict[str, Any], samplers: list[Any]) -> None:
-    """Make the next ``llama.generate`` sample under the schema's grammar (checked first).
+def _constrain(llama: Any, constraint: AnswerConstraint, samplers: list[Any]) -> None:
+    """Make the next ``llama.generate`` sample under the answer's grammar (checked first).
 
     Its sampler chain is built as usual and wrapped in a ``GrammarCheckedSampler``, which
     tests the sampled token against the grammar instead of every token of the vocabulary.
@@ -442,7 +443,7 @@ def _constrain(llama: Any, schema: dict[str, Any], samplers: list[Any]) -> None:
     from sealion_agents.backends.grammar_sampler import GrammarCheckedSampler, check_grammar
     from sealion_agents.grammars import schema_grammar
 
-    text = schema_grammar(schema)
+    text = constraint.grammar or schema_grammar(constraint.schema)
     vocab = llama._model.vocab
     if text not in _GOOD_GRAMMARS:
         check_grammar(vocab, text)

@@ -309,7 +309,12 @@ class VLLMBackend(ChatBackend):
         if request.constraint is not None:
             from vllm.sampling_params import StructuredOutputsParams
 
-            fields = structured_outputs(request.constraint.schema)
+            constraint = request.constraint
+            fields = (
+                {"grammar": constraint.grammar}
+                if constraint.grammar
+                else structured_outputs(constraint.schema)
+            )
             options["structured_outputs"] = StructuredOutputsParams(**fields)
         params = vllm.SamplingParams(**options)
         return ids, prompt.rstrip().endswith(THINK_OPEN), params

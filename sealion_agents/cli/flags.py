@@ -41,9 +41,10 @@ EmbeddingsName = Annotated[
     typer.Option(
         "--embeddings",
         envvar="SEALION_EMBEDDINGS",
-        help="Embedding model: a sentence-transformers hub name or folder, run on a GPU when "
-        "there is one (default: the model the collection records, else the offline "
-        "multilingual-e5-small).",
+        help="Embedding model: a SEA-LION choice (sea-lion-e5-600m, sea-lion-modernbert-300m, "
+        "sea-lion-modernbert-600m; CHOICE=FOLDER for a local copy of one), or a "
+        "sentence-transformers hub name or folder; run on a GPU when there is one (default: "
+        "the model the collection records, else the offline multilingual-e5-small).",
     ),
 ]
 EmbeddingsDevice = Annotated[

@@ -11,7 +11,8 @@ The scenario, for both families (``<|im_end|>`` or ``<end_of_turn>`` ends each t
   off (the template closes an empty reasoning) ``Hello!``;
 * a question with the word " weather": the model reasons (thinking on) and then opens a call
   in its family's format (Qwen: ``<tool_call>``, the JSON follows the opener the decoder puts
-  in the prompt: ``WEATHER_CALL``); Gemma writes the JSON call at once; with the word
+  in the prompt: ``WEATHER_CALL``); Gemma opens a ```` ```tool_code ```` block and writes
+  ``GEMMA_WEATHER_CALL`` after the opener the decoder puts in the prompt; with the word
   " forecast" the Qwen model writes ``WRONG_CALL`` (a number where the tool takes a string);
 * after the tool's result (``<tool_response>`` in the Qwen prompt, "sunny" in Gemma's):
   ``SUNNY``.
@@ -63,7 +64,8 @@ SUNNY = "It is sunny in Bangkok!"
 WEATHER_CALL = '{"name":"get_weather","arguments":{"city":"Bangkok"}}'
 #: A call whose argument has the wrong type (the tool takes a string).
 WRONG_CALL = '{"name":"get_weather","arguments":{"city":42}}'
-GEMMA_WEATHER_CALL = '{"name":"get_weather","parameters":{"city":"Bangkok"}}'
+#: Gemma's call, as Python in its ``tool_code`` block.
+GEMMA_WEATHER_CALL = 'get_weather(city="Bangkok")'
 
 #: Qwen-style ChatML: tools described in the system turn, thinking switched by
 #: ``enable_thinking`` (an empty reasoning closes the prompt when off), earlier reasoning kept
@@ -162,7 +164,11 @@ def family_rules(family: str) -> list[Rule | Preference]:
     else:
         rules += [
             Rule([*prompt_end, *encode(GREETING), end]),
-            *_split_at_parameters(prompt_end, GEMMA_WEATHER_CALL, [end], frozenset({weather})),
+            # the model opens its block; once the decoder continues after the opener, the
+            # scripted "```" is not allowed: its preference starts the call, the chain ends it
+            Rule([*prompt_end, *encode("```tool_code")], when=frozenset({weather})),
+            Rule([*encode(GEMMA_WEATHER_CALL), end], when=frozenset({weather})),
+            Preference(encode(GEMMA_WEATHER_CALL)[:1]),
             Rule([*prompt_end, *encode(SUNNY), end], when=frozenset({weather, sunny})),
         ]
     return [*rules, *JSON_PREFERENCES]

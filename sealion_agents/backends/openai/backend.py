@@ -325,7 +325,11 @@ class OpenAIBackend(ChatBackend):
         if mode == "structured_outputs":
             from sealion_agents.grammars import structured_outputs
 
+            if constraint.grammar:
+                return {"structured_outputs": {"grammar": constraint.grammar}}
             return {"structured_outputs": structured_outputs(constraint.schema)}
+        if mode == "response_format" and constraint.grammar:
+            return {}  # a JSON schema cannot say it: the reply is checked and retried instead
         if mode == "response_format":
             spec = {"name": "answer", "schema": constraint.schema, "strict": True}
             return {"response_format": {"type": "json_schema", "json_schema": spec}}
@@ -337,6 +341,7 @@ class OpenAIBackend(ChatBackend):
                 after_reasoning=constraint.after_reasoning,
                 optional=constraint.optional,
                 opener=constraint.opener,
+                body_grammar=constraint.grammar,
             )
             return {"grammar": grammar}
         return {}
