@@ -332,6 +332,21 @@ def test_gemma_thinking_is_a_documented_no_op(gemma: ChatSeaLion) -> None:
     assert reply.usage_metadata["output_token_details"]["reasoning"] == 0
 
 
+@pytest.mark.parametrize("choice", ["auto", "any", "get_weather"])
+def test_gemma_calls_in_tool_code_and_a_wrong_value_cannot_pass(
+    gemma: ChatSeaLion, choice: str
+) -> None:
+    bound = gemma.bind_tools([get_weather], tool_choice=choice)
+    reply = bound.invoke(QUESTION)
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        ("get_weather", {"city": "Bangkok"})
+    ]
+    wrong = bound.invoke("What is the forecast in Bangkok?")  # the model writes city=42
+    assert not wrong.invalid_tool_calls
+    (call,) = wrong.tool_calls
+    assert call["name"] == "get_weather" and isinstance(call["args"]["city"], str)
+
+
 def test_gemma_calls_and_reads_results_as_user_turns(gemma: ChatSeaLion) -> None:
     bound = gemma.bind_tools([get_weather])
     first = bound.invoke([SystemMessage("Be brief."), HumanMessage(QUESTION)])
@@ -645,3 +660,19 @@ def _accepts(grammar: Any, text: str) -> bool:
     import xgrammar
 
     return bool(xgrammar.testing._is_grammar_accept_string(grammar, text))
+
+
+def test_a_profile_knows_the_window_a_server_hides(llamacpp_server: Any) -> None:
+    """llama-cpp-python's server reports no context window: a profile's card window fills
+    in; without a profile the error names the ways out."""
+    from sealion_agents.errors import TokenizerUnavailableError
+    from tests.conftest import LLAMACPP_TEST_KEY
+
+    url = llamacpp_server.base_url
+    named = ChatSeaLion.from_openai(
+        url, model="writes-on", api_key=LLAMACPP_TEST_KEY, profile="llama-sea-lion-v3.5-r"
+    )
+    assert named.context_window == 131072
+    anonymous = ChatSeaLion.from_openai(url, model="writes-on", api_key=LLAMACPP_TEST_KEY)
+    with pytest.raises(TokenizerUnavailableError, match="--context-window.*profile="):
+        _ = anonymous.context_window

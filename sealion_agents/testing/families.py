@@ -13,7 +13,8 @@ The scenario, for both families (``<|im_end|>`` or ``<end_of_turn>`` ends each t
   in its family's format (Qwen: ``<tool_call>``, the JSON follows the opener the decoder puts
   in the prompt: ``WEATHER_CALL``); Gemma opens a ```` ```tool_code ```` block and writes
   ``GEMMA_WEATHER_CALL`` after the opener the decoder puts in the prompt; with the word
-  " forecast" the Qwen model writes ``WRONG_CALL`` (a number where the tool takes a string);
+  " forecast" the models write ``WRONG_CALL`` / ``GEMMA_WRONG_CALL`` (a number where the
+  tool takes a string);
 * after the tool's result (``<tool_response>`` in the Qwen prompt, "sunny" in Gemma's):
   ``SUNNY``.
 """
@@ -49,6 +50,7 @@ __all__ = [
     "FAMILY_ARCHITECTURES",
     "FAMILY_TEMPLATES",
     "GEMMA_WEATHER_CALL",
+    "GEMMA_WRONG_CALL",
     "GREETING",
     "SUNNY",
     "WEATHER_CALL",
@@ -66,6 +68,8 @@ WEATHER_CALL = '{"name":"get_weather","arguments":{"city":"Bangkok"}}'
 WRONG_CALL = '{"name":"get_weather","arguments":{"city":42}}'
 #: Gemma's call, as Python in its ``tool_code`` block.
 GEMMA_WEATHER_CALL = 'get_weather(city="Bangkok")'
+#: Gemma's call with the wrong type (the tool takes a string).
+GEMMA_WRONG_CALL = "get_weather(city=42)"
 
 #: Qwen-style ChatML: tools described in the system turn, thinking switched by
 #: ``enable_thinking`` (an empty reasoning closes the prompt when off), earlier reasoning kept
@@ -168,6 +172,8 @@ def family_rules(family: str) -> list[Rule | Preference]:
             # scripted "```" is not allowed: its preference starts the call, the chain ends it
             Rule([*prompt_end, *encode("```tool_code")], when=frozenset({weather})),
             Rule([*encode(GEMMA_WEATHER_CALL), end], when=frozenset({weather})),
+            Rule([*prompt_end, *encode("```tool_code")], when=frozenset({forecast})),
+            Rule([*encode(GEMMA_WRONG_CALL), end], when=frozenset({forecast})),
             Preference(encode(GEMMA_WEATHER_CALL)[:1]),
             Rule([*prompt_end, *encode(SUNNY), end], when=frozenset({weather, sunny})),
         ]
