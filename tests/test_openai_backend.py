@@ -39,6 +39,7 @@ from sealion_agents.errors import (
 from sealion_agents.options import GenerationOptions
 from sealion_agents.testing import ANSWER, REASONING, TEMPLATES
 from sealion_agents.testing.servers import free_port, llamacpp_server
+from tests import test_chat_gguf as shared
 from tests.conftest import LLAMACPP_TEST_KEY
 from tests.suites import SeaLionIntegrationSuite
 from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected here too)
@@ -49,20 +50,15 @@ from tests.test_chat_gguf import (  # noqa: F401  (the shared matrix, collected 
     split_of,
     test_abandoned_astream_releases_the_model,
     test_abatch,
-    test_ainvoke,
-    test_astream,
     test_batch_mixes_modes,
     test_budget_larger_than_the_reasoning_changes_nothing,
     test_configurable_field,
     test_content_blocks_hold_a_standard_reasoning_block,
-    test_invoke,
     test_max_tokens_inside_answer,
     test_max_tokens_inside_reasoning,
     test_per_chain_step,
     test_seed_temperature_top_p_are_accepted,
-    test_sixteen_threads_on_one_instance,
     test_stop_sequence_cuts_the_answer,
-    test_stream,
     test_unknown_call_option_is_a_clear_error,
     test_usage_metadata_counts_reasoning,
 )
@@ -108,6 +104,41 @@ def backend(request: pytest.FixtureRequest, server: str, variant: str) -> OpenAI
 @pytest.fixture
 def llm(backend: OpenAIBackend) -> ChatSeaLion:
     return ChatSeaLion(backend=backend)
+
+
+# -- the call styles of the shared matrix, thinking on and off ---------------------------
+# The "default" case of test_chat_gguf resolves to thinking on in ChatSeaLion, before any
+# backend code: the request it sends is the "on" request byte for byte (test_chat_gguf runs it).
+
+SERVER_THINKING_CASES = shared.THINKING_CASES[:2]
+SERVER_THINKING_IDS = ["on", "off"]
+
+
+@pytest.mark.parametrize(("options", "thinking"), SERVER_THINKING_CASES, ids=SERVER_THINKING_IDS)
+def test_invoke(llm: ChatSeaLion, options: dict[str, Any], thinking: bool) -> None:
+    shared.test_invoke(llm, options, thinking)
+
+
+@pytest.mark.parametrize(("options", "thinking"), SERVER_THINKING_CASES, ids=SERVER_THINKING_IDS)
+def test_stream(llm: ChatSeaLion, options: dict[str, Any], thinking: bool) -> None:
+    shared.test_stream(llm, options, thinking)
+
+
+@pytest.mark.parametrize(("options", "thinking"), SERVER_THINKING_CASES, ids=SERVER_THINKING_IDS)
+async def test_ainvoke(llm: ChatSeaLion, options: dict[str, Any], thinking: bool) -> None:
+    await shared.test_ainvoke(llm, options, thinking)
+
+
+@pytest.mark.parametrize(("options", "thinking"), SERVER_THINKING_CASES, ids=SERVER_THINKING_IDS)
+async def test_astream(llm: ChatSeaLion, options: dict[str, Any], thinking: bool) -> None:
+    await shared.test_astream(llm, options, thinking)
+
+
+@pytest.mark.parametrize("variant", ["writes"])
+def test_sixteen_threads_on_one_instance(llm: ChatSeaLion) -> None:
+    """One template: what runs concurrently is the client (and the server), the same for both
+    templates; each template's replies are checked by the call styles above."""
+    shared.test_sixteen_threads_on_one_instance(llm)
 
 
 def test_backend_implements_the_protocol(backend: OpenAIBackend) -> None:
