@@ -170,9 +170,12 @@ class ChatBackend(abc.ABC):
         """The model's profile: thinking switch, tool format, history rule (``profiles``).
 
         Backends detect it from the model's name, chat template and metadata when the model
-        loads (or take the one given); by default it is found from ``model_name``.
+        loads (or take the one given); by default it is found from ``model_name``, once.
         """
-        return resolve_profile(names=(self.model_name,))
+        found = self.__dict__.get("_default_profile")
+        if found is None:
+            found = self.__dict__["_default_profile"] = resolve_profile(names=(self.model_name,))
+        return found  # type: ignore[no-any-return]
 
     @property
     @abc.abstractmethod
