@@ -676,3 +676,36 @@ def test_a_profile_knows_the_window_a_server_hides(llamacpp_server: Any) -> None
     anonymous = ChatSeaLion.from_openai(url, model="writes-on", api_key=LLAMACPP_TEST_KEY)
     with pytest.raises(TokenizerUnavailableError, match="--context-window.*profile="):
         _ = anonymous.context_window
+
+
+# -- GroundedQA on the Qwen profile ------------------------------------------------------------
+
+
+def test_grounded_qa_on_the_qwen_profile(tmp_path: Path) -> None:
+    """test_qa_chain's scenarios, scripted the Qwen way (Qwen3 architecture, its template and
+    thinking switch): a cited answer, a verifier that removes a claim, a decline in Thai with
+    the cross-lingual search that the thinking-off translation step writes."""
+    from sealion_agents.qa.language import LANGUAGES
+    from sealion_agents.testing.families import as_qwen_rules, tiny_family_rules_gguf
+    from tests.test_qa_chain import DOCS, GROUNDED, RULES, build_store, qa_chain
+
+    llm = ChatSeaLion.from_gguf(
+        tiny_family_rules_gguf("qwen", as_qwen_rules(RULES)),
+        profile="qwen-sea-lion-v4.5-27b-it",
+    )
+    store = build_store(tmp_path, DOCS)
+    try:
+        result = qa_chain(llm, store).invoke("Where does the Merlion statue, our mascot, stand?")
+        assert (result.status, result.answer) == ("grounded", GROUNDED)
+        assert result.reasoning == "Passage one names the place."
+        assert [(c.number, Path(c.source).name) for c in result.citations] == [(1, "merlion.md")]
+        revised = qa_chain(llm, store).invoke("Is the Merlion statue covered in gold?")
+        assert revised.status == "revised" and revised.answer == GROUNDED
+        assert revised.removed_claims == ["Its skin is silver[2]!"]
+        question = "เมือง Atlantis อยู่ที่ไหน"
+        declined = qa_chain(llm, store).invoke(question)
+        assert declined.status == "declined" and declined.language == "th"
+        assert declined.answer == LANGUAGES["th"].decline
+        assert declined.queries == [question, "Where is Atlantis?"]
+    finally:
+        llm.close()

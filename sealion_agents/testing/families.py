@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ from sealion_agents.testing.files import build_gguf, save_hf_folder
 from sealion_agents.testing.rules import JSON_PREFERENCES, KEYED_VERSION, Preference, Rule
 from sealion_agents.testing.vocab import (
     END_OF_TURN_ID,
+    EOT_ID,
     IM_END_ID,
+    NEWLINES_ID,
     THINK_CLOSE_ID,
     THINK_OPEN_ID,
     TOOL_CALL_OPEN_ID,
@@ -48,6 +51,7 @@ from sealion_agents.testing.vocab import (
 
 __all__ = [
     "FAMILY_ARCHITECTURES",
+    "as_qwen_rules",
     "FAMILY_TEMPLATES",
     "GEMMA_WEATHER_CALL",
     "GEMMA_WRONG_CALL",
@@ -58,6 +62,7 @@ __all__ = [
     "family_rules",
     "tiny_family_gguf",
     "tiny_family_hf_folder",
+    "tiny_family_rules_gguf",
 ]
 
 GREETING = "Hello!"
@@ -189,16 +194,52 @@ def tiny_family_gguf(family: str, *, architecture: str | None = None) -> Path:
     return _family_file("gguf", family, architecture)
 
 
+def tiny_family_rules_gguf(family: str, rules: Sequence[Rule | Preference]) -> Path:
+    """Other scripts (``rules``) in the family's architecture and template, cached."""
+    return _family_file("gguf", family, None, list(rules))
+
+
+def as_qwen_rules(rules: Sequence[Rule | Preference]) -> list[Rule | Preference]:
+    r"""Llama-format scripts as the Qwen family writes them.
+
+    A thinking-on reply starts after ``"\n"`` (not ``"\n\n"``), the answer after
+    ``"</think>\n\n"``; a thinking-off reply starts after the prompt's ``"\n\n"`` (not after
+    ``</think>``); ``<|im_end|>`` ends a turn instead of ``<|eot_id|>``.
+    """
+    newline, gap = encode("\n"), encode("\n\n")
+    out: list[Rule | Preference] = []
+    for rule in rules:
+        if not isinstance(rule, Rule):
+            out.append(rule)
+            continue
+        chain = list(rule.chain)
+        if chain[0] == NEWLINES_ID:
+            chain = [*newline, *chain[1:]]
+        elif chain[0] == THINK_CLOSE_ID:
+            chain = [*gap, *chain[1:]]
+        if THINK_CLOSE_ID in chain[1:]:
+            cut = chain.index(THINK_CLOSE_ID, 1) + 1
+            chain = [*chain[:cut], *gap, *chain[cut:]]
+        chain = [IM_END_ID if token == EOT_ID else token for token in chain]
+        out.append(Rule(chain, when=rule.when))
+    return out
+
+
 def tiny_family_hf_folder(family: str, *, architecture: str | None = None) -> Path:
     """The same model as a Hugging Face folder (vLLM), built once and cached."""
     return _family_file("hf", family, architecture)
 
 
-def _family_file(kind: str, family: str, architecture: str | None) -> Path:
+def _family_file(
+    kind: str,
+    family: str,
+    architecture: str | None,
+    rules: list[Rule | Preference] | None = None,
+) -> Path:
     if family not in FAMILY_TEMPLATES:
         raise ValueError(f"unknown family {family!r}; choose from {sorted(FAMILY_TEMPLATES)}")
     architecture = architecture or FAMILY_ARCHITECTURES[family]
-    rules = family_rules(family)
+    rules = family_rules(family) if rules is None else rules
     spec = {
         "generator": GENERATOR_VERSION,
         "keyed": KEYED_VERSION,
