@@ -13,7 +13,7 @@ os.environ.setdefault(
     str(os.path.join(os.path.dirname(__file__), "..", ".cache", "tiny-models")),
 )
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -74,6 +74,33 @@ def vllm_engine() -> Iterator[object]:
     llm = vllm.LLM(model=str(suite_hf_folder("writes")), **VLLM_ENGINE_KWARGS)
     yield llm
     llm.llm_engine.engine_core.shutdown()
+
+
+@pytest.fixture(scope="session")
+def more_vllm_engines() -> Callable[[Path], object]:
+    """In-process vLLM engines on more tiny model folders, one per folder, kept to the end.
+
+    Never freed during the session: freeing an in-process engine (``del`` or shutdown) tears
+    down process-wide parallel state that the session's other engines still use (their next
+    batch then waits forever).
+    """
+    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+
+    engines: dict[Path, object] = {}
+
+    def engine(folder: Path) -> object:
+        if folder not in engines:
+            for key, value in VLLM_ENV.items():
+                os.environ.setdefault(key, value)
+            from sealion_agents.backends.vllm import guard_kernel_scan
+
+            guard_kernel_scan()
+            import vllm
+
+            engines[folder] = vllm.LLM(model=str(folder), **VLLM_ENGINE_KWARGS)
+        return engines[folder]
+
+    return engine
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,7 @@ that is down, or that cannot take a grammar, shows the fail policy.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -300,52 +298,39 @@ def test_a_server_without_grammars_is_checked_and_fails_by_policy(
 # -- vLLM in-process: one engine, one test ------------------------------------------------------
 
 
-def test_guard_on_vllm_batches_in_one_engine_call() -> None:
-    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
-
-    for key, value in VLLM_ENV.items():
-        os.environ.setdefault(key, value)
-    from sealion_agents.backends.vllm import guard_kernel_scan
-
-    guard_kernel_scan()
-    import vllm
-
+def test_guard_on_vllm_batches_in_one_engine_call(more_vllm_engines: Any) -> None:
     folder: Path = tm.tiny_rules_hf_folder("guard", GUARD_RULES)
-    engine = vllm.LLM(model=str(folder), **VLLM_ENGINE_KWARGS)
-    try:
-        llm = ChatSeaLion.from_vllm(engine, name="Llama-SEA-Guard-8B-040226")
-        guard = Guard(llm)
-        assert guard.profile is SEA_GUARD
-        backend: Any = llm.backend
-        for prompt, response, content in (
-            (QUESTION, None, QUESTION),
-            (QUESTION, HARMFUL_ANSWER, f"Human user:{QUESTION}\nAI assistant:{HARMFUL_ANSWER}"),
-            (None, HARMFUL_ANSWER, f"Human user:\nAI assistant:{HARMFUL_ANSWER}"),
-        ):
-            assert backend.render(_request(guard, prompt, response)) == HEAD + content + TAIL
-        calls: list[int] = []
-        grammars: set[str | None] = set()
-        engine_batch = backend.generate_batch
+    engine = more_vllm_engines(folder)
+    llm = ChatSeaLion.from_vllm(engine, name="Llama-SEA-Guard-8B-040226")
+    guard = Guard(llm)
+    assert guard.profile is SEA_GUARD
+    backend: Any = llm.backend
+    for prompt, response, content in (
+        (QUESTION, None, QUESTION),
+        (QUESTION, HARMFUL_ANSWER, f"Human user:{QUESTION}\nAI assistant:{HARMFUL_ANSWER}"),
+        (None, HARMFUL_ANSWER, f"Human user:\nAI assistant:{HARMFUL_ANSWER}"),
+    ):
+        assert backend.render(_request(guard, prompt, response)) == HEAD + content + TAIL
+    calls: list[int] = []
+    grammars: set[str | None] = set()
+    engine_batch = backend.generate_batch
 
-        def counted(requests: list[GenerationRequest]) -> Any:
-            calls.append(len(requests))
-            grammars.update(r.constraint.grammar if r.constraint else None for r in requests)
-            return engine_batch(requests)
+    def counted(requests: list[GenerationRequest]) -> Any:
+        calls.append(len(requests))
+        grammars.update(r.constraint.grammar if r.constraint else None for r in requests)
+        return engine_batch(requests)
 
-        backend.generate_batch = counted
-        inputs: list[Any] = [
-            QUESTION,
-            HARMFUL_QUESTION,
-            {"prompt": QUESTION, "response": HARMFUL_ANSWER},
-            {"prompt": QUESTION, "response": KIND_ANSWER},
-            {"response": HARMFUL_ANSWER},
-        ]
-        verdicts = guard.batch(inputs)
-        assert [v.label for v in verdicts] == ["safe", "unsafe", "unsafe", "safe", "unsafe"]
-        assert all(v.error is None for v in verdicts)
-        assert calls == [5]  # one engine call for the whole batch
-        assert grammars == {'root ::= "safe" | "unsafe"'}  # each under the label grammar
-        assert guard.check(QUESTION, HARMFUL_ANSWER).label == "unsafe"  # streamed, alone
-    finally:
-        del engine
-        gc.collect()
+    backend.generate_batch = counted
+    inputs: list[Any] = [
+        QUESTION,
+        HARMFUL_QUESTION,
+        {"prompt": QUESTION, "response": HARMFUL_ANSWER},
+        {"prompt": QUESTION, "response": KIND_ANSWER},
+        {"response": HARMFUL_ANSWER},
+    ]
+    verdicts = guard.batch(inputs)
+    assert [v.label for v in verdicts] == ["safe", "unsafe", "unsafe", "safe", "unsafe"]
+    assert all(v.error is None for v in verdicts)
+    assert calls == [5]  # one engine call for the whole batch
+    assert grammars == {'root ::= "safe" | "unsafe"'}  # each under the label grammar
+    assert guard.check(QUESTION, HARMFUL_ANSWER).label == "unsafe"  # streamed, alone

@@ -400,70 +400,45 @@ def test_the_command_line_takes_a_profile() -> None:
 # -- the Qwen family on vLLM in-process ---------------------------------------------------------
 
 
-def _family_engine(family: str) -> Any:
-    """An in-process vLLM engine on the family's scripted model (CPU test settings)."""
-    import os
-
-    from sealion_agents.testing.families import tiny_family_hf_folder
-    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
-
-    for key, value in VLLM_ENV.items():
-        os.environ.setdefault(key, value)
-    from sealion_agents.backends.vllm import guard_kernel_scan
-
-    guard_kernel_scan()
-    import vllm
-
-    return vllm.LLM(model=str(tiny_family_hf_folder(family)), **VLLM_ENGINE_KWARGS)
-
-
-def test_gemma_family_on_vllm() -> None:
+def test_gemma_family_on_vllm(more_vllm_engines: Any) -> None:
     """Gemma's tool_code call on vLLM: the Python-call grammar through xgrammar."""
-    import gc
+    from sealion_agents.testing.families import tiny_family_hf_folder
 
-    engine = _family_engine("gemma")
-    try:
-        llm = ChatSeaLion.from_vllm(engine, profile="gemma-sea-lion-v4", temperature=0)
-        assert engine.llm_engine.model_config.hf_config.model_type == "gemma3_text"
-        assert llm.invoke("Hi there").content == GREETING
-        for choice in ("auto", "get_weather"):
-            reply = llm.bind_tools([get_weather], tool_choice=choice).invoke(QUESTION)
-            assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
-                ("get_weather", {"city": "Bangkok"})
-            ], choice
-    finally:
-        del engine
-        gc.collect()
+    engine: Any = more_vllm_engines(tiny_family_hf_folder("gemma"))
+    llm = ChatSeaLion.from_vllm(engine, profile="gemma-sea-lion-v4", temperature=0)
+    assert engine.llm_engine.model_config.hf_config.model_type == "gemma3_text"
+    assert llm.invoke("Hi there").content == GREETING
+    for choice in ("auto", "get_weather"):
+        reply = llm.bind_tools([get_weather], tool_choice=choice).invoke(QUESTION)
+        assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+            ("get_weather", {"city": "Bangkok"})
+        ], choice
 
 
-def test_qwen_family_on_vllm() -> None:
+def test_qwen_family_on_vllm(more_vllm_engines: Any) -> None:
     """The same scenario on vLLM (a Qwen3-architecture folder): thinking on and off, a
     native call (auto), a forced one, and the answer after the result, in one engine."""
-    import gc
+    from sealion_agents.testing.families import tiny_family_hf_folder
 
-    engine = _family_engine("qwen")
-    try:
-        llm = ChatSeaLion.from_vllm(engine, profile="qwen-sea-lion-v4.5-27b-it", temperature=0)
-        assert engine.llm_engine.model_config.hf_config.model_type == "qwen3"
-        on = llm.batch(["Hi there", "Hi there"], thinking=True)  # one engine call
-        assert [r.content for r in on] == [GREETING, GREETING]
-        assert on[0].additional_kwargs["reasoning_content"] == "I should greet."
-        off = llm.invoke("Hi there", thinking=False)
-        assert off.content == GREETING and "reasoning_content" not in off.additional_kwargs
-        for choice in ("auto", "get_weather"):
-            reply = llm.bind_tools([get_weather], tool_choice=choice).invoke(QUESTION)
-            assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
-                ("get_weather", {"city": "Bangkok"})
-            ], choice
-        history = [
-            HumanMessage(QUESTION),
-            reply,
-            ToolMessage("It is sunny, 31 C.", tool_call_id=reply.tool_calls[0]["id"]),
-        ]
-        assert llm.bind_tools([get_weather]).invoke(history).content == SUNNY
-    finally:
-        del engine
-        gc.collect()
+    engine: Any = more_vllm_engines(tiny_family_hf_folder("qwen"))
+    llm = ChatSeaLion.from_vllm(engine, profile="qwen-sea-lion-v4.5-27b-it", temperature=0)
+    assert engine.llm_engine.model_config.hf_config.model_type == "qwen3"
+    on = llm.batch(["Hi there", "Hi there"], thinking=True)  # one engine call
+    assert [r.content for r in on] == [GREETING, GREETING]
+    assert on[0].additional_kwargs["reasoning_content"] == "I should greet."
+    off = llm.invoke("Hi there", thinking=False)
+    assert off.content == GREETING and "reasoning_content" not in off.additional_kwargs
+    for choice in ("auto", "get_weather"):
+        reply = llm.bind_tools([get_weather], tool_choice=choice).invoke(QUESTION)
+        assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+            ("get_weather", {"city": "Bangkok"})
+        ], choice
+    history = [
+        HumanMessage(QUESTION),
+        reply,
+        ToolMessage("It is sunny, 31 C.", tool_call_id=reply.tool_calls[0]["id"]),
+    ]
+    assert llm.bind_tools([get_weather]).invoke(history).content == SUNNY
 
 
 # -- real weights: gemma-3-270m (a Gemma 3 base model that ships on the package index) ----------
