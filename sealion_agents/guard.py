@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import string
 import threading
 import time
@@ -40,7 +39,7 @@ from sealion_agents.backends.base import (
 )
 from sealion_agents.chat_model import ChatSeaLion
 from sealion_agents.errors import SeaLionError
-from sealion_agents.profiles import ModelProfile, normalise_name
+from sealion_agents.profiles import ModelProfile, name_matches
 
 __all__ = [
     "GUARD_PROFILES",
@@ -109,8 +108,7 @@ class GuardProfile:
 
     def matches(self, model_name: str) -> bool:
         """Whether a model name (repo id, GGUF file, served name) is one of this profile's."""
-        name = normalise_name(model_name)
-        return any(re.search(pattern, name) for pattern in self.patterns)
+        return name_matches(self.patterns, model_name)
 
     def content(self, prompt: str | None = None, response: str | None = None) -> str:
         """The one user message that asks the guard about a prompt, a response, or both."""

@@ -24,7 +24,7 @@ from langchain_core.messages import (
 )
 
 from sealion_agents.profiles import ModelProfile
-from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN, strip_reasoning
+from sealion_agents.reasoning import reasoning_in, strip_reasoning
 from sealion_agents.tool_formats import JSON_CALLS, ToolFormat
 
 __all__ = ["to_template_messages"]
@@ -85,10 +85,8 @@ def _reasoning_of(message: AIMessage) -> str:
         text = "".join(b for b in message.content if isinstance(b, str))
     else:
         text = message.content
-    if not parts and THINK_OPEN in text:
-        start = text.index(THINK_OPEN) + len(THINK_OPEN)
-        end = text.find(THINK_CLOSE, start)
-        parts.append(text[start : end if end >= 0 else len(text)])
+    if not parts:
+        return reasoning_in(text)
     return "".join(parts).strip()
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "Sampling",
     "ThinkingSwitch",
     "declared_profile",
+    "name_matches",
     "profile_named",
     "resolve_profile",
 ]
@@ -137,8 +138,7 @@ class ModelProfile:
 
     def matches(self, model_name: str) -> bool:
         """Whether a model name is one of this profile's models."""
-        name = normalise_name(model_name)
-        return any(re.search(pattern, name) for pattern in self.patterns)
+        return name_matches(self.patterns, model_name)
 
     def resolved(self, template: str | None) -> ModelProfile:
         """This profile with the facts left to the template read from ``template``."""
@@ -155,6 +155,12 @@ def normalise_name(model_name: str) -> str:
     name = str(model_name).strip().lower().replace("\\", "/").rsplit("/", 1)[-1]
     name = re.sub(r"\.gguf$", "", name)
     return re.sub(r"[-_.](gguf|q\d\w*|iq\d\w*|f16|bf16|f32|fp8(-dynamic)?|nvfp4|\d+bit)$", "", name)
+
+
+def name_matches(patterns: tuple[str, ...], model_name: str) -> bool:
+    """Whether a model's normalised name matches one of ``patterns`` (regular expressions)."""
+    name = normalise_name(model_name)
+    return any(re.search(pattern, name) for pattern in patterns)
 
 
 def thinking_switch_of(template: str | None) -> ThinkingSwitch | None:

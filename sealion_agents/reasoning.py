@@ -15,7 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["THINK_CLOSE", "THINK_OPEN", "Phase", "ReasoningParser", "Split", "strip_reasoning"]
+__all__ = [
+    "THINK_CLOSE",
+    "THINK_OPEN",
+    "Phase",
+    "ReasoningParser",
+    "Split",
+    "reasoning_in",
+    "strip_reasoning",
+]
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -173,6 +181,16 @@ class ReasoningParser:
     @staticmethod
     def _split(reasoning: list[str], content: list[str]) -> Split:
         return Split(reasoning="".join(reasoning), content="".join(content))
+
+
+def reasoning_in(text: str) -> str:
+    """The text of the first ``<think>`` block (to its ``</think>``, or the end), else ""."""
+    start = text.find(THINK_OPEN)
+    if start < 0:
+        return ""
+    start += len(THINK_OPEN)
+    end = text.find(THINK_CLOSE, start)
+    return text[start : end if end >= 0 else len(text)].strip()
 
 
 def strip_reasoning(text: str) -> str:

@@ -164,6 +164,7 @@ class LlamaCppBackend(ChatBackend):
         self._llama = llama
         self._override = profile_named(profile) if isinstance(profile, str) else profile
         self._profile: ModelProfile | None = None
+        self._end_ids: frozenset[int] = frozenset()  # the profile's end tokens, found on load
         self._template: ChatTemplate | None = None
         self._specials: re.Pattern[str] | None = None
         self._name = name
@@ -204,6 +205,7 @@ class LlamaCppBackend(ChatBackend):
                 self._specials = special_pattern(_control_token_texts(self._llama))
             if self._profile is None:
                 self._profile = self._find_profile(self._llama, self._template)
+                self._end_ids = self._end_token_ids(self._llama, self._profile)
             return self._llama
 
     def _load(self) -> Any:
@@ -236,9 +238,10 @@ class LlamaCppBackend(ChatBackend):
                 **self._llama_kwargs,
             )
 
-    def _end_token_ids(self, llama: Any) -> frozenset[int]:
+    @staticmethod
+    def _end_token_ids(llama: Any, profile: ModelProfile) -> frozenset[int]:
         """The profile's end-of-turn tokens that are single tokens of this vocabulary."""
-        ids = (_single_token(llama, text) for text in self.profile.end_tokens)
+        ids = (_single_token(llama, text) for text in profile.end_tokens)
         return frozenset(i for i in ids if i is not None)
 
     @staticmethod
@@ -393,7 +396,7 @@ class LlamaCppBackend(ChatBackend):
         if request.constraint is not None:
             _constrain(llama, request.constraint, samplers)
         generator = llama.generate(tokens, **self.sampling(request))
-        ends = self._end_token_ids(llama)
+        ends = self._end_ids
         try:
             for token in generator:
                 if llama_cpp.llama_vocab_is_eog(vocab, token) or token in ends:

@@ -158,6 +158,7 @@ class VLLMBackend(ChatBackend):
         self._model = str(model) if model is not None else None
         self._override = profile_named(profile) if isinstance(profile, str) else profile
         self._profile: ModelProfile | None = None
+        self._end_ids: list[int] = []  # the profile's end tokens, found on start
         known = self._override or declared_profile((name, self._model))
         needs = dict(known.vllm_engine_args) if known is not None else {}
         self._engine_kwargs = {**needs, **engine_kwargs}
@@ -200,6 +201,9 @@ class VLLMBackend(ChatBackend):
                 atexit.register(_close_at_exit, weakref.ref(self))
             if self._profile is None:
                 self._profile = self._find_profile(self._llm)
+                tokenizer = self._llm.get_tokenizer()
+                ends = (_token_id(tokenizer, text) for text in self._profile.end_tokens)
+                self._end_ids = [i for i in ends if i is not None]
             return self._llm
 
     @property
@@ -298,9 +302,8 @@ class VLLMBackend(ChatBackend):
         options: dict[str, Any] = {**SAMPLING_DEFAULTS, **state.sampling_defaults}
         options.update(self.profile.sampling_for(request.thinking))
         options.update(request.options.sampling())
-        ends = [_token_id(tokenizer, text) for text in self.profile.end_tokens]
-        if any(i is not None for i in ends):
-            options["stop_token_ids"] = [i for i in ends if i is not None]
+        if self._end_ids:
+            options["stop_token_ids"] = list(self._end_ids)
         if options.get("top_k") == 0:
             options["top_k"] = -1  # vLLM's "no limit"
         options.pop("max_new_tokens", None)
