@@ -107,7 +107,8 @@ class ModelProfile:
     context_window: int | None = None
     """The context length the card states (used where a server does not report one)."""
     end_tokens: tuple[str, ...] = ()
-    """Tokens that end the assistant's turn besides the tokenizer's end-of-sequence token."""
+    """Tokens that end the assistant's turn besides the tokenizer's end-of-sequence token
+    (vLLM stops at them; llama.cpp already ends generation at these turn tokens by their text)."""
     draft_model: str | None = None
     """The card's draft model for speculative decoding, if any."""
     vllm_engine_args: tuple[tuple[str, Any], ...] = ()

@@ -35,6 +35,7 @@ from sealion_agents.testing.families import (
     SUNNY,
     tiny_family_gguf,
 )
+from sealion_agents.testing.vocab import encode as tiny_encode
 from sealion_agents.tool_formats import HERMES_CALLS, JSON_CALLS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -684,3 +685,33 @@ def test_grounded_qa_on_the_qwen_profile(tmp_path: Path) -> None:
         assert declined.queries == [question, "Where is Atlantis?"]
     finally:
         llm.close()
+
+
+def test_the_profile_s_end_token_ends_a_turn_the_vocabulary_does_not_end(
+    tmp_path: Path, more_vllm_engines: Any
+) -> None:
+    """A Qwen-family script in a model whose end-of-sequence token is <|eot_id|>: <|im_end|>
+    still ends the turn, on llama.cpp (it knows the turn token by its text) and on vLLM (the
+    profile's end tokens become stop token ids; without them the reply runs to max_tokens)."""
+    from sealion_agents.testing.families import family_rules
+    from sealion_agents.testing.files import build_gguf, save_hf_folder
+    from sealion_agents.testing.vocab import EOT_ID
+
+    options: dict[str, Any] = {
+        "rules": family_rules("qwen"),
+        "chat_template": QWEN_TEMPLATE,
+        "eos_token_id": EOT_ID,
+    }
+    gguf = build_gguf(tmp_path / "qwen-script.gguf", **options)
+    folder = save_hf_folder(tmp_path / "qwen-script", **options)
+    engine = more_vllm_engines(folder)
+    settings: dict[str, Any] = {"temperature": 0, "max_tokens": 64}
+    for llm in (
+        ChatSeaLion.from_gguf(gguf, profile="qwen-sea-lion-v4.5-27b-it", **settings),
+        ChatSeaLion.from_vllm(engine, profile="qwen-sea-lion-v4.5-27b-it", **settings),
+    ):
+        reply = llm.invoke("Hi there", thinking=False)
+        assert reply.content == GREETING, llm.backend
+        assert reply.response_metadata["finish_reason"] == "stop"
+        assert reply.usage_metadata is not None
+        assert reply.usage_metadata["output_tokens"] == len(tiny_encode(GREETING))

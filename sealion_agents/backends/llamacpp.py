@@ -164,7 +164,6 @@ class LlamaCppBackend(ChatBackend):
         self._llama = llama
         self._override = profile_named(profile) if isinstance(profile, str) else profile
         self._profile: ModelProfile | None = None
-        self._end_ids: frozenset[int] = frozenset()  # the profile's end tokens, found on load
         self._template: ChatTemplate | None = None
         self._specials: re.Pattern[str] | None = None
         self._name = name
@@ -205,7 +204,6 @@ class LlamaCppBackend(ChatBackend):
                 self._specials = special_pattern(_control_token_texts(self._llama))
             if self._profile is None:
                 self._profile = self._find_profile(self._llama, self._template)
-                self._end_ids = self._end_token_ids(self._llama, self._profile)
             return self._llama
 
     def _load(self) -> Any:
@@ -237,12 +235,6 @@ class LlamaCppBackend(ChatBackend):
                 verbose=self._verbose,
                 **self._llama_kwargs,
             )
-
-    @staticmethod
-    def _end_token_ids(llama: Any, profile: ModelProfile) -> frozenset[int]:
-        """The profile's end-of-turn tokens that are single tokens of this vocabulary."""
-        ids = (_single_token(llama, text) for text in profile.end_tokens)
-        return frozenset(i for i in ids if i is not None)
 
     @staticmethod
     def _trained_context(path: Path) -> int:
@@ -396,10 +388,9 @@ class LlamaCppBackend(ChatBackend):
         if request.constraint is not None:
             _constrain(llama, request.constraint, samplers)
         generator = llama.generate(tokens, **self.sampling(request))
-        ends = self._end_ids
         try:
             for token in generator:
-                if llama_cpp.llama_vocab_is_eog(vocab, token) or token in ends:
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
                     reason = "stop"
                     break
                 produced += 1
@@ -417,12 +408,6 @@ class LlamaCppBackend(ChatBackend):
         if tail:
             yield TextDelta(text=tail, tokens=0)
         yield Finished(reason=reason, completion_tokens=produced)
-
-
-def _single_token(llama: Any, text: str) -> int | None:
-    """The id of a token whose text is ``text`` (None where it is several tokens)."""
-    ids = llama.tokenize(text.encode("utf-8"), False, True)
-    return int(ids[0]) if len(ids) == 1 else None
 
 
 def _encoders(llama: Any) -> dict[str, Callable[[str], list[int]]]:
