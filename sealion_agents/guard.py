@@ -318,10 +318,12 @@ class Guard(Runnable[GuardInput, Verdict]):
         config: RunnableConfig | list[RunnableConfig] | None = None,
         *,
         return_exceptions: bool = False,
+        stage: str | None = None,
         **kwargs: Any | None,
     ) -> list[Verdict]:
         """Many checks through ``ChatSeaLion.batch`` (one engine call per round on vLLM).
 
+        ``stage`` names every verdict's stage (default: "input" or "output" by the input).
         An input that is not a valid check raises (or, with ``return_exceptions``, its
         error takes its place); a check the guard cannot answer gets the fail policy's
         verdict.
@@ -339,7 +341,7 @@ class Guard(Runnable[GuardInput, Verdict]):
             else []
         )
         elapsed = time.perf_counter() - start
-        return self._collect(read, runs, replies, elapsed)  # type: ignore[return-value]
+        return self._collect(read, runs, replies, elapsed, stage)  # type: ignore[return-value]
 
     async def abatch(
         self,
@@ -347,6 +349,7 @@ class Guard(Runnable[GuardInput, Verdict]):
         config: RunnableConfig | list[RunnableConfig] | None = None,
         *,
         return_exceptions: bool = False,
+        stage: str | None = None,
         **kwargs: Any | None,
     ) -> list[Verdict]:
         """Async ``batch``."""
@@ -363,7 +366,7 @@ class Guard(Runnable[GuardInput, Verdict]):
             else []
         )
         elapsed = time.perf_counter() - start
-        return self._collect(read, runs, replies, elapsed)  # type: ignore[return-value]
+        return self._collect(read, runs, replies, elapsed, stage)  # type: ignore[return-value]
 
     def _collect(
         self,
@@ -371,6 +374,7 @@ class Guard(Runnable[GuardInput, Verdict]):
         runs: list[tuple[int, list[BaseMessage]]],
         replies: Sequence[Any],
         elapsed: float,
+        stage: str | None,
     ) -> list[Verdict | Exception]:
         out: list[Verdict | Exception] = []
         by_index = {i: reply for (i, _), reply in zip(runs, replies, strict=True)}
@@ -378,7 +382,7 @@ class Guard(Runnable[GuardInput, Verdict]):
             if isinstance(item, Exception):
                 out.append(item)
             else:
-                out.append(self._verdict(by_index[i], _stage(None, item[1]), elapsed))
+                out.append(self._verdict(by_index[i], _stage(stage, item[1]), elapsed))
         return out
 
     def _try_read(self, value: Any) -> tuple[str | None, str | None] | Exception:

@@ -8,6 +8,11 @@ Data flow (each model call with its own thinking mode):
   against its passages [thinking off]; unsupported claims are removed, and an answer with
   nothing left is replaced by the decline message -> ``GroundedAnswer``.
 
+With ``guardrails`` (``sealion_agents.guardrails``): the question is screened before step 1
+(unsafe: ``status="blocked"``, a refusal in the question's language); retrieved passages
+before step 3 when the ``passages`` stage is on (an unsafe one is withheld, and the answer
+says so); the final answer before it is returned, the answer events held until it passes.
+
 ``stream`` yields ``QAEvent``s: the query, the sources, reasoning and answer tokens as
 they are generated, then the verdict and the final result.
 """
@@ -27,6 +32,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sealion_agents.errors import ContextWindowExceededError
+from sealion_agents.guardrails import Guardrails
 from sealion_agents.options import GenerationOptions
 from sealion_agents.qa.citations import cited_numbers, split_claims
 from sealion_agents.qa.language import LANGUAGES, Language, detect_language, normalize_code
@@ -71,9 +77,16 @@ class GroundedAnswer(BaseModel):
 
     question: str
     answer: str
-    status: Literal["grounded", "revised", "declined"]
-    """grounded: every claim verified; revised: unsupported claims removed; declined."""
+    status: Literal["grounded", "revised", "declined", "blocked"]
+    """grounded: every claim verified; revised: unsupported claims removed; declined;
+    blocked: a safety check refused the question or the answer (``answer`` is a refusal)."""
     declined_by: Literal["model", "verifier", "no_sources"] | None = None
+    blocked_stage: Literal["input", "output"] | None = None
+    """Which check blocked: the question's (input) or the answer's (output)."""
+    blocked_by: str | None = None
+    """The guard model that blocked."""
+    withheld: list[str] = Field(default_factory=list)
+    """Sources of retrieved passages a safety check withheld (their text is not returned)."""
     language: str
     """ISO 639-1 code of the question's language (the answer's language)."""
     query: str
@@ -152,6 +165,8 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
     """Answer language when detection is unsure (``ms``/``id``: also for either-or questions)."""
     languages: list[str] | None = None
     """The deployment's answer languages (ISO 639-1 codes); detection chooses among them."""
+    guardrails: Guardrails | None = None
+    """Safety checks of the question, the passages and the answer (None: none)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -320,9 +335,20 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
         self, question: str, history: list[BaseMessage], config: RunnableConfig | None
     ) -> Iterator[QAEvent]:
         language = self._language(question, history)
+        rails = self.guardrails
+        if rails is not None:
+            verdict = rails.check_input(question, config)
+            if verdict is not None and not verdict.safe:
+                yield from self._blocked("input", question, language, rails, {"query": question})
+                return
         queries = self._queries(question, history, language, config)
         yield QAEvent("query", text=queries[0])
         documents = self._retrieve(queries, config)
+        withheld: list[str] = []
+        if rails is not None and documents:
+            passing = rails.check_passages([d.page_content for d in documents], config)
+            withheld = [_source_of(d) for d, ok in zip(documents, passing, strict=True) if not ok]
+            documents = [d for d, ok in zip(documents, passing, strict=True) if ok]
         if documents:  # the documents' language decides what the question leaves open
             language = self._language(question, history, documents)
         sources = pack_sources(
@@ -337,11 +363,15 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
             "language": language.code,
             "query": queries[0],
         }
-        base |= {"queries": queries, "sources": list(cited_pool)}
+        base |= {"queries": queries, "sources": list(cited_pool), "withheld": withheld}
+        note = f"\n\n{language.withheld}" if withheld else ""
         if not sources:
             yield QAEvent("verdict", text="declined: no passages found")
             answer = GroundedAnswer(
-                answer=language.decline, status="declined", declined_by="no_sources", **base
+                answer=language.decline + note,
+                status="declined",
+                declined_by="no_sources",
+                **base,
             )
             yield QAEvent("result", result=answer)
             return
@@ -352,6 +382,8 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
         text: list[str] = []
         options = _call_options(self.answer_options)
         held = ""  # answer text held back while it may still become the decline token
+        holds = rails is not None and rails.holds_answer  # shown once the guard passes it
+        shows_reasoning = rails is None or rails.shows_reasoning
         for chunk in self.llm.stream(
             answer_messages(asked, passages, language=language.name), config, **options
         ):
@@ -359,11 +391,12 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
             thought = chunk.additional_kwargs.get("reasoning_content")
             if thought:
                 reasoning.append(thought)
-                yield QAEvent("reasoning", text=thought)
+                if shows_reasoning:
+                    yield QAEvent("reasoning", text=thought)
             if chunk.text:
                 text.append(chunk.text)
                 held += chunk.text
-                if not DECLINE_TOKEN.startswith(held.strip()):
+                if not holds and not DECLINE_TOKEN.startswith(held.strip()):
                     yield QAEvent("answer", text=held)
                     held = ""
         raw_answer = "".join(text).strip()
@@ -374,11 +407,14 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
             yield QAEvent(
                 "result",
                 result=GroundedAnswer(
-                    answer=language.decline, status="declined", declined_by="model", **base
+                    answer=language.decline + note,
+                    status="declined",
+                    declined_by="model",
+                    **base,
                 ),
             )
             return
-        if held:
+        if held and not holds:
             yield QAEvent("answer", text=held)
 
         kept, removed = self._verified_claims(raw_answer, sources, config)
@@ -387,7 +423,7 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
             yield QAEvent(
                 "result",
                 result=GroundedAnswer(
-                    answer=language.decline,
+                    answer=language.decline + note,
                     status="declined",
                     declined_by="verifier",
                     removed_claims=removed,
@@ -396,14 +432,51 @@ class GroundedQA(RunnableSerializable[Any, GroundedAnswer]):
             )
             return
         final = " ".join(kept)
+        if rails is not None:
+            verdict = rails.check_output(question, final, config)
+            if verdict is not None and not verdict.safe:
+                yield from self._blocked("output", question, language, rails, base)
+                return
         by_number = {c.number: c for c in cited_pool}
         citations = [by_number[n] for n in cited_numbers(final) if n in by_number]
         status: Literal["grounded", "revised"] = "revised" if removed else "grounded"
+        if holds:
+            yield QAEvent("answer", text=final + note)
+        elif note:
+            yield QAEvent("answer", text=note)
         yield QAEvent("verdict", text=status)
         yield QAEvent(
             "result",
             result=GroundedAnswer(
-                answer=final, status=status, citations=citations, removed_claims=removed, **base
+                answer=final + note,
+                status=status,
+                citations=citations,
+                removed_claims=removed,
+                **base,
+            ),
+        )
+
+    @staticmethod
+    def _blocked(
+        stage: Literal["input", "output"],
+        question: str,
+        language: Language,
+        rails: Guardrails,
+        base: dict[str, Any],
+    ) -> Iterator[QAEvent]:
+        """The events of a turn a safety check blocked: a refusal, nothing of the model's."""
+        yield QAEvent("verdict", text=f"blocked by the guard ({stage} check)")
+        kept = {k: v for k, v in base.items() if k in ("query", "queries", "sources", "withheld")}
+        yield QAEvent(
+            "result",
+            result=GroundedAnswer(
+                question=question,
+                answer=language.refusal,
+                status="blocked",
+                blocked_stage=stage,
+                blocked_by=rails.guard_name,
+                language=language.code,
+                **kept,
             ),
         )
 
@@ -451,6 +524,12 @@ def _call_options(options: GenerationOptions) -> dict[str, Any]:
     if not options.thinking:
         values.pop("max_thinking_tokens", None)
     return values
+
+
+def _source_of(document: Any) -> str:
+    """A retrieved document's source name (its metadata), for what was withheld."""
+    metadata = getattr(document, "metadata", None) or {}
+    return str(metadata.get("source") or metadata.get("name") or "")
 
 
 def _history(messages: Any) -> list[BaseMessage]:

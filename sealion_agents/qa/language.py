@@ -37,29 +37,105 @@ class Language:
     name: str
     decline: str
     """What to answer when the documents do not hold the answer."""
+    refusal: str
+    """What to answer when a safety check blocks the question or the answer."""
+    withheld: str
+    """The note after an answer when a safety check withheld some of its sources."""
 
 
 LANGUAGES: dict[str, Language] = {
     lang.code: lang
     for lang in [
-        Language("en", "English", "The documents do not contain the answer to this question."),
         Language(
-            "id", "Indonesian", "Dokumen-dokumen ini tidak memuat jawaban atas pertanyaan ini."
-        ),
-        Language("ms", "Malay", "Dokumen-dokumen ini tidak mengandungi jawapan kepada soalan ini."),
-        Language("tl", "Filipino", "Walang sagot sa tanong na ito ang mga dokumento."),
-        Language("vi", "Vietnamese", "Các tài liệu không chứa câu trả lời cho câu hỏi này."),
-        Language("th", "Thai", "เอกสารไม่มีคำตอบสำหรับคำถามนี้"),
-        Language("lo", "Lao", "ເອກະສານບໍ່ມີຄໍາຕອບສໍາລັບຄໍາຖາມນີ້."),
-        Language("km", "Khmer", "ឯកសារមិនមានចម្លើយចំពោះសំណួរនេះទេ។"),
-        Language("my", "Burmese", "ဤမေးခွန်းအတွက် အဖြေကို စာရွက်စာတမ်းများတွင် မတွေ့ပါ။"),
-        Language("ta", "Tamil", "இந்தக் கேள்விக்கான பதில் ஆவணங்களில் இல்லை."),
-        Language("zh", "Chinese", "文档中没有这个问题的答案。"),
-        Language(
-            "jv", "Javanese", "Dokumen-dokumen iki ora ngemot wangsulan kanggo pitakonan iki."
+            "en",
+            "English",
+            decline="The documents do not contain the answer to this question.",
+            refusal="I can't help with this request.",
+            withheld="Some sources were withheld by a safety check.",
         ),
         Language(
-            "su", "Sundanese", "Dokumén-dokumén ieu henteu ngandung jawaban pikeun patarosan ieu."
+            "id",
+            "Indonesian",
+            decline="Dokumen-dokumen ini tidak memuat jawaban atas pertanyaan ini.",
+            refusal="Maaf, saya tidak dapat membantu permintaan ini.",
+            withheld="Sebagian sumber ditahan oleh pemeriksaan keamanan.",
+        ),
+        Language(
+            "ms",
+            "Malay",
+            decline="Dokumen-dokumen ini tidak mengandungi jawapan kepada soalan ini.",
+            refusal="Maaf, saya tidak boleh membantu dengan permintaan ini.",
+            withheld="Sebahagian sumber telah ditahan oleh pemeriksaan keselamatan.",
+        ),
+        Language(
+            "tl",
+            "Filipino",
+            decline="Walang sagot sa tanong na ito ang mga dokumento.",
+            refusal="Paumanhin, hindi ako makatutulong sa kahilingang ito.",
+            withheld="May mga sangguniang hindi isinama dahil sa pagsusuri sa kaligtasan.",
+        ),
+        Language(
+            "vi",
+            "Vietnamese",
+            decline="Các tài liệu không chứa câu trả lời cho câu hỏi này.",
+            refusal="Xin lỗi, tôi không thể hỗ trợ yêu cầu này.",
+            withheld="Một số nguồn đã bị giữ lại sau bước kiểm tra an toàn.",
+        ),
+        Language(
+            "th",
+            "Thai",
+            decline="เอกสารไม่มีคำตอบสำหรับคำถามนี้",
+            refusal="ขออภัย ฉันไม่สามารถช่วยเหลือคำขอนี้ได้",
+            withheld="แหล่งข้อมูลบางส่วนถูกระงับโดยการตรวจสอบความปลอดภัย",
+        ),
+        Language(
+            "lo",
+            "Lao",
+            decline="ເອກະສານບໍ່ມີຄໍາຕອບສໍາລັບຄໍາຖາມນີ້.",
+            refusal="ຂໍອະໄພ, ຂ້ອຍບໍ່ສາມາດຊ່ວຍເຫຼືອຄໍາຮ້ອງຂໍນີ້ໄດ້.",
+            withheld="ແຫຼ່ງຂໍ້ມູນບາງສ່ວນຖືກລະງັບໂດຍການກວດສອບຄວາມປອດໄພ.",
+        ),
+        Language(
+            "km",
+            "Khmer",
+            decline="ឯកសារមិនមានចម្លើយចំពោះសំណួរនេះទេ។",
+            refusal="សូមអភ័យទោស ខ្ញុំមិនអាចជួយលើសំណើនេះបានទេ។",
+            withheld="ប្រភពមួយចំនួនត្រូវបានដកចេញដោយការត្រួតពិនិត្យសុវត្ថិភាព។",
+        ),
+        Language(
+            "my",
+            "Burmese",
+            decline="ဤမေးခွန်းအတွက် အဖြေကို စာရွက်စာတမ်းများတွင် မတွေ့ပါ။",
+            refusal="ဝမ်းနည်းပါသည်၊ ဤတောင်းဆိုချက်ကို ကူညီ၍ မရပါ။",
+            withheld="လုံခြုံရေးစစ်ဆေးမှုကြောင့် အရင်းအမြစ်အချို့ကို ဖယ်ထားပါသည်။",
+        ),
+        Language(
+            "ta",
+            "Tamil",
+            decline="இந்தக் கேள்விக்கான பதில் ஆவணங்களில் இல்லை.",
+            refusal="மன்னிக்கவும், இந்தக் கோரிக்கைக்கு என்னால் உதவ முடியாது.",
+            withheld="பாதுகாப்புச் சோதனையால் சில மூலங்கள் நிறுத்தி வைக்கப்பட்டன.",
+        ),
+        Language(
+            "zh",
+            "Chinese",
+            decline="文档中没有这个问题的答案。",
+            refusal="抱歉，我无法协助处理这个请求。",
+            withheld="部分来源未通过安全检查，已被排除。",
+        ),
+        Language(
+            "jv",
+            "Javanese",
+            decline="Dokumen-dokumen iki ora ngemot wangsulan kanggo pitakonan iki.",
+            refusal="Nyuwun pangapunten, kula mboten saged mbiyantu panyuwunan punika.",
+            withheld="Sawetara sumber ora dienggo amarga pamriksan keamanan.",
+        ),
+        Language(
+            "su",
+            "Sundanese",
+            decline="Dokumén-dokumén ieu henteu ngandung jawaban pikeun patarosan ieu.",
+            refusal="Hapunten, abdi teu tiasa ngabantosan pamundut ieu.",
+            withheld="Sababaraha sumber ditahan ku pamariksaan kaamanan.",
         ),
     ]
 }
