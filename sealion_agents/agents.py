@@ -1,11 +1,12 @@
 """Agents on SEA-LION: LangChain's ``create_agent`` with thinking chosen per step.
 
 Data flow: ``create_sealion_agent(model, tools, ...)`` -> ``langchain.agents.create_agent``
-with ``ThinkingPerStep`` first in the middleware -> each model step: the middleware reads
-the step (who spoke last, whether the call is already decided) and sets ``thinking`` and
-``max_thinking_tokens`` for that call -> ``ChatSeaLion`` (tools decoded under their
-schemas). Each step's reasoning stays in its ``AIMessage``'s ``reasoning_content``; the
-chat model never sends earlier reasoning back to the model.
+with ``ThinkingPerStep`` first in the middleware (then ``GuardrailsMiddleware`` when
+``guardrails`` is given: the user turn, tool results and the final answer screened) -> each
+model step: the middleware reads the step (who spoke last, whether the call is already
+decided) and sets ``thinking`` and ``max_thinking_tokens`` for that call -> ``ChatSeaLion``
+(tools decoded under their schemas). Each step's reasoning stays in its ``AIMessage``'s
+``reasoning_content``; the chat model never sends earlier reasoning back to the model.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain.agents.structured_output import ToolStrategy
 from langchain_core.messages import HumanMessage, ToolMessage
+
+from sealion_agents.agent_guardrails import GuardrailsMiddleware
+from sealion_agents.guardrails import Guardrails
 
 __all__ = ["ThinkingPerStep", "create_sealion_agent"]
 
@@ -97,13 +101,16 @@ def create_sealion_agent(
     tools: Sequence[Any] = (),
     *,
     thinking: ThinkingPerStep | None = None,
+    guardrails: Guardrails | None = None,
     middleware: Sequence[Any] = (),
     **kwargs: Any,
 ) -> Any:
     """``langchain.agents.create_agent`` with ``ThinkingPerStep`` (default settings) first.
 
-    Other keyword arguments (``system_prompt``, ``response_format``, ``checkpointer``...)
-    go to ``create_agent``.
+    ``guardrails`` adds ``GuardrailsMiddleware`` next, outside the other ``middleware``
+    (it screens the tool results and answers they produce). Other keyword arguments
+    (``system_prompt``, ``response_format``, ``checkpointer``...) go to ``create_agent``.
     """
     policy = thinking if thinking is not None else ThinkingPerStep()
-    return create_agent(model, list(tools), middleware=[policy, *middleware], **kwargs)
+    guarded = [GuardrailsMiddleware(guardrails)] if guardrails is not None else []
+    return create_agent(model, list(tools), middleware=[policy, *guarded, *middleware], **kwargs)

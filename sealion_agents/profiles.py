@@ -188,6 +188,10 @@ _V4_GEMMA = (
     "guides/tool_calling/tool_calling-02_SEA-LION.md, -05_TakeNote.md)"
 )
 
+_GUARD = (
+    "docs/models.md §3.1 (models/sea-guard/qwenNllama-sea-guard.md, "
+    "models/sea-guard/gemma-sea-guard.md; the hosted name: guides/inferencing/api.md)"
+)
 PROFILES: dict[str, ModelProfile] = {
     p.name: p
     for p in (
@@ -277,6 +281,37 @@ PROFILES: dict[str, ModelProfile] = {
             context_window=131072,
             vllm_engine_args=(("trust_remote_code", True),),
             source="docs/models.md §2.11 (models/sea-lion-v4.8/nemotron-sea-lion-v4.8.md)",
+        ),
+        # SEA-Guard: safety classifiers that answer "safe" or "unsafe" (``guard.py`` prompts
+        # them); no thinking switch, the base model's end of turn.
+        ModelProfile(
+            name="llama-sea-guard",
+            patterns=(r"llama-sea-guard",),
+            family="llama3.1",
+            thinking=None,
+            tool_format=JSON_CALLS,
+            context_window=131072,
+            source=_GUARD,
+        ),
+        ModelProfile(
+            name="qwen-sea-guard",
+            patterns=(r"qwen-sea-guard",),
+            family="qwen3",
+            thinking=None,
+            tool_format=HERMES_CALLS,
+            context_window=131072,
+            end_tokens=("<|im_end|>",),
+            source=_GUARD,
+        ),
+        ModelProfile(
+            name="gemma-sea-guard",
+            patterns=(r"gemma-sea-guard", r"^sea-guard$"),  # the hosted name is the Gemma one
+            family="gemma3",
+            thinking=None,
+            tool_format=JSON_USER_RESULTS,
+            context_window=131072,
+            end_tokens=("<end_of_turn>",),
+            source=_GUARD,
         ),
     )
 }

@@ -61,12 +61,17 @@ CARD_NAMES = {
     "aisingapore/Nemotron-SEA-LION-v4.8-30B-A3B": "nemotron-sea-lion-v4.8",
     "Nemotron-SEA-LION-v4.8-30B-A3B-Q4_K_M.gguf": "nemotron-sea-lion-v4.8",
     "aisingapore/Nemotron-SEA-LION-v4.8-120B-A12B-FP8": "nemotron-sea-lion-v4.8",
+    "aisingapore/Llama-SEA-Guard-8B-040226": "llama-sea-guard",
+    "Llama-SEA-Guard-8B-040226-Q4_K_M.gguf": "llama-sea-guard",
+    "aisingapore/Qwen-SEA-Guard-4B-040226": "qwen-sea-guard",
+    "aisingapore/Qwen-SEA-Guard-8B-040226": "qwen-sea-guard",
+    "aisingapore/Gemma-SEA-Guard-12B-040226": "gemma-sea-guard",
+    "aisingapore/SEA-Guard": "gemma-sea-guard",
 }
-#: Names that are not chat models of a profile (a draft model, base models, guards).
+#: Names that are not chat models of a profile (a draft model, base models).
 NOT_PROFILED = [
     "aisingapore/Qwen-SEA-LION-v4.5-27B-IT-SpecDecoder",
     "aisingapore/Nemotron-SEA-LION-v4.8-30B-A3B-Base",
-    "aisingapore/Llama-SEA-Guard-8B-040226",
     "sealion-tiny",
 ]
 

@@ -1,7 +1,8 @@
 """The options commands share, each declared once: single flags, and groups of them.
 
 ``CollectionFlags`` (ingest, ask, chat): which collection, in which store, embedded how.
-``ModelFlags`` (ask, chat, serve): which model, on which backend. ``AnswerFlags`` (ask,
+``ModelFlags`` (ask, chat, serve): which model, on which backend. ``GuardFlags`` (ask,
+chat, serve): which SEA-Guard model screens which stages. ``AnswerFlags`` (ask,
 chat): how an answer is generated and shown. ``DataDir`` and ``KeysFile`` locate a
 server's keys (serve, keys).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -23,6 +24,7 @@ __all__ = [
     "DataDir",
     "EmbeddingsDevice",
     "EmbeddingsName",
+    "GuardFlags",
     "KeysFile",
     "ModelFlags",
     "StoreDir",
@@ -158,6 +160,96 @@ class ModelFlags(FlagGroup):
             "the model's GGUF), for a server without a tokenize endpoint (--openai-url).",
         ),
     ] = None
+
+
+def _guard_stages(value: str | None) -> str | None:
+    from sealion_agents.guardrails import parse_stages
+
+    if value is None:
+        return None
+    try:
+        return ",".join(sorted(parse_stages(value)))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class GuardFlags(FlagGroup):
+    """Which SEA-Guard model screens the conversation (at most one of its three backends)."""
+
+    guard_gguf: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEALION_GUARD_GGUF",
+            help="Screen with a SEA-Guard GGUF: a file, or a Hugging Face repo id (with "
+            "--guard-quant). Off when no --guard-* model is given.",
+        ),
+    ] = None
+    guard_quant: Annotated[
+        str | None, typer.Option(envvar="SEALION_GUARD_QUANT", help="e.g. Q4_K_M.")
+    ] = None
+    guard_vllm: Annotated[
+        str | None,
+        typer.Option(envvar="SEALION_GUARD_VLLM", help="A SEA-Guard model for in-process vLLM."),
+    ] = None
+    guard_vllm_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--guard-vllm-arg",
+            metavar="KEY=VALUE",
+            help="An engine setting for --guard-vllm (repeatable), as --vllm-arg.",
+        ),
+    ] = None
+    guard_openai_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEALION_GUARD_OPENAI_URL",
+            help="An OpenAI-compatible server that serves a SEA-Guard model (with --guard-model).",
+        ),
+    ] = None
+    guard_model: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEALION_GUARD_MODEL",
+            help="The guard's name on that server, e.g. aisingapore/SEA-Guard.",
+        ),
+    ] = None
+    guard_stages: Annotated[
+        str,
+        typer.Option(
+            envvar="SEALION_GUARD_STAGES",
+            callback=_guard_stages,
+            help="What the guard screens, comma-separated: input (the question), output (the "
+            "answer, held until it passes), passages (each retrieved passage), tools (tool "
+            "results sent back).",
+        ),
+    ] = "input,output"
+    guard_fail: Annotated[
+        Literal["closed", "open"],
+        typer.Option(
+            envvar="SEALION_GUARD_FAIL",
+            help="When the guard cannot answer (down, timeout): closed refuses, open lets pass.",
+        ),
+    ] = "closed"
+    guard_timeout: Annotated[
+        float | None,
+        typer.Option(
+            envvar="SEALION_GUARD_TIMEOUT",
+            min=0.1,
+            help="Seconds a guard server may take per check (--guard-openai-url).",
+        ),
+    ] = None
+    guard_stream_reasoning: Annotated[
+        bool,
+        typer.Option(
+            help="Stream the reasoning while the answer is held for its output check.",
+        ),
+    ] = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a guard model is named."""
+        return bool(self.guard_gguf or self.guard_vllm or self.guard_openai_url)
 
 
 def _language_code(code: str) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from sealion_agents.cli.console import CliError
-from sealion_agents.cli.flags import ModelFlags
+from sealion_agents.cli.flags import GuardFlags, ModelFlags
 
-__all__ = ["build_chat_model", "unloaded_chat_model", "vllm_engine_kwargs"]
+__all__ = ["build_chat_model", "build_guardrails", "unloaded_chat_model", "vllm_engine_kwargs"]
 
 
 def build_chat_model(flags: ModelFlags) -> Any:
@@ -65,16 +65,67 @@ def unloaded_chat_model(flags: ModelFlags) -> Any:
     return build_chat_model(flags)
 
 
-def vllm_engine_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
+def build_guardrails(flags: GuardFlags, *, load: bool = True) -> Any:
+    """The ``Guardrails`` the ``--guard-*`` flags name (None: no guard model named).
+
+    ``load``: load or reach the guard model now (a server loads it at start-up).
+    """
+    from sealion_agents import ChatSeaLion
+    from sealion_agents.guard import Guard
+    from sealion_agents.guardrails import Guardrails, parse_stages
+
+    chosen = [
+        name
+        for name, value in (
+            ("--guard-gguf", flags.guard_gguf),
+            ("--guard-vllm", flags.guard_vllm),
+            ("--guard-openai-url", flags.guard_openai_url),
+        )
+        if value
+    ]
+    if len(chosen) > 1:
+        raise CliError(f"choose one guard backend, not {' and '.join(chosen)}")
+    if flags.guard_vllm_arg and not flags.guard_vllm:
+        raise CliError("--guard-vllm-arg sets the guard's vLLM engine: it needs --guard-vllm")
+    if flags.guard_quant and not flags.guard_gguf:
+        raise CliError("--guard-quant chooses a file of a GGUF repo: it needs --guard-gguf")
+    if flags.guard_model and not flags.guard_openai_url:
+        raise CliError("--guard-model names the guard on a server: it needs --guard-openai-url")
+    if not chosen:
+        return None
+    if flags.guard_openai_url:
+        if not flags.guard_model:
+            raise CliError(
+                "--guard-openai-url needs --guard-model (the guard's name on the server, e.g. "
+                "aisingapore/SEA-Guard)"
+            )
+        llm = ChatSeaLion.from_openai(
+            flags.guard_openai_url, model=flags.guard_model, context_window=4096
+        )
+    elif flags.guard_vllm:
+        engine = vllm_engine_kwargs(flags.guard_vllm_arg or [], flag="--guard-vllm-arg")
+        llm = ChatSeaLion.from_vllm(flags.guard_vllm, **engine)
+    else:
+        assert flags.guard_gguf
+        llm = ChatSeaLion.from_gguf(flags.guard_gguf, quant=flags.guard_quant)
+    if load and not flags.guard_openai_url:  # a guard server that is down: the fail policy
+        llm.load()
+    guard = Guard(llm, fail=flags.guard_fail, timeout=flags.guard_timeout)
+    return Guardrails(
+        guard,
+        stages=parse_stages(flags.guard_stages),
+        stream_reasoning=flags.guard_stream_reasoning,
+    )
+
+
+def vllm_engine_kwargs(pairs: Sequence[str], flag: str = "--vllm-arg") -> dict[str, Any]:
     """``--vllm-arg KEY=VALUE`` flags as keyword arguments (VALUE as JSON when it parses)."""
     kwargs: dict[str, Any] = {}
     for pair in pairs:
         key, equals, text = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not equals or not key.isidentifier():
-            raise CliError(
-                f"--vllm-arg {pair!r} is not KEY=VALUE (e.g. --vllm-arg max_model_len=8192)"
-            )
+            raise CliError(f"{flag} {pair!r} is not KEY=VALUE (e.g. {flag} max_model_len=8192)")
         try:
             kwargs[key] = json.loads(text)
         except json.JSONDecodeError:

@@ -18,10 +18,11 @@ from sealion_agents.cli.flags import (
     AnswerFlags,
     ChromaUrl,
     CollectionFlags,
+    GuardFlags,
     ModelFlags,
     StoreDir,
 )
-from sealion_agents.cli.models import build_chat_model
+from sealion_agents.cli.models import build_chat_model, build_guardrails
 from sealion_agents.cli.stores import chroma_client, open_collection, where
 
 __all__ = ["PARTIAL_FAILURE", "ask", "chat", "collections", "ingest"]
@@ -70,21 +71,24 @@ def ask(
     question: Annotated[str, typer.Argument(help="Your question, in any of the 13 languages.")],
     source: CollectionFlags,
     backend: ModelFlags,
+    guard: GuardFlags,
     answering: AnswerFlags,
 ) -> None:
     """Answer one question from the collection, with numbered sources."""
     with friendly_errors():
-        qa = _grounded_qa(source, backend, answering)
+        qa = _grounded_qa(source, backend, guard, answering)
         _show_answer(qa, question, show_reasoning=answering.show_reasoning)
 
 
 @with_flag_groups
-def chat(source: CollectionFlags, backend: ModelFlags, answering: AnswerFlags) -> None:
+def chat(
+    source: CollectionFlags, backend: ModelFlags, guard: GuardFlags, answering: AnswerFlags
+) -> None:
     """A conversation about the collection (reads questions from stdin; empty line ends)."""
     with friendly_errors():
         from langchain_core.messages import AIMessage, HumanMessage
 
-        qa = _grounded_qa(source, backend, answering)
+        qa = _grounded_qa(source, backend, guard, answering)
         history: list[Any] = []
         interactive = sys.stdin.isatty()
         while True:
@@ -145,15 +149,19 @@ def _ingest_items(paths: list[str]) -> list[Any]:
     return items
 
 
-def _grounded_qa(source: CollectionFlags, backend: ModelFlags, answering: AnswerFlags) -> Any:
-    """The collection (it must exist) and the model, as one grounded Q&A chain."""
+def _grounded_qa(
+    source: CollectionFlags, backend: ModelFlags, guard: GuardFlags, answering: AnswerFlags
+) -> Any:
+    """The collection (it must exist), the model and any guard, as one grounded Q&A chain."""
     from sealion_agents.options import GenerationOptions
     from sealion_agents.qa.chain import GroundedQA
     from sealion_agents.retrievers import SEARetriever
 
     store = open_collection(source, must_exist=True)
+    guardrails = build_guardrails(guard)
     return GroundedQA(
         llm=build_chat_model(backend),
+        guardrails=guardrails,
         retriever=SEARetriever(store=store, k=6),
         answer_options=GenerationOptions(
             thinking=answering.thinking, max_thinking_tokens=1024, max_tokens=answering.max_tokens
@@ -183,7 +191,7 @@ def _show_answer(qa: Any, question: Any, *, show_reasoning: bool) -> Any:
         raise CliError("the chain ended without a result")
     if result.status != "grounded" or result.removed_claims:
         out.print(f"[yellow]({_verdict(result)})[/]")
-        if result.status == "declined" or result.removed_claims:
+        if result.status in ("declined", "blocked") or result.removed_claims:
             out.print(result.answer, markup=False)
     for citation in result.citations:
         page = f", page {citation.page}" if citation.page is not None else ""
@@ -193,6 +201,9 @@ def _show_answer(qa: Any, question: Any, *, show_reasoning: bool) -> Any:
 
 
 def _verdict(result: Any) -> str:
+    if result.status == "blocked":
+        checked = "question" if result.blocked_stage == "input" else "answer"
+        return f"blocked: the safety check ({result.blocked_by}) refused the {checked}"
     if result.status == "declined":
         return {
             "model": "declined: the documents do not hold the answer",

@@ -24,11 +24,12 @@ from sealion_agents.cli.flags import (
     DataDir,
     EmbeddingsDevice,
     EmbeddingsName,
+    GuardFlags,
     KeysFile,
     ModelFlags,
     StoreDir,
 )
-from sealion_agents.cli.models import unloaded_chat_model
+from sealion_agents.cli.models import build_guardrails, unloaded_chat_model
 from sealion_agents.cli.stores import chroma_client, server_dir, where
 
 __all__ = ["ServerSettings", "add_server_commands"]
@@ -126,6 +127,7 @@ def _in_flag_unit(bound: Any, flag: Any, rounding: Any) -> Any:
 
 def serve(
     backend: ModelFlags,
+    guard: GuardFlags,
     *,
     store: StoreDir = None,
     chroma_url: ChromaUrl = None,
@@ -149,11 +151,17 @@ def serve(
         folder.mkdir(parents=True, exist_ok=True)
         config = ServeConfig(data_dir=folder, keys_file=keys_file, **settings.values)
         llm = unloaded_chat_model(backend)
+        guardrails = build_guardrails(guard, load=False)  # loaded with the model
         client = chroma_client(store, chroma_url)
         embedder = load_embeddings(embeddings, embeddings_device)
-        application = create_app(config, llm, client=client, embeddings=embedder)
+        application = create_app(
+            config, llm, client=client, embeddings=embedder, guardrails=guardrails
+        )
         shown = f"[{host}]" if ":" in host else host
         out.print(f"sealion serve: http://{shown}:{port}/  (OpenAI API: http://{shown}:{port}/v1)")
+        if guardrails is not None:
+            stages = ",".join(sorted(guardrails.stages))
+            out.print(f"guard: {guardrails.guard_name} screens {stages} (fails {guard.guard_fail})")
         out.print(
             f"store: {where(store, chroma_url)}; keys: {config.key_path}\n"
             "make a key: sealion keys create --tenant default "

@@ -35,6 +35,7 @@ from sealion_agents.serve.state import ServerState
 
 if TYPE_CHECKING:
     from sealion_agents.chat_model import ChatSeaLion
+    from sealion_agents.guardrails import Guardrails
 
 __all__ = ["OPEN_ROUTES", "create_app"]
 
@@ -107,7 +108,12 @@ async def metrics(key: Authenticated, state: State) -> Response:  # never rate-l
 
 
 def create_app(
-    config: ServeConfig, llm: ChatSeaLion, *, client: Any = None, embeddings: Any = None
+    config: ServeConfig,
+    llm: ChatSeaLion,
+    *,
+    client: Any = None,
+    embeddings: Any = None,
+    guardrails: Guardrails | None = None,
 ) -> FastAPI:
     """The server for ``llm`` (a ``ChatSeaLion``) over a Chroma ``client``.
 
@@ -116,6 +122,8 @@ def create_app(
         llm: the chat model (loaded in a thread at start-up; ``/ready`` says when).
         client: a chromadb client (default: an embedded store in ``<data_dir>/chroma``).
         embeddings: the embedding model (default: the offline multilingual default).
+        guardrails: safety checks of questions and answers (``sealion_agents.guardrails``;
+            its guard model is loaded with ``llm``).
     """
     if client is None:
         import chromadb
@@ -125,7 +133,7 @@ def create_app(
         from sealion_agents.retrievers import default_embeddings
 
         embeddings = default_embeddings()
-    state = ServerState(config, llm, client, embeddings)
+    state = ServerState(config, llm, client, embeddings, guardrails)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

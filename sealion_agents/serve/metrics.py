@@ -10,7 +10,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics", "route_label"]
+from sealion_agents.guard import GuardCounter, Verdict
+
+__all__ = ["GuardMetrics", "Metrics", "route_label"]
 
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -67,7 +69,36 @@ class Metrics:
         self.jobs_running = Gauge(
             "sealion_ingestion_jobs_running", "Ingestion jobs queued or running", registry=r
         )
+        self.guard_checks = Counter(
+            "sealion_guard_checks",
+            "Guard checks by stage and verdict (safe, unsafe, or failed: the guard could not "
+            "answer and the fail policy decided)",
+            ["stage", "verdict"],
+            registry=r,
+        )
+        self.guard_seconds = Histogram(
+            "sealion_guard_check_seconds",
+            "Seconds per guard check, by stage (a batch of checks: the whole batch)",
+            ["stage"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+
+class GuardMetrics(GuardCounter):
+    """A ``GuardCounter`` that also records each verdict in a server's metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self._metrics = metrics
+
+    def record(self, verdict: Verdict) -> None:
+        """Count one verdict, here and in the metrics."""
+        super().record(verdict)
+        label = "failed" if verdict.failed else verdict.label
+        self._metrics.guard_checks.labels(verdict.stage, label).inc()
+        self._metrics.guard_seconds.labels(verdict.stage).observe(verdict.latency_s)

@@ -49,6 +49,7 @@ __all__ = [
     "generation_options",
     "qa_content",
     "qa_extra",
+    "qa_finish",
     "qa_question",
     "reasoning_fields",
     "request_options",
@@ -360,8 +361,10 @@ class ChunkWriter:
             delta["tool_calls"] = tool_calls
         return self._chunk(delta) if delta else None
 
-    def from_message(self, chunk: AIMessageChunk) -> dict[str, Any] | None:
-        """The chunk for one of ChatSeaLion's message chunks."""
+    def from_message(
+        self, chunk: AIMessageChunk, *, reasoning: bool = True
+    ) -> dict[str, Any] | None:
+        """The chunk for one of ChatSeaLion's message chunks (``reasoning``: with its own)."""
         calls = [
             {
                 "index": piece.get("index") or 0,
@@ -376,7 +379,7 @@ class ChunkWriter:
         ]
         return self.delta(
             content=chunk.text,
-            reasoning=chunk.additional_kwargs.get("reasoning_content") or "",
+            reasoning=(chunk.additional_kwargs.get("reasoning_content") or "") if reasoning else "",
             tool_calls=calls,
         )
 
@@ -416,7 +419,7 @@ def qa_extra(result: Any) -> dict[str, Any]:
 
     ``citations``: the source of [n] at index n-1, as Perplexity-style clients read it;
     ``sources``: every passage with its full text; ``sealion``: verdict, removed claims,
-    language and query.
+    language and query, and what a safety check blocked or withheld.
     """
     cited = {c.number for c in result.citations}
     return {
@@ -425,11 +428,19 @@ def qa_extra(result: Any) -> dict[str, Any]:
         "sealion": {
             "status": result.status,
             "declined_by": result.declined_by,
+            "blocked_stage": result.blocked_stage,
+            "blocked_by": result.blocked_by,
+            "withheld": result.withheld,
             "removed_claims": result.removed_claims,
             "language": result.language,
             "query": result.query,
         },
     }
+
+
+def qa_finish(result: Any) -> str:
+    """A grounded answer's ``finish_reason``: ``content_filter`` when a safety check blocked."""
+    return "content_filter" if result.status == "blocked" else "stop"
 
 
 def qa_content(result: Any, with_sources: bool) -> str:

@@ -30,11 +30,12 @@ from sealion_agents.serve.config import ServeConfig
 from sealion_agents.serve.jobs import Job, JobManager
 from sealion_agents.serve.keys import ApiKey, KeyStore
 from sealion_agents.serve.limits import Busy, GenerationQueue, ParallelLimit, RateLimiter
-from sealion_agents.serve.metrics import Metrics
+from sealion_agents.serve.metrics import GuardMetrics, Metrics
 from sealion_agents.serve.tenant_store import TenantCollections
 
 if TYPE_CHECKING:
     from sealion_agents.chat_model import ChatSeaLion
+    from sealion_agents.guardrails import Guardrails
     from sealion_agents.qa.chain import GroundedQA
 
 __all__ = ["UNMEASURED_TOKEN_BYTES", "Admission", "ServerState"]
@@ -79,11 +80,22 @@ class Admission:
 class ServerState:
     """The shared parts of one server."""
 
-    def __init__(self, config: ServeConfig, llm: ChatSeaLion, client: Any, embeddings: Any) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        llm: ChatSeaLion,
+        client: Any,
+        embeddings: Any,
+        guardrails: Guardrails | None = None,
+    ) -> None:
         self.config = config
         self.llm = llm
         backend = llm.backend
         self.metrics = Metrics()
+        self.guardrails = guardrails
+        """The safety checks of every answer (None: none)."""
+        if guardrails is not None:  # its checks are counted in the server's metrics
+            guardrails.guard.counter = GuardMetrics(self.metrics)
         self.keys = KeyStore(config.key_path)
         self.rate = RateLimiter(config.rate_per_minute)
         self.parallel = ParallelLimit(config.max_parallel_per_key)
@@ -197,6 +209,7 @@ class ServerState:
             answer_options=GenerationOptions(**answer),
             default_language=self.config.default_language,
             languages=self.config.languages,
+            guardrails=self.guardrails,
         )
 
     def forget(self, tenant: str, name: str) -> None:
@@ -211,6 +224,7 @@ class ServerState:
         try:
             self.llm.load()
             self.collections.embeddings.embed_query("ready")
+            self._load_guard()
         except Exception as exc:
             logger.exception("loading failed")
             self.load_error = f"{type(exc).__name__}: {exc}"
@@ -223,6 +237,28 @@ class ServerState:
         self.ready.set()
         logger.info("model loaded; ready")
 
+    def _load_guard(self) -> None:
+        """Load a local guard model; warn about a guard server that is down.
+
+        While a guard server is down, each check fails by the guard's policy.
+        """
+        if self.guardrails is None:
+            return
+        from sealion_agents.backends.openai import OpenAIBackend
+
+        guard_llm = self.guardrails.guard.llm
+        if not isinstance(guard_llm.backend, OpenAIBackend):
+            guard_llm.load()
+            return
+        try:
+            guard_llm.load()
+        except Exception as exc:
+            logger.warning(
+                "the guard server cannot be reached (%s); each check fails %s until it can",
+                exc,
+                self.guardrails.guard.fail,
+            )
+
     def _job_finished(self, job: Job) -> None:
         self.metrics.jobs.labels(job.stage).inc()
 
@@ -231,3 +267,5 @@ class ServerState:
         self._counter.shutdown(wait=False, cancel_futures=True)
         await asyncio.to_thread(self.jobs.close)
         await asyncio.to_thread(self.llm.close)
+        if self.guardrails is not None:
+            await asyncio.to_thread(self.guardrails.guard.llm.close)

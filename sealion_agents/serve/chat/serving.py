@@ -31,6 +31,12 @@ from langchain_core.callbacks import UsageMetadataCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage
 from starlette.requests import Request
 
+from sealion_agents.serve.chat.screening import (
+    CONTENT_FILTER,
+    Blocked,
+    screen_reply,
+    screen_request,
+)
 from sealion_agents.serve.deps import require_ready
 from sealion_agents.serve.errors import ApiError
 from sealion_agents.serve.keys import ApiKey
@@ -44,6 +50,7 @@ from sealion_agents.serve.openai_protocol import (
     generation_options,
     qa_content,
     qa_extra,
+    qa_finish,
     qa_question,
     to_messages,
     usage,
@@ -183,33 +190,86 @@ class ChatServing:
             if req.parallel_tool_calls is not None:
                 tool_options["parallel_tool_calls"] = req.parallel_tool_calls
             llm = llm.bind_tools(req.tools, **tool_options)
+        rails = self.state.guardrails
+        language = self.config.default_language
+        if rails is not None:
+            blocked = await screen_request(rails, messages, language)
+            if blocked is not None:
+                return self._refused(request, req, blocked, admission)
         began = time.monotonic()
         if not req.stream:
             message = await llm.ainvoke(messages, **options)
             body = completion(message, req.model, self.config.reasoning_fields)
             self._count_tokens("chat", body["usage"])
+            if rails is not None:
+                blocked = await screen_reply(rails, messages, message.text, language)
+                if blocked is not None:
+                    fields = self.config.reasoning_fields
+                    refused = completion(blocked.message(), req.model, fields, blocked.extra())
+                    return refused | {"usage": body["usage"]}
             return body
         writer = ChunkWriter(req.model, self.config.reasoning_fields)
         chunks = await started(llm.astream(messages, **options))
+        holds = rails is not None and rails.holds_answer
+        shows_reasoning = rails is None or rails.shows_reasoning
 
         async def events() -> AsyncIterator[dict[str, str]]:
             totals, finish, calls, timed = None, "stop", False, False
+            held: list[tuple[Any, bool]] = []  # (chunk, with its reasoning) until it passes
+            text: list[str] = []
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    data = writer.from_message(chunk)
+                    calls = calls or bool(chunk.tool_call_chunks)
+                    if chunk.usage_metadata:
+                        totals = usage(chunk)
+                    finish = chunk.response_metadata.get("finish_reason") or finish
+                    if holds:
+                        text.append(chunk.text)
+                        thought = chunk.additional_kwargs.get("reasoning_content")
+                        shown = thought if thought and shows_reasoning else ""
+                        data = writer.delta(reasoning=shown)
+                        held.append((chunk, not shows_reasoning))
+                    else:
+                        data = writer.from_message(chunk)
                     if data is not None:
                         if not timed:
                             self._first_token("chat", began)
                             timed = True
-                        calls = calls or bool(chunk.tool_call_chunks)
                         yield json_event(data)
-                    if chunk.usage_metadata:
-                        totals = usage(chunk)
-                    finish = chunk.response_metadata.get("finish_reason") or finish
-            yield json_event(writer.finish("tool_calls" if calls else finish))
+            blocked = None
+            if holds:  # the reply is complete: it is shown only if it passes
+                assert rails is not None
+                blocked = await screen_reply(rails, messages, "".join(text), language)
+            if blocked is not None:
+                yield json_event(writer.delta(content=blocked.refusal))
+                yield json_event(writer.finish(CONTENT_FILTER, blocked.extra()))
+            else:
+                for chunk, with_reasoning in held:
+                    data = writer.from_message(chunk, reasoning=with_reasoning)
+                    if data is not None:
+                        yield json_event(data)
+                yield json_event(writer.finish("tool_calls" if calls else finish))
             self._count_tokens("chat", totals)
             if req.stream_options and req.stream_options.include_usage:
                 yield json_event(writer.usage_chunk(totals))
+            yield json_event("[DONE]")
+
+        return event_stream(self.state, request, events(), admission, done=True)
+
+    def _refused(
+        self, request: Request, req: ChatRequest, blocked: Blocked, admission: Admission
+    ) -> Any:
+        """A request the guard refused: the refusal as the answer, nothing generated."""
+        fields = self.config.reasoning_fields
+        if not req.stream:
+            return completion(blocked.message(), req.model, fields, blocked.extra())
+        writer = ChunkWriter(req.model, fields)
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            yield json_event(writer.delta(content=blocked.refusal))
+            yield json_event(writer.finish(CONTENT_FILTER, blocked.extra()))
+            if req.stream_options and req.stream_options.include_usage:
+                yield json_event(writer.usage_chunk(None))
             yield json_event("[DONE]")
 
         return event_stream(self.state, request, events(), admission, done=True)
@@ -237,7 +297,7 @@ class ChatServing:
                 additional_kwargs={"reasoning_content": result.reasoning}
                 if result.reasoning
                 else {},
-                response_metadata={"finish_reason": "stop"},
+                response_metadata={"finish_reason": qa_finish(result)},
             )
             body = completion(message, req.model, self.config.reasoning_fields, qa_extra(result))
             return body | {"usage": totals}
@@ -259,7 +319,8 @@ class ChatServing:
                             timed = True
                         yield json_event(data)
                     if step.kind == "result" and step.result is not None:
-                        yield json_event(writer.finish("stop", qa_extra(step.result)))
+                        finish = qa_finish(step.result)
+                        yield json_event(writer.finish(finish, qa_extra(step.result)))
             totals = usage_totals(handler.usage_metadata.values())
             self._count_tokens("qa", totals)
             if req.stream_options and req.stream_options.include_usage:

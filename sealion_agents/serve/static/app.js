@@ -659,6 +659,11 @@
     grounded: ["Verified", "Every claim was checked against its passages"],
     revised: ["Revised", "Claims the passages do not support were removed"],
     declined: ["No answer", "The documents do not answer this question"],
+    blocked: ["Refused", "A safety check refused this turn"],
+  };
+  const BLOCKED_AT = {
+    input: "The safety check refused the question; nothing was generated.",
+    output: "The safety check refused the answer; it was not shown.",
   };
   const DECLINED_BY = {
     model: "The model found no answer in the passages.",
@@ -777,10 +782,18 @@
     const status = result.status || "grounded";
     turn.node.dataset.status = status;
     if (result.declined_by) turn.node.dataset.declinedBy = result.declined_by;
+    if (result.blocked_stage) turn.node.dataset.blockedStage = result.blocked_stage;
     // the verified answer (or the decline message) replaces what streamed
     renderAnswer(turn.answer, result.answer || "", turn.sources);
     if (result.language) turn.answer.lang = result.language;
     turn.answer.classList.toggle("declined", status === "declined");
+    turn.answer.classList.toggle("refused", status === "blocked");
+    if (status === "blocked") {
+      // a refusal is the whole turn: nothing of the model's, so no reasoning and no passages
+      turn.details.hidden = true;
+      turn.reasoning.textContent = "";
+      turn.sourcesBox.hidden = true;
+    }
     if (turn.details.hidden && result.reasoning) {
       turn.reasoning.textContent = result.reasoning;
       turn.details.hidden = false;
@@ -802,7 +815,16 @@
     const [label, explanation] = STATUS_TEXT[status] || [status, ""];
     turn.badge.textContent = label;
     turn.badge.className = `badge status-${status}`;
-    turn.badge.title = status === "declined" ? DECLINED_BY[result.declined_by] || explanation : explanation;
+    turn.badge.title =
+      status === "declined"
+        ? DECLINED_BY[result.declined_by] || explanation
+        : status === "blocked"
+          ? `${BLOCKED_AT[result.blocked_stage] || explanation} (${result.blocked_by || "guard"})`
+          : explanation;
+    const withheld = result.withheld || [];
+    if (withheld.length) {
+      turn.sourcesBox.append(el("p", "withheld", `Withheld by the safety check: ${withheld.join(", ")}`));
+    }
     turn.badge.hidden = false;
     turn.phase.remove();
     turn.node.dataset.state = "done";
