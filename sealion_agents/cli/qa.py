@@ -157,8 +157,8 @@ def _grounded_qa(
     from sealion_agents.qa.chain import GroundedQA
     from sealion_agents.retrievers import SEARetriever
 
+    guardrails = build_guardrails(guard)  # its flags are checked before anything loads
     store = open_collection(source, must_exist=True)
-    guardrails = build_guardrails(guard)
     return GroundedQA(
         llm=build_chat_model(backend),
         guardrails=guardrails,
