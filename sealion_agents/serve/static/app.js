@@ -821,9 +821,10 @@
         : status === "blocked"
           ? `${BLOCKED_AT[result.blocked_stage] || explanation} (${result.blocked_by || "guard"})`
           : explanation;
-    const withheld = result.withheld || [];
+    const withheld = status === "blocked" ? [] : result.withheld || [];
     if (withheld.length) {
-      turn.sourcesBox.append(el("p", "withheld", `Withheld by the safety check: ${withheld.join(", ")}`));
+      // beside the sources, not inside their folded box: seen without opening anything
+      turn.sourcesBox.after(el("p", "withheld", `Withheld by the safety check: ${withheld.join(", ")}`));
     }
     turn.badge.hidden = false;
     turn.phase.remove();
