@@ -97,3 +97,26 @@ def test_bad_guard_flags_are_one_line_errors(store: Path, flags: list[str], mess
     result = sealion("ask", "hi", *where(store), *flags)
     assert result.returncode in (1, 2)
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_guard_vllm_flags_build_an_in_process_vllm_guard() -> None:
+    """The --guard-vllm plumbing (nothing loads: an engine is only built on first use)."""
+    from sealion_agents.backends.vllm import VLLMBackend
+    from sealion_agents.cli.flags import GuardFlags
+    from sealion_agents.cli.models import build_guardrails
+
+    folder = tm.tiny_rules_hf_folder("guard", GUARD_RULES)
+    flags = GuardFlags(
+        guard_vllm=str(folder),
+        guard_vllm_arg=["max_model_len=8192"],
+        guard_stages="input,passages",
+        guard_fail="open",
+    )
+    rails = build_guardrails(flags, load=False)
+    backend = rails.guard.llm.backend
+    assert isinstance(backend, VLLMBackend)
+    assert rails.stages == {"input", "passages"} and rails.guard.fail == "open"
+    assert rails.guard_name == folder.name
+    assert backend._llm is None  # not built yet
+    assert backend._engine_kwargs["max_model_len"] == 8192
+    assert build_guardrails(GuardFlags(), load=False) is None  # no guard model: no guardrails
