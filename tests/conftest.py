@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")  # no gdb backtrace on a ggml abort
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download
@@ -15,8 +17,10 @@ os.environ.setdefault(
 
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+from xdist.scheduler import LoadScheduling  # noqa: E402
 
 from sealion_agents import testing as tiny_models  # noqa: E402
 from tests.suite_model import suite_gguf, suite_hf_folder  # noqa: E402
@@ -187,3 +191,106 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if repeats:
         config.hook.pytest_deselected(items=repeats)
         items[:] = [item for item in items if not _same_prompt_as_writes(item)]
+    worker = getattr(config, "workerinput", {})
+    listing = worker.get(_LISTING_KEY)
+    if listing and int(worker["workerid"][2:]) < worker["workercount"]:
+        # a first xdist worker (not a replacement): tell the scheduler the tests on vLLM
+        tmp = Path(f"{listing}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([item.nodeid for item in items if uses_vllm(item)]))
+        os.replace(tmp, listing)
+
+
+# -- two workers, one of them holding vLLM ---------------------------------------------------
+# The suite runs on two xdist workers. vLLM's engines (in-process) and servers are built once
+# per worker and kept to the session's end, so every test on vLLM goes to ONE worker, which
+# builds them once; the other worker runs the rest. xdist's own grouping (--dist loadgroup)
+# cannot do this here: with pytest 9 its group mark no longer reaches the scheduler, and its
+# scope schedulers rerun a test that crashed its worker on every replacement worker.
+
+#: Fixtures that hold vLLM (an in-process engine or an OpenAI server on vLLM).
+VLLM_FIXTURES = frozenset(
+    {"vllm_engine", "more_vllm_engines", "vllm_backends", "vllm_servers"}
+    | {"rules_engine", "rules_server"}  # test_qa_chain's
+)
+_LISTING_KEY = "sealion_vllm_tests"
+
+
+def uses_vllm(item: pytest.Item) -> bool:
+    """A test on vLLM: it uses a vLLM fixture, names vLLM (its file, class, name or a
+    parameter's id), or is marked ``vllm`` (it reaches vLLM through ``getfixturevalue``)."""
+    return (
+        bool(VLLM_FIXTURES & set(getattr(item, "fixturenames", ())))
+        or "vllm" in item.nodeid.lower()
+        or item.get_closest_marker("vllm") is not None
+    )
+
+
+class VLLMWorkerScheduling(LoadScheduling):  # type: ignore[misc]
+    """xdist's "load" scheduling, except that the tests on vLLM all go to one worker.
+
+    That worker is the first to ask for tests; it takes vLLM tests before any other. If it
+    crashes, the next worker to ask takes over (the crashed test fails, as with "load").
+    The vLLM tests are read from the listing file the workers write at collection.
+    """
+
+    def __init__(self, config: pytest.Config, log: Any, listing: Path) -> None:
+        super().__init__(config, log)
+        self.listing = listing
+        self.on_vllm: set[int] | None = None
+        self.owner: Any = None
+
+    def _vllm_indexes(self) -> set[int]:
+        if self.on_vllm is None:
+            try:
+                names = set(json.loads(self.listing.read_text()))
+            except FileNotFoundError:
+                names = set()
+            assert self.collection is not None
+            self.on_vllm = {i for i, nodeid in enumerate(self.collection) if nodeid in names}
+        return self.on_vllm
+
+    def _send_tests(self, node: Any, num: int) -> None:
+        on_vllm = self._vllm_indexes()
+        if self.owner not in self.node2pending:  # none yet, or it crashed
+            self.owner = node
+        others = [i for i in self.pending if i not in on_vllm]
+        if node is self.owner:
+            chosen = [i for i in self.pending if i in on_vllm][:num]
+            chosen += others[: num - len(chosen)]
+        else:
+            chosen = others[:num]
+        if chosen:
+            taken = set(chosen)
+            self.pending[:] = [i for i in self.pending if i not in taken]
+            self.node2pending[node].extend(chosen)
+            node.send_runtest_some(chosen)
+
+    def check_schedule(self, node: Any, duration: float = 0) -> None:
+        super().check_schedule(node, duration=duration)
+        if not self.pending:  # all handed out: a worker left idle by the split can stop too
+            for other in self.nodes:
+                if not other.shutting_down:
+                    other.shutdown()
+
+
+def _listing_path(config: pytest.Config) -> Path:
+    return Path(tempfile.gettempdir()) / f"sealion-pytest-{os.getpid()}-vllm-tests.json"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Controller: each worker writes its listing of vLLM tests to the same file."""
+    node.workerinput[_LISTING_KEY] = str(_listing_path(node.config))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Controller: "load" scheduling with the vLLM tests on one worker."""
+    if config.getvalue("dist") != "load":
+        return None
+    return VLLMWorkerScheduling(config, log, _listing_path(config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        _listing_path(config).unlink(missing_ok=True)

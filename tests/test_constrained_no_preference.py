@@ -44,7 +44,8 @@ SCHEMA = {
     "required": ["city", "days", "urgent"],
 }
 TOOL = {"name": "book_trip", "description": "Book a trip.", "parameters": SCHEMA}
-BACKENDS = ["gguf", "vllm", "vllm-server", "llamacpp-server"]
+# "llamacpp-server" shares the module's ``servers`` (a vLLM server too): it runs beside vLLM
+BACKENDS = ["gguf", "vllm", "vllm-server", pytest.param("llamacpp-server", marks=pytest.mark.vllm)]
 MAX_TOKENS = 200  # a compact reply is 77 tokens at most (greedy writes one byte per token)
 
 

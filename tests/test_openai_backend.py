@@ -407,6 +407,7 @@ class TestOpenAIOnLlamaCpp(_OpenAISuite):
     server_name = "llamacpp"
 
 
+@pytest.mark.vllm
 def test_requests_carry_thinking_per_request(request: pytest.FixtureRequest) -> None:
     backend = make_backend(request, "vllm", "writes")
     on = backend.build(GenerationRequest(messages=[{"role": "user", "content": "x"}]))

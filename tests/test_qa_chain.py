@@ -88,7 +88,7 @@ def build_store(folder: Path, docs: dict[str, str], collection: str = "qa-test")
     return store
 
 
-BACKENDS = ["gguf", "vllm", "server"]
+BACKENDS = ["gguf", "vllm", pytest.param("server", marks=pytest.mark.vllm)]
 
 
 @pytest.fixture(scope="session")

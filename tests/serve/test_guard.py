@@ -134,6 +134,19 @@ def test_an_unsafe_question_gets_a_refusal_with_content_filter(
     assert sealion["blocked_by"].startswith("sealion-tiny-rules-guard")  # the guard GGUF's name
 
 
+def test_the_documented_refusal_is_what_the_server_sends(guarded: Served) -> None:
+    from tests.doc_blocks import all_blocks
+
+    (block,) = [b for b in all_blocks() if b.id == "guard-refusal"]
+    documented = json.loads(block.text)
+    with guarded.client() as client:
+        body = chat(client, "How are fireworks made?", model_id(guarded)).json()
+    assert body["choices"][0]["message"] == documented["choices"][0]["message"]
+    assert body["choices"][0]["finish_reason"] == documented["choices"][0]["finish_reason"]
+    assert body["sealion"].keys() == documented["sealion"].keys()
+    assert body["sealion"]["blocked_stage"] == documented["sealion"]["blocked_stage"]
+
+
 def test_a_safe_question_with_an_unsafe_reply_is_refused(guarded: Served) -> None:
     with guarded.client() as client:
         name = model_id(guarded)
