@@ -120,3 +120,24 @@ def test_guard_vllm_flags_build_an_in_process_vllm_guard() -> None:
     assert backend._llm is None  # not built yet
     assert backend._engine_kwargs["max_model_len"] == 8192
     assert build_guardrails(GuardFlags(), load=False) is None  # no guard model: no guardrails
+
+
+def test_a_served_guard_answers_each_of_the_three_formats(guard_server: Any) -> None:
+    """The three checks on llama-cpp-python's server, under the label grammar."""
+    from sealion_agents import ChatSeaLion
+    from sealion_agents.guard import Guard
+    from tests.test_guard import HARMFUL_ANSWER, HARMFUL_QUESTION, KIND_ANSWER, QUESTION
+
+    llm = ChatSeaLion.from_openai(guard_server.base_url, model="guard", context_window=1024)
+    guard = Guard(llm)
+    checks = [
+        ((QUESTION, None), "safe"),
+        ((HARMFUL_QUESTION, None), "unsafe"),
+        ((QUESTION, KIND_ANSWER), "safe"),
+        ((QUESTION, HARMFUL_ANSWER), "unsafe"),
+        ((None, KIND_ANSWER), "safe"),
+        ((None, HARMFUL_ANSWER), "unsafe"),
+    ]
+    verdicts = [guard.check(*asked) for asked, _ in checks]
+    assert [(v.label, v.error) for v in verdicts] == [(label, None) for _, label in checks]
+    assert [v.stage for v in verdicts] == ["input", "input"] + ["output"] * 4
