@@ -154,9 +154,9 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
         The engine starts on the first call (or ``load()``); ``close()`` shuts it down
         (an engine passed in is left to its owner). Keyword arguments that are
         ``ChatSeaLion`` fields (``temperature``, ``max_tokens``, ``seed``...) configure the
-        chat model; ``name``, ``chat_template`` and ``profile`` (a name from
-        ``profiles.PROFILES``; default: found from the model's name and template) the
-        backend; all others go to
+        chat model; ``name``, ``chat_template``, ``profile`` (a name from
+        ``profiles.PROFILES``; default: found from the model's name and template) and
+        ``speculative`` (decode with the profile's draft model) the backend; all others go to
         ``vllm.LLM`` (``tensor_parallel_size``, ``gpu_memory_utilization``,
         ``max_model_len``, ``dtype``, ``quantization``, ``enforce_eager``...).
         """

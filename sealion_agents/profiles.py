@@ -36,6 +36,7 @@ __all__ = [
     "FROM_TEMPLATE",
     "PROFILES",
     "THINKING_MODE",
+    "DraftModel",
     "ModelProfile",
     "Sampling",
     "ThinkingSwitch",
@@ -85,6 +86,24 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class DraftModel:
+    """A draft model for speculative decoding on vLLM, as its card pairs it with the model."""
+
+    model: str
+    method: str
+    """vLLM's speculative method for it (e.g. "dflash")."""
+    num_speculative_tokens: int
+
+    def speculative_config(self) -> dict[str, Any]:
+        """``vllm.LLM(speculative_config=...)`` for this draft model."""
+        return {
+            "method": self.method,
+            "model": self.model,
+            "num_speculative_tokens": self.num_speculative_tokens,
+        }
+
+
+@dataclass(frozen=True)
 class ModelProfile:
     """What one model (or one line of models) needs from the adapter."""
 
@@ -109,8 +128,9 @@ class ModelProfile:
     end_tokens: tuple[str, ...] = ()
     """Tokens that end the assistant's turn besides the tokenizer's end-of-sequence token
     (vLLM stops at them; llama.cpp already ends generation at these turn tokens by their text)."""
-    draft_model: str | None = None
-    """The card's draft model for speculative decoding, if any."""
+    draft: DraftModel | None = None
+    """The card's draft model for speculative decoding, if any (``from_vllm(...,
+    speculative=True)`` uses it)."""
     vllm_engine_args: tuple[tuple[str, Any], ...] = ()
     """``vllm.LLM`` settings the model needs (``trust_remote_code``...)."""
     source: str = ""
@@ -262,7 +282,11 @@ PROFILES: dict[str, ModelProfile] = {
             ),
             context_window=262144,
             end_tokens=("<|im_end|>",),
-            draft_model="aisingapore/Qwen-SEA-LION-v4.5-27B-IT-SpecDecoder",
+            draft=DraftModel(
+                "aisingapore/Qwen-SEA-LION-v4.5-27B-IT-SpecDecoder",
+                method="dflash",
+                num_speculative_tokens=16,
+            ),
             source="docs/models.md §2.9 (models/sea-lion-v4.5/qwen-sea-lion-v4.5.md)",
         ),
         ModelProfile(

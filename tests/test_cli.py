@@ -276,3 +276,12 @@ def test_ingest_a_web_page_by_url(tmp_path: Path) -> None:
         )
         assert mixed.returncode == 3  # one page stored (unchanged), one failed
         assert "unchanged" in mixed.stdout and "404" in mixed.stdout
+
+
+def test_speculative_needs_vllm(store: Path) -> None:
+    gguf = str(tiny_models.tiny_gguf("writes"))
+    result = sealion(
+        "ask", "hi", "-c", "demo", "--store", str(store), "--gguf", gguf, "--speculative"
+    )
+    assert result.returncode == 1
+    assert "--speculative sets the in-process vLLM engine: it needs --vllm MODEL" in result.stderr

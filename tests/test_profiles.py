@@ -720,3 +720,28 @@ def test_the_profile_s_end_token_ends_a_turn_the_vocabulary_does_not_end(
         assert reply.response_metadata["finish_reason"] == "stop"
         assert reply.usage_metadata is not None
         assert reply.usage_metadata["output_tokens"] == len(tiny_encode(GREETING))
+
+
+# -- the draft model (speculative decoding needs a GPU: only the engine settings here) ---------
+
+
+def test_speculative_uses_the_cards_draft_model() -> None:
+    from sealion_agents.backends.vllm import VLLMBackend
+    from sealion_agents.testing import tiny_hf_folder
+
+    folder = tiny_hf_folder("writes")
+    qwen = VLLMBackend(folder, profile="qwen-sea-lion-v4.5-27b-it", speculative=True)
+    assert qwen._engine_kwargs["speculative_config"] == {
+        "method": "dflash",
+        "model": "aisingapore/Qwen-SEA-LION-v4.5-27B-IT-SpecDecoder",
+        "num_speculative_tokens": 16,
+    }
+    own = {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3}
+    mine = VLLMBackend(
+        folder, profile="qwen-sea-lion-v4.5-27b-it", speculative=True, speculative_config=own
+    )
+    assert mine._engine_kwargs["speculative_config"] == own  # the caller's wins
+    plain = VLLMBackend(folder, profile="qwen-sea-lion-v4.5-27b-it")
+    assert "speculative_config" not in plain._engine_kwargs
+    with pytest.raises(ValueError, match="needs a draft model.*'llama-sea-lion-v3.5-r' has none"):
+        VLLMBackend(folder, profile="llama-sea-lion-v3.5-r", speculative=True)

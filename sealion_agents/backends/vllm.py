@@ -137,6 +137,7 @@ class VLLMBackend(ChatBackend):
         name: str | None = None,
         chat_template: str | None = None,
         profile: ModelProfile | str | None = None,
+        speculative: bool = False,
         **engine_kwargs: Any,
     ) -> None:
         """Describe the engine; nothing is loaded until the first generation.
@@ -148,6 +149,8 @@ class VLLMBackend(ChatBackend):
             chat_template: a Jinja template overriding the model's own.
             profile: the model profile (a name from ``profiles.PROFILES`` or a
                 ``ModelProfile``); default: found from the model's name and template.
+            speculative: decode speculatively with the profile's draft model (its card's
+                ``speculative_config``; a ``speculative_config`` given here wins).
             engine_kwargs: passed on to ``vllm.LLM`` (``tensor_parallel_size``,
                 ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, ``quantization``,
                 ``enforce_eager``, ...), over the settings the profile says the model needs
@@ -161,6 +164,14 @@ class VLLMBackend(ChatBackend):
         self._end_ids: list[int] = []  # the profile's end tokens, found on start
         known = self._override or declared_profile((name, self._model))
         needs = dict(known.vllm_engine_args) if known is not None else {}
+        if speculative and "speculative_config" not in engine_kwargs:
+            if known is None or known.draft is None:
+                which = f"the profile {known.name!r}" if known is not None else "this model"
+                raise ValueError(
+                    f"speculative=True needs a draft model, and {which} has none (the Qwen v4.5 "
+                    "profile has one); or pass speculative_config={...} for vLLM yourself."
+                )
+            needs["speculative_config"] = known.draft.speculative_config()
         self._engine_kwargs = {**needs, **engine_kwargs}
         self._llm = llm
         self._owns_llm = llm is None

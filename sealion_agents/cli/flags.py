@@ -121,6 +121,13 @@ class ModelFlags(FlagGroup):
             "as JSON when it parses, else as text), e.g. max_model_len=8192.",
         ),
     ] = None
+    speculative: Annotated[
+        bool,
+        typer.Option(
+            help="With --vllm: decode speculatively with the profile's draft model (Qwen "
+            "v4.5's, as its card pairs them; needs a GPU).",
+        ),
+    ] = False
     openai_url: Annotated[
         str | None,
         typer.Option(envvar="SEALION_OPENAI_URL", help="OpenAI-compatible server base URL."),

@@ -31,6 +31,8 @@ def build_chat_model(flags: ModelFlags) -> Any:
         raise CliError(f"choose one backend, not {' and '.join(chosen)}")
     if flags.vllm_arg and not flags.vllm:
         raise CliError("--vllm-arg sets the in-process vLLM engine: it needs --vllm MODEL")
+    if flags.speculative and not flags.vllm:
+        raise CliError("--speculative sets the in-process vLLM engine: it needs --vllm MODEL")
     if flags.openai_url:
         if not flags.model:
             raise CliError("--openai-url needs --model (the model name the server serves)")
@@ -46,7 +48,12 @@ def build_chat_model(flags: ModelFlags) -> Any:
         return llm
     if flags.vllm:
         engine = vllm_engine_kwargs(flags.vllm_arg or [])
-        return ChatSeaLion.from_vllm(flags.vllm, profile=flags.profile, **engine)
+        try:
+            return ChatSeaLion.from_vllm(
+                flags.vllm, profile=flags.profile, speculative=flags.speculative, **engine
+            )
+        except ValueError as exc:  # no draft model for --speculative
+            raise CliError(str(exc)) from exc
     if flags.gguf:
         llm = _gguf_model(flags)
         llm.load()  # fail here, clearly, if the model cannot be loaded
