@@ -240,6 +240,8 @@ class ChatServing:
             if holds:  # the reply is complete: it is shown only if it passes
                 assert rails is not None
                 blocked = await screen_reply(rails, messages, "".join(text), language)
+            if holds and not timed:  # the client's first token: the checked reply
+                self._first_token("chat", began)
             if blocked is not None:
                 yield json_event(writer.delta(content=blocked.refusal))
                 yield json_event(writer.finish(CONTENT_FILTER, blocked.extra()))
