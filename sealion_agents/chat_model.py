@@ -336,6 +336,7 @@ class ChatSeaLion(StructuredOutputMixin, BaseChatModel, GenerationOptions):
             plan=plan,
             support=self.backend.constraint_support if plan is not None else "none",
             continues=self.backend.continues if plan is not None else True,
+            reasoning_tags=profile.reasoning_tags,
         )
         return decoder.first_request(request), decoder
 

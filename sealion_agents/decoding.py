@@ -7,12 +7,13 @@ Data flow: backend events (``PromptInfo``, ``TextDelta``, ``ReasoningDelta``, ``
 
 The thinking budget: when the reasoning reaches ``max_thinking_tokens`` the decoder
 asks for an interruption; ``next_request`` then continues the same assistant turn from
-the text generated so far plus a closing ``</think>``, so the model answers at once.
+the text generated so far plus the closing tag (``</think>``), so the model answers at once.
+The tags are the model profile's (``reasoning_tags``).
 
 Constrained answers (tool calls, structured output; an ``AnswerPlan``): the reasoning is
 never constrained and never read for calls. On backends that constrain from the first
 token, the model reasons freely; when its answer begins (a forced plan) or opens with
-``{``/``[`` ("auto"), the decoder interrupts and continues the turn after ``</think>``
+``{``/``[`` ("auto"), the decoder interrupts and continues the turn after the closing tag
 under the constraint; with thinking off the first generation is constrained. The JSON
 answer is held back, ends the generation as soon as it is complete, is validated, retried
 a bounded number of times when it breaks a rule decoding could not enforce, and is then
@@ -37,13 +38,20 @@ from sealion_agents.backends.base import (
     PromptInfo,
     ReasoningDelta,
 )
-from sealion_agents.reasoning import THINK_CLOSE, Phase, ReasoningParser, Split
+from sealion_agents.reasoning import (
+    THINK_CLOSE,
+    THINK_TAGS,
+    Phase,
+    ReasoningParser,
+    ReasoningTags,
+    Split,
+)
 from sealion_agents.tool_calls import AnswerPlan
 
 __all__ = ["CLOSE_REASONING", "TurnDecoder"]
 
 CLOSE_REASONING = "\n" + THINK_CLOSE
-"""Appended to the reasoning when a thinking budget cuts it short."""
+"""Appended to the reasoning when a thinking budget cuts it short (``<think>`` tags)."""
 
 
 ANSWER_GAP = "\n\n"
@@ -99,8 +107,10 @@ class TurnDecoder:
         plan: AnswerPlan | None = None,
         support: str = "none",
         continues: bool = True,
+        reasoning_tags: ReasoningTags = THINK_TAGS,
     ) -> None:
         self.model_name = model_name
+        self.reasoning_tags = reasoning_tags
         self.max_thinking_tokens = max_thinking_tokens
         self.max_tokens = max_tokens
         self.plan = plan
@@ -113,6 +123,7 @@ class TurnDecoder:
         self.input_tokens = 0
         self.output_tokens = 0
         self.reasoning_tokens = 0
+        self._opening_tokens = 0  # tokens of an opening tag that is still incomplete
         self.finish_reason: str | None = None
         self.budget_reached = False
         self._continue = False  # a budget cut asks for a second generation
@@ -161,9 +172,9 @@ class TurnDecoder:
         if isinstance(event, PromptInfo):
             if self._parser is None:  # a continuation keeps the first prompt's parser
                 self.input_tokens = event.prompt_tokens
-                self._parser = ReasoningParser(in_reasoning=event.opens_reasoning)
+                self._parser = self._new_parser(event)
             elif self._mute_reasoning:  # a regenerated turn reads its output afresh
-                self._parser = ReasoningParser(in_reasoning=event.opens_reasoning)
+                self._parser = self._new_parser(event)
                 self._raw_start = 0
             return []
         parser = self._require_parser()
@@ -177,6 +188,10 @@ class TurnDecoder:
             self.reasoning_tokens += event.tokens
         else:
             split = parser.feed(event.text)
+            if parser.phase is Phase.START and event.text.strip():
+                self._opening_tokens += event.tokens  # part of a longer opening tag, so far
+            elif before is Phase.START and parser.in_reasoning:
+                self.reasoning_tokens += self._opening_tokens  # that tag's earlier tokens
             # the token that closes inline reasoning is reasoning; a server that splits
             # reasoning out sends the answer's first token after it
             if parser.in_reasoning or (before is Phase.REASONING and not parser.server_split):
@@ -261,7 +276,8 @@ class TurnDecoder:
         ok, remaining = self._remaining()
         if not ok:
             return None
-        prefix = request.assistant_prefix + self._generated().rstrip() + CLOSE_REASONING
+        closing = "\n" + self.reasoning_tags.close  # CLOSE_REASONING for <think>
+        prefix = request.assistant_prefix + self._generated().rstrip() + closing
         self.finish_reason = None
         options = request.options.model_copy(update={"max_tokens": remaining})
         constraint = None
@@ -282,8 +298,9 @@ class TurnDecoder:
             self._answer_mode = "json"
             return None
         generated = self._generated()
-        end = generated.rfind(THINK_CLOSE)
-        kept = generated[: end + len(THINK_CLOSE)] if end >= 0 else ""
+        close = self.reasoning_tags.close
+        end = generated.rfind(close)
+        kept = generated[: end + len(close)] if end >= 0 else ""
         if self.plan.opener:
             kept += (ANSWER_GAP if kept else "") + self.plan.opener
         self.finish_reason = None
@@ -404,6 +421,10 @@ class TurnDecoder:
         else:
             _, self._json_error = self.plan.constraint.check(self._json_text())
             self._result = ([], [])
+
+    def _new_parser(self, event: PromptInfo) -> ReasoningParser:
+        self._opening_tokens = 0
+        return ReasoningParser(in_reasoning=event.opens_reasoning, tags=self.reasoning_tags)
 
     def _require_parser(self) -> ReasoningParser:
         if self._parser is None:

@@ -3,10 +3,11 @@
 Data flow: a prepared JSON schema -> ``llama_cpp.llama_grammar.json_schema_to_gbnf`` -> GBNF
 text; ``answer_grammar`` wraps it for engines that must constrain a whole reply in one
 generation (llama.cpp's servers, which cannot continue an assistant turn): the reasoning
-runs free up to ``</think>``, then the answer is the JSON value (or, for "auto", text that
-does not open with ``{`` or ``[``). For vLLM, ``structured_outputs`` turns the schema into
-the fields of its structured outputs: a grammar from xgrammar (vLLM's own converter) or from
-llama.cpp's converter, with at most one whitespace character between tokens.
+runs free up to its closing tag (the profile's; ``</think>`` by default), then the answer is
+the JSON value (or, for "auto", text that does not open with ``{`` or ``[``). For vLLM,
+``structured_outputs`` turns the schema into the fields of its structured outputs: a grammar
+from xgrammar (vLLM's own converter) or from llama.cpp's converter, with at most one
+whitespace character between tokens.
 
 Whitespace is bounded everywhere: a model that does not lean towards closing its JSON could
 otherwise write whitespace until ``max_tokens``.
@@ -25,17 +26,12 @@ from typing import Any
 
 from sealion_agents.errors import UnsupportedSchemaError, require
 from sealion_agents.json_schema import rename_definitions
-from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
+from sealion_agents.reasoning import THINK_TAGS, ReasoningTags
 
 __all__ = ["answer_grammar", "python_call_grammar", "schema_grammar", "structured_outputs"]
 
 logger = logging.getLogger(__name__)
 
-# Reasoning: any text that does not contain "</think>" (each partial tag must go on).
-_REASONING_RULES = r"""
-reasoning ::= ( [^<] | "<" [^/<] | "</" [^t<] | "</t" [^h<] | "</th" [^i<] | "</thi" [^n<]
-  | "</thin" [^k<] | "</think" [^><] )*
-"""
 _GAP = "[ \\t\\n]{0,4}"  # whitespace before the reasoning or the answer: bounded
 
 
@@ -191,10 +187,11 @@ def answer_grammar(
     optional: bool,
     opener: str = "",
     body_grammar: str | None = None,
+    tags: ReasoningTags = THINK_TAGS,
 ) -> str:
     """One grammar for a whole reply: free reasoning (if allowed), then the constrained answer.
 
-    With ``after_reasoning`` the reply may hold reasoning that ends in ``</think>`` (opened
+    With ``after_reasoning`` the reply may hold reasoning that ends in ``tags.close`` (opened
     by the reply or already by the prompt) before the answer. ``optional``: the answer may
     be plain text instead of the JSON value (text that does not begin like a call).
     ``opener``: text the JSON value follows (a call's tag, ``<tool_call>``);
@@ -207,11 +204,46 @@ def answer_grammar(
     first = re.escape(opener[0]) if opener else "{\\["
     free_text = f"free-text ::= [^{first} \\t\\n] [^\\x00]*\n"
     if after_reasoning:
-        thought = f'( "{THINK_OPEN}"? reasoning "{THINK_CLOSE}" {_GAP} )?'
+        thought = f"( {_literal(tags.open)}? reasoning {_literal(tags.close)} {_GAP} )?"
         root = f"root ::= {_GAP} {thought} {answer}"
     else:
         root = f"root ::= {_GAP} {answer}"
-    return f"{root}\n{grammar}\n{_REASONING_RULES}{free_text}"
+    return f"{root}\n{grammar}\n{_reasoning_rule(tags.close)}{free_text}"
+
+
+def _reasoning_rule(close: str) -> str:
+    """The GBNF rule ``reasoning``: any text without ``close`` in it.
+
+    Each step is a proper prefix of ``close`` and then a character that neither goes on with
+    it nor starts it again (for ``</think>``: ``[^<] | "<" [^/<] | ... | "</think" [^><]``).
+    That is exact when the tag's first character does not recur in it, as in every tag in
+    use; a tag where it recurs is refused with a clear error.
+    """
+    if close[0] in close[1:]:
+        raise UnsupportedSchemaError(
+            f"The closing reasoning tag {close!r} repeats its first character, which the "
+            "reasoning grammar cannot exclude exactly: use structured_output='none' (replies "
+            "are checked and retried) with this model."
+        )
+    steps = []
+    for i, char in enumerate(close):
+        excluded = _class_char(char) + (_class_char(close[0]) if i else "")
+        steps.append((f"{_literal(close[:i])} " if i else "") + f"[^{excluded}]")
+    lines = [" | ".join(steps[j : j + 6]) for j in range(0, len(steps), 6)]
+    return "\nreasoning ::= ( " + "\n  | ".join(lines) + " )*\n"
+
+
+def _literal(text: str) -> str:
+    """``text`` as a GBNF string literal."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _class_char(char: str) -> str:
+    """One character as GBNF writes it inside ``[...]``."""
+    escapes = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if char in escapes:
+        return escapes[char]
+    return "\\" + char if char in "\\]^-[" else char
 
 
 def structured_outputs(schema: dict[str, Any]) -> dict[str, Any]:

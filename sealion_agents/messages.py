@@ -24,7 +24,7 @@ from langchain_core.messages import (
 )
 
 from sealion_agents.profiles import ModelProfile
-from sealion_agents.reasoning import reasoning_in, strip_reasoning
+from sealion_agents.reasoning import THINK_TAGS, ReasoningTags, reasoning_in, strip_reasoning
 from sealion_agents.tool_formats import JSON_CALLS, ToolFormat
 
 __all__ = ["to_template_messages"]
@@ -72,7 +72,7 @@ def _role_of(message: BaseMessage, tool_format: ToolFormat) -> str:
     )
 
 
-def _reasoning_of(message: AIMessage) -> str:
+def _reasoning_of(message: AIMessage, tags: ReasoningTags) -> str:
     """An earlier turn's reasoning: its field, its reasoning blocks or its inline tags."""
     field = message.additional_kwargs.get("reasoning_content")
     if isinstance(field, str) and field.strip():
@@ -86,7 +86,7 @@ def _reasoning_of(message: AIMessage) -> str:
     else:
         text = message.content
     if not parts:
-        return reasoning_in(text)
+        return reasoning_in(text, tags)
     return "".join(parts).strip()
 
 
@@ -98,18 +98,19 @@ def to_template_messages(
         raise ValueError("No messages to send: pass at least one message.")
     tool_format = profile.tools if profile is not None else JSON_CALLS
     keeps_reasoning = profile is not None and profile.keeps_reasoning
+    tags = profile.reasoning_tags if profile is not None else THINK_TAGS
     out: list[dict[str, str]] = []
     for message in messages:
         role = _role_of(message, tool_format)
         text = _text_of(message.content, role=role)
         entry = {"role": role, "content": text}
         if role == "assistant":
-            entry["content"] = strip_reasoning(text)
+            entry["content"] = strip_reasoning(text, tags)
             if isinstance(message, AIMessage) and message.tool_calls:
                 calls = tool_format.format_calls(message.tool_calls)
                 entry["content"] = (entry["content"] + "\n" if entry["content"] else "") + calls
             if keeps_reasoning and isinstance(message, AIMessage):
-                reasoning = _reasoning_of(message)
+                reasoning = _reasoning_of(message, tags)
                 if reasoning:
                     entry["reasoning_content"] = reasoning
         if isinstance(message, ToolMessage):

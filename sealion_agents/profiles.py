@@ -1,7 +1,8 @@
 """Model profiles: what differs between the members of the SEA-LION family, as data.
 
 A ``ModelProfile`` decides, for one model: its thinking switch (the chat-template variable
-and its values, or none), how tools are described and calls written (``tool_formats``),
+and its values, or none), the tags around its reasoning (``<think>``/``</think>`` for every
+declared model: no card names others), how tools are described and calls written (``tool_formats``),
 whether earlier reasoning stays in the history, the recommended sampling per mode, the
 context window, the tokens that end a turn, the draft model for speculative decoding, and
 engine settings vLLM needs. Each declaration cites the model card its facts come from
@@ -23,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sealion_agents.reasoning import THINK_TAGS, ReasoningTags
 from sealion_agents.tool_formats import (
     HERMES_CALLS,
     JSON_CALLS,
@@ -115,6 +117,8 @@ class ModelProfile:
     """The architecture line (``llama3.1``, ``qwen3``, ``gemma3``...), for tables."""
     thinking: ThinkingSwitch | None | str = FROM_TEMPLATE
     """The thinking switch, None for a model that does not reason, or ``FROM_TEMPLATE``."""
+    reasoning_tags: ReasoningTags = THINK_TAGS
+    """The tags the model writes around its reasoning (and a prompt pre-fills)."""
     tool_format: ToolFormat | str = FROM_TEMPLATE
     """How tools are described and calls written (``tool_formats``), or ``FROM_TEMPLATE``."""
     keeps_reasoning: bool = False
@@ -135,6 +139,13 @@ class ModelProfile:
     """``vllm.LLM`` settings the model needs (``trust_remote_code``...)."""
     source: str = ""
     """Where the facts come from (``docs/models.md`` section and the card's path)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reasoning_tags, ReasoningTags):
+            raise TypeError(
+                f"The profile {self.name!r} has reasoning_tags={self.reasoning_tags!r}: pass "
+                "ReasoningTags(open=..., close=...) from sealion_agents.reasoning."
+            )
 
     @property
     def can_think(self) -> bool:

@@ -3,10 +3,11 @@
 Data flow: raw text pieces (any chunking; tags may be split across pieces) ->
 ``ReasoningParser.feed`` -> ``Split(reasoning, content)`` deltas -> ``finish``. Reasoning a
 server already split out arrives through ``feed_reasoning``; the answer text after it ends
-the reasoning. This is the only module that reads or writes ``<think>`` tags in model output.
+the reasoning. This is the only module that reads reasoning tags in model output.
 
-SEA-LION R models write ``<think> ... </think>`` before the answer. A chat template may
-pre-fill the opening tag in the prompt, in which case the output holds only
+The tags are the model profile's ``ReasoningTags``: SEA-LION R models write
+``<think> ... </think>`` before the answer (``THINK_TAGS``, the default everywhere). A chat
+template may pre-fill the opening tag in the prompt, in which case the output holds only
 ``reasoning</think>answer``: start the parser with ``in_reasoning=True`` then.
 """
 
@@ -18,15 +19,41 @@ from enum import Enum
 __all__ = [
     "THINK_CLOSE",
     "THINK_OPEN",
+    "THINK_TAGS",
     "Phase",
     "ReasoningParser",
+    "ReasoningTags",
     "Split",
     "reasoning_in",
     "strip_reasoning",
 ]
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
+
+@dataclass(frozen=True)
+class ReasoningTags:
+    """The tags a model writes around its reasoning, e.g. ``<think>`` and ``</think>``."""
+
+    open: str = "<think>"
+    close: str = "</think>"
+
+    def __post_init__(self) -> None:
+        for role, tag in (("opening", self.open), ("closing", self.close)):
+            if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
+                raise ValueError(
+                    f"The {role} reasoning tag {tag!r} must be non-empty text without "
+                    "surrounding whitespace, e.g. ReasoningTags(open='<think>', close='</think>')."
+                )
+        if self.open == self.close:
+            raise ValueError(
+                f"The reasoning tags are both {self.open!r}: the opening and closing tags must "
+                "differ, e.g. ReasoningTags(open='<think>', close='</think>')."
+            )
+
+
+THINK_TAGS = ReasoningTags()
+"""SEA-LION's (and DeepSeek-R1's) tags: ``<think>`` and ``</think>``."""
+THINK_OPEN = THINK_TAGS.open
+THINK_CLOSE = THINK_TAGS.close
 
 
 class Phase(str, Enum):
@@ -57,14 +84,15 @@ def _partial_suffix(text: str, tag: str) -> int:
 
 
 class ReasoningParser:
-    """Incremental ``<think>`` parser; one instance per generation.
+    """Incremental reasoning parser (``tags``: the profile's); one instance per generation.
 
     Whitespace between the reasoning and the answer is dropped, as are leading and
-    trailing blanks of the reasoning. A ``<think>`` after the answer has begun is
+    trailing blanks of the reasoning. An opening tag after the answer has begun is
     ordinary answer text.
     """
 
-    def __init__(self, *, in_reasoning: bool = False) -> None:
+    def __init__(self, *, in_reasoning: bool = False, tags: ReasoningTags = THINK_TAGS) -> None:
+        self.tags = tags
         self.phase = Phase.REASONING if in_reasoning else Phase.START
         self._buffer = ""  # text held back: a possible partial tag or pending whitespace
         self._reasoning_started = False  # leading whitespace of reasoning is dropped
@@ -94,9 +122,9 @@ class ReasoningParser:
         if self.phase is Phase.START:
             self._buffer = ""
             self.phase = Phase.REASONING
-            self._raw.append(THINK_OPEN)
-        if not self._reasoning_started and text.lstrip().startswith(THINK_OPEN):
-            text = text.lstrip()[len(THINK_OPEN) :]  # a server that kept the opening tag
+            self._raw.append(self.tags.open)
+        if not self._reasoning_started and text.lstrip().startswith(self.tags.open):
+            text = text.lstrip()[len(self.tags.open) :]  # a server that kept the opening tag
         self._server_split = True
         self._raw.append(text)
         self._buffer += text
@@ -110,7 +138,7 @@ class ReasoningParser:
         if self._server_split and self.phase is Phase.REASONING and text:
             # answer text from a server that splits reasoning: the reasoning is over
             reasoning.append(self._reasoning_text(self._buffer.rstrip(), final=True))
-            self._raw.insert(len(self._raw) - 1, THINK_CLOSE)
+            self._raw.insert(len(self._raw) - 1, self.tags.close)
             self._buffer = ""
             self.phase = Phase.ANSWER
         self._buffer += text
@@ -122,22 +150,22 @@ class ReasoningParser:
                 stripped = self._buffer.lstrip()
                 if not stripped:
                     return self._split(reasoning, content)
-                if stripped.startswith(THINK_OPEN):
-                    self._buffer = stripped[len(THINK_OPEN) :]
+                if stripped.startswith(self.tags.open):
+                    self._buffer = stripped[len(self.tags.open) :]
                     self.phase = Phase.REASONING
                     continue
-                if THINK_OPEN.startswith(stripped):
+                if self.tags.open.startswith(stripped):
                     return self._split(reasoning, content)  # maybe a split tag: wait
                 self.phase = Phase.ANSWER
                 continue
             if self.phase is Phase.REASONING:
-                end = self._buffer.find(THINK_CLOSE)
+                end = self._buffer.find(self.tags.close)
                 if end >= 0:
                     reasoning.append(self._reasoning_text(self._buffer[:end], final=True))
-                    self._buffer = self._buffer[end + len(THINK_CLOSE) :]
+                    self._buffer = self._buffer[end + len(self.tags.close) :]
                     self.phase = Phase.ANSWER
                     continue
-                keep = _partial_suffix(self._buffer, THINK_CLOSE)
+                keep = _partial_suffix(self._buffer, self.tags.close)
                 ready = self._buffer[: len(self._buffer) - keep]
                 # hold back trailing whitespace too, so the reasoning never ends in blanks
                 body = ready.rstrip()
@@ -183,25 +211,25 @@ class ReasoningParser:
         return Split(reasoning="".join(reasoning), content="".join(content))
 
 
-def reasoning_in(text: str) -> str:
-    """The text of the first ``<think>`` block (to its ``</think>``, or the end), else ""."""
-    start = text.find(THINK_OPEN)
+def reasoning_in(text: str, tags: ReasoningTags = THINK_TAGS) -> str:
+    """The text of the first reasoning block (to its closing tag, or the end), else ""."""
+    start = text.find(tags.open)
     if start < 0:
         return ""
-    start += len(THINK_OPEN)
-    end = text.find(THINK_CLOSE, start)
+    start += len(tags.open)
+    end = text.find(tags.close, start)
     return text[start : end if end >= 0 else len(text)].strip()
 
 
-def strip_reasoning(text: str) -> str:
-    """Remove every ``<think>...</think>`` block (and an unclosed leading one) from text."""
+def strip_reasoning(text: str, tags: ReasoningTags = THINK_TAGS) -> str:
+    """Remove every reasoning block (``<think>...</think>``; an unclosed one too) from text."""
     out: list[str] = []
     rest = text
     while True:
-        start = rest.find(THINK_OPEN)
-        end = rest.find(THINK_CLOSE)
+        start = rest.find(tags.open)
+        end = rest.find(tags.close)
         if end >= 0 and (start < 0 or end < start):
-            rest = rest[end + len(THINK_CLOSE) :]  # a close tag with no open tag before it
+            rest = rest[end + len(tags.close) :]  # a close tag with no open tag before it
             out.clear()
             continue
         if start < 0:
@@ -210,5 +238,5 @@ def strip_reasoning(text: str) -> str:
         out.append(rest[:start])
         if end < 0:
             break  # unclosed reasoning runs to the end
-        rest = rest[end + len(THINK_CLOSE) :]
+        rest = rest[end + len(tags.close) :]
     return "".join(out).strip()

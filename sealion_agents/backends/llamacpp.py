@@ -55,7 +55,6 @@ from sealion_agents.literal_text import (
     split_encoder,
 )
 from sealion_agents.profiles import ModelProfile, profile_named, resolve_profile
-from sealion_agents.reasoning import THINK_OPEN
 
 __all__ = ["DEFAULT_N_CTX", "LlamaCppBackend", "read_gguf_metadata"]
 
@@ -349,9 +348,8 @@ class LlamaCppBackend(ChatBackend):
                 raise ContextWindowExceededError(
                     prompt_tokens=len(tokens), max_tokens=request.max_tokens, n_ctx=n_ctx
                 )
-            yield PromptInfo(
-                prompt_tokens=len(tokens), opens_reasoning=prompt.rstrip().endswith(THINK_OPEN)
-            )
+            opens = prompt.rstrip().endswith(self.profile.reasoning_tags.open)
+            yield PromptInfo(prompt_tokens=len(tokens), opens_reasoning=opens)
             yield from self._generate(llama, tokens, request, n_ctx)
 
     def sampling(self, request: GenerationRequest) -> dict[str, Any]:

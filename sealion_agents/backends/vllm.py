@@ -55,7 +55,6 @@ from sealion_agents.literal_text import (
     split_encoder,
 )
 from sealion_agents.profiles import ModelProfile, declared_profile, profile_named, resolve_profile
-from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
 
 __all__ = ["VLLMBackend"]
 
@@ -80,7 +79,7 @@ class _EngineState:
         self.batch_waiting = 0
         self.ids = itertools.count()
         self.sampling_defaults: dict[str, Any] | None = None  # from generation_config.json
-        self.think_close_id = -2  # -2: not looked up yet; -1: not a single token
+        self.close_ids: dict[str, int | None] = {}  # closing reasoning tag -> its token id
 
 
 _STATES: weakref.WeakKeyDictionary[Any, _EngineState] = weakref.WeakKeyDictionary()
@@ -319,7 +318,7 @@ class VLLMBackend(ChatBackend):
             options["top_k"] = -1  # vLLM's "no limit"
         options.pop("max_new_tokens", None)
         options["max_tokens"] = request.max_tokens or (limit - len(ids))
-        options["skip_special_tokens"] = False  # keep <think> tags even if marked special
+        options["skip_special_tokens"] = False  # keep reasoning tags even if marked special
         if request.constraint is not None:
             from vllm.sampling_params import StructuredOutputsParams
 
@@ -331,7 +330,7 @@ class VLLMBackend(ChatBackend):
             )
             options["structured_outputs"] = StructuredOutputsParams(**fields)
         params = vllm.SamplingParams(**options)
-        return ids, prompt.rstrip().endswith(THINK_OPEN), params
+        return ids, prompt.rstrip().endswith(self.profile.reasoning_tags.open), params
 
     # -- streaming -----------------------------------------------------------------
 
@@ -412,7 +411,7 @@ class VLLMBackend(ChatBackend):
                     else []
                 )
                 tokenizer = llm.get_tokenizer()
-                close_id = _think_close_id(state, tokenizer)
+                close_id = _close_id(state, tokenizer, self.profile.reasoning_tags.close)
             finally:
                 state.batch_waiting -= 1
                 state.lock.notify_all()
@@ -473,12 +472,11 @@ def _token_id(tokenizer: Any, text: str) -> int | None:
     return int(ids[0]) if len(ids) == 1 else None
 
 
-def _think_close_id(state: _EngineState, tokenizer: Any) -> int | None:
-    """The id of ``</think>`` when it is a single token of the vocabulary, else None."""
-    if state.think_close_id == -2:
-        ids = tokenizer.encode(THINK_CLOSE, add_special_tokens=False)
-        state.think_close_id = ids[0] if len(ids) == 1 else -1
-    return state.think_close_id if state.think_close_id >= 0 else None
+def _close_id(state: _EngineState, tokenizer: Any, close: str) -> int | None:
+    """The id of the closing reasoning tag when it is a single token, else None (cached)."""
+    if close not in state.close_ids:
+        state.close_ids[close] = _token_id(tokenizer, close)
+    return state.close_ids[close]
 
 
 def _ends_on_stop_token(piece: Any) -> bool:
@@ -489,10 +487,11 @@ def _ends_on_stop_token(piece: Any) -> bool:
 def _pieces(tokenizer: Any, token_ids: list[int], close_id: int | None) -> list[tuple[str, int]]:
     """Text pieces of a finished output and their token counts, for the decoder.
 
-    Up to the ``</think>`` token the pieces are token by token (the thinking budget and the
-    reasoning count need that); the answer after it is one piece. Each token's text is the
-    difference between decoding a short window with and without it, which keeps leading
-    spaces (SentencePiece) and multi-byte characters (byte-level BPE) right.
+    Up to the closing reasoning tag's token (``</think>``, when it is one token) the pieces
+    are token by token (the thinking budget and the reasoning count need that); the answer
+    after it is one piece. Each token's text is the difference between decoding a short
+    window with and without it, which keeps leading spaces (SentencePiece) and multi-byte
+    characters (byte-level BPE) right.
     """
     end = len(token_ids)
     if close_id is not None and close_id in token_ids:

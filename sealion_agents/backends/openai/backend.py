@@ -8,9 +8,10 @@ renders and tokenizes) + options -> one request body (``build``; thinking as
 retry policy; only the HTTP loop differs.
 
 What the server is (its kind, context window, tokenize endpoint, whether it continues an
-assistant message, how it constrains output, whether its template pre-fills ``<think>``)
+assistant message, how it constrains output, whether its template pre-fills the opening
+reasoning tag: the profile's, ``<think>``)
 is found once by ``discovery`` in ``load()`` (or on first need) and kept as one
-``ServerFacts``. When the chat template pre-fills ``<think>`` and the server cannot say
+``ServerFacts``. When the chat template pre-fills the tag and the server cannot say
 so, the first thinking reply is held back until the output shows it (then remembered).
 """
 
@@ -33,7 +34,6 @@ from sealion_agents.backends.openai.transport import API_KEY_ENV, Request, Trans
 from sealion_agents.errors import ServerError, ServerUnavailableError, TokenizerUnavailableError
 from sealion_agents.literal_text import neutralise
 from sealion_agents.profiles import ModelProfile, profile_named, resolve_profile
-from sealion_agents.reasoning import THINK_OPEN
 
 __all__ = ["OpenAIBackend"]
 
@@ -75,6 +75,7 @@ class OpenAIBackend(ChatBackend):
                 servers that fix ``thinking_mode`` at start-up rather than per request
                 (llama-cpp-python's server: serve the GGUF under two aliases).
             reasoning_prefilled: whether the chat template ends the prompt with ``<think>``
+                (the profile's opening reasoning tag)
                 when thinking is on (default: ask the server, else learn from the output).
             extra_body: more fields for every request body (``chat_template``,
                 ``repetition_penalty``...); dicts merge with the backend's own.
@@ -193,6 +194,7 @@ class OpenAIBackend(ChatBackend):
                 chat_template=self.extra_body.get("chat_template"),
                 probe_prefill=self._prefilled.get(True) is None,
                 thinking_variables=self.profile.template_variables(True),
+                tags=self.profile.reasoning_tags,
             )
             if self._prefilled.get(True) is None and facts.reasoning_prefilled is not None:
                 self._prefilled[True] = facts.reasoning_prefilled
@@ -302,7 +304,8 @@ class OpenAIBackend(ChatBackend):
                     "continue_final_message."
                 )
             opens = self._prefilled.get(request.thinking)
-            prefix = (THINK_OPEN if opens else "") + request.assistant_prefix
+            opening = profile.reasoning_tags.open if opens else ""
+            prefix = opening + request.assistant_prefix
             messages.append({"role": "assistant", "content": prefix})
             body["add_generation_prompt"] = False
             body["continue_final_message"] = True
@@ -342,6 +345,7 @@ class OpenAIBackend(ChatBackend):
                 optional=constraint.optional,
                 opener=constraint.opener,
                 body_grammar=constraint.grammar,
+                tags=self.profile.reasoning_tags,
             )
             return {"grammar": grammar}
         return {}
@@ -351,6 +355,7 @@ class OpenAIBackend(ChatBackend):
             thinking=request.thinking,
             opens=self._prefilled.get(request.thinking),
             continuing=bool(request.assistant_prefix),
+            tags=self.profile.reasoning_tags,
         )
 
     def _learn(self, thinking: bool, reader: ChunkReader) -> None:
@@ -369,7 +374,7 @@ class OpenAIBackend(ChatBackend):
     def stream(self, request: GenerationRequest) -> Iterator[Event]:
         """Stream one chat completion; closing the iterator closes the connection."""
         if request.thinking:
-            self._server_if_up()  # vLLM says whether its template pre-fills <think>
+            self._server_if_up()  # vLLM says whether its template pre-fills the tag
         reader = self._reader(request)
         response = self._transport.open(self.build(request))
         try:

@@ -4,8 +4,9 @@ Data flow: a ``Transport`` -> ``GET /v1/models`` (the model is served; ``sealion
 told apart by its models' ``owned_by``; vLLM's ``max_model_len``) -> the server's own
 endpoints, tried in order: llama-cpp-python's ``/extras/tokenize/count``, llama.cpp's
 ``/props`` (its ``n_ctx``), ``/tokenize`` (vLLM, llama.cpp, ``sealion serve``) -> on vLLM,
-one ``/tokenize`` of a chat prompt with thinking on (does the template pre-fill
-``<think>``?) -> one frozen ``ServerFacts``, which the backend's properties read.
+one ``/tokenize`` of a chat prompt with thinking on (does the template pre-fill the
+opening reasoning tag, ``<think>``?) -> one frozen ``ServerFacts``, which the backend's
+properties read.
 
 ``sealion serve`` answers vLLM's ``/tokenize`` and ``max_model_len`` too, but continues no
 assistant message and reads none of vLLM's constraint fields: it gets plain chat
@@ -22,7 +23,7 @@ from typing import Any
 
 from sealion_agents.backends.openai.transport import Retryable, Transport
 from sealion_agents.errors import ServerModelNotFoundError, ServerUnavailableError
-from sealion_agents.reasoning import THINK_OPEN
+from sealion_agents.reasoning import THINK_TAGS, ReasoningTags
 
 __all__ = ["SEALION_SERVE_OWNER", "ServerFacts", "discover"]
 
@@ -50,7 +51,8 @@ class ServerFacts:
     tokenize_offset: int = 0
     """Tokens the endpoint counts for empty text (llama-cpp-python's BOS)."""
     reasoning_prefilled: bool | None = None
-    """Whether the prompt ends with ``<think>`` with thinking on (vLLM only; None: unknown)."""
+    """Whether the prompt ends with the opening reasoning tag with thinking on (vLLM only;
+    None: unknown)."""
 
     @property
     def structured_mode(self) -> str:
@@ -71,6 +73,7 @@ def discover(
     chat_template: str | None,
     probe_prefill: bool,
     thinking_variables: dict[str, Any] | None = None,
+    tags: ReasoningTags = THINK_TAGS,
 ) -> ServerFacts:
     """Ask the server what it is (raises when it is unreachable or lacks the model)."""
     models = _models(transport, model, thinking_off_model)
@@ -102,7 +105,8 @@ def discover(
         kind = "sealion-serve"
     prefilled = None
     if kind == "vllm" and probe_prefill:
-        prefilled = _prefilled(transport, model, chat_template, thinking_variables or {})
+        variables = thinking_variables or {}
+        prefilled = _prefilled(transport, model, chat_template, variables, tags.open)
     return ServerFacts(kind, window, path, offset, prefilled)
 
 
@@ -128,9 +132,13 @@ def _models(transport: Transport, model: str, thinking_off_model: str | None) ->
 
 
 def _prefilled(
-    transport: Transport, model: str, chat_template: str | None, variables: dict[str, Any]
+    transport: Transport,
+    model: str,
+    chat_template: str | None,
+    variables: dict[str, Any],
+    opening: str,
 ) -> bool | None:
-    """Ask vLLM's ``/tokenize`` whether a thinking prompt ends with ``<think>``."""
+    """Ask vLLM's ``/tokenize`` whether a thinking prompt ends with the ``opening`` tag."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": "."}],
@@ -146,13 +154,13 @@ def _prefilled(
             return None
         document = response.json()
         tokens, strings = document.get("tokens") or [], document.get("token_strs") or []
-        if strings:
-            return bool(strings[-1] == THINK_OPEN)
+        if strings:  # the tag is one token (<think>) or several
+            return "".join(strings).endswith(opening)
         if not tokens:
             return None
-        response = transport.post("/detokenize", {"model": model, "tokens": tokens[-1:]})
+        response = transport.post("/detokenize", {"model": model, "tokens": tokens})
         if response.status_code == 200:
-            return bool(response.json().get("prompt", "").strip() == THINK_OPEN)
+            return bool(response.json().get("prompt", "").endswith(opening))
     except Exception:  # a server that answers otherwise: learn from the output instead
         logger.debug("no chat /tokenize on %s", transport.root, exc_info=True)
     return None

@@ -5,7 +5,8 @@ way the server sent the reasoning:
 
 * a ``reasoning`` field (vLLM with ``--reasoning-parser``), or ``reasoning_content`` (older
   vLLM, llama.cpp's C++ server): ``ReasoningDelta`` events;
-* inline ``<think>`` tags in ``content`` (no reasoning parser on the server): ``TextDelta``
+* inline reasoning tags (the profile's, ``<think>``) in ``content`` (no reasoning parser on
+  the server): ``TextDelta``
   events, parsed by ``ReasoningParser`` like every other backend's output. When whether
   the prompt opened the reasoning is unknown, the output is held back until it shows
   (``learned`` then says what it showed).
@@ -22,7 +23,7 @@ from typing import Any
 
 from sealion_agents.backends.base import Event, Finished, PromptInfo, ReasoningDelta, TextDelta
 from sealion_agents.errors import ServerError
-from sealion_agents.reasoning import THINK_CLOSE, THINK_OPEN
+from sealion_agents.reasoning import THINK_TAGS, ReasoningTags
 
 __all__ = ["ChunkReader"]
 
@@ -32,11 +33,20 @@ class ChunkReader:
 
     ``opens``: whether the prompt ends inside the reasoning (None: unknown; the output is
     held back until it shows). Server-split reasoning becomes ``ReasoningDelta`` events;
-    tags in ``content`` stay as they are, for the reasoning parser.
+    tags in ``content`` stay as they are, for the reasoning parser. ``tags``: the reasoning
+    tags of the model's profile.
     """
 
-    def __init__(self, *, thinking: bool, opens: bool | None, continuing: bool) -> None:
+    def __init__(
+        self,
+        *,
+        thinking: bool,
+        opens: bool | None,
+        continuing: bool,
+        tags: ReasoningTags = THINK_TAGS,
+    ) -> None:
         self.thinking = thinking
+        self.tags = tags
         self.opens: bool | None = opens if thinking else False
         if continuing and self.opens is None:
             self.opens = False  # a continuation keeps the first prompt's parser anyway
@@ -117,17 +127,17 @@ class ChunkReader:
         if not self.thinking:
             return [TextDelta(reasoning + content, tokens)]  # thinking off: it is all answer
         pieces: list[TextDelta | ReasoningDelta] = []
-        if reasoning and not self._in_split_reasoning and reasoning.startswith(THINK_OPEN):
+        if reasoning and not self._in_split_reasoning and reasoning.startswith(self.tags.open):
             # vLLM's reasoning parser keeps the tag when it arrives in one chunk with more
             # tokens (a busy server batches its deltas): the tag is not reasoning text
-            reasoning = reasoning[len(THINK_OPEN) :]
+            reasoning = reasoning[len(self.tags.open) :]
         if reasoning:
             self._in_split_reasoning = True
             pieces.append(ReasoningDelta(reasoning, tokens if not content else max(0, tokens - 1)))
             tokens = min(tokens, 1) if content else 0
         if content:
             if self._in_split_reasoning and not reasoning and tokens > 1:
-                # the server swallowed the </think> token: count it with the reasoning
+                # the server swallowed the closing tag's token: count it with the reasoning
                 pieces.append(ReasoningDelta("", tokens - 1))
                 tokens = 1
             self._in_split_reasoning = False
@@ -140,10 +150,10 @@ class ChunkReader:
             return [piece]
         self._held.append(piece)
         held = "".join(p.text for p in self._held if isinstance(p, TextDelta))
-        if isinstance(piece, ReasoningDelta) or held.lstrip().startswith(THINK_OPEN):
+        if isinstance(piece, ReasoningDelta) or held.lstrip().startswith(self.tags.open):
             self.learned = False  # the output opened the reasoning itself
             return self._release(False)
-        if THINK_CLOSE in held:
+        if self.tags.close in held:
             self.learned = True  # reasoning closed that never opened: the prompt opened it
             return self._release(True)
         return []
