@@ -182,9 +182,19 @@ class ModelProfile:
         return dataclasses.replace(self, **updates) if updates else self
 
 
+_HUB_SNAPSHOT = re.compile(r"models--[^/]+?--([^/]+)/snapshots/[^/]+/?$")
+"""A folder in the Hugging Face cache (what ``snapshot_download`` returns): it names the repo."""
+
+
 def normalise_name(model_name: str) -> str:
-    """A model name without its owner, file extension or quantisation, in lower case."""
-    name = str(model_name).strip().lower().replace("\\", "/").rsplit("/", 1)[-1]
+    """A model name without its owner, file extension or quantisation, in lower case.
+
+    A Hugging Face cache snapshot folder (``.../models--owner--name/snapshots/<hash>``) is
+    named by its repo.
+    """
+    name = str(model_name).strip().lower().replace("\\", "/")
+    snapshot = _HUB_SNAPSHOT.search(name)
+    name = snapshot.group(1) if snapshot else name.rsplit("/", 1)[-1]
     name = re.sub(r"\.gguf$", "", name)
     return re.sub(r"[-_.](gguf|q\d\w*|iq\d\w*|f16|bf16|f32|fp8(-dynamic)?|nvfp4|\d+bit)$", "", name)
 

@@ -24,6 +24,7 @@ from sealion_agents.profiles import (
     ENABLE_THINKING,
     PROFILES,
     THINKING_MODE,
+    declared_profile,
     normalise_name,
     profile_named,
     resolve_profile,
@@ -745,3 +746,35 @@ def test_speculative_uses_the_cards_draft_model() -> None:
     assert "speculative_config" not in plain._engine_kwargs
     with pytest.raises(ValueError, match="needs a draft model.*'llama-sea-lion-v3.5-r' has none"):
         VLLMBackend(folder, profile="llama-sea-lion-v3.5-r", speculative=True)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (
+            "hub/models--aisingapore--Qwen-SEA-LION-v4.5-27B-IT/snapshots/0a1b2c",
+            "qwen-sea-lion-v4.5-27b-it",
+        ),
+        (
+            "hub/models--aisingapore--Nemotron-SEA-LION-v4.8-30B-A3B/snapshots/9f/",
+            "nemotron-sea-lion-v4.8",
+        ),
+        (
+            "hub/models--aisingapore--Llama-SEA-LION-v3.5-8B-R-GGUF/snapshots/ab/Llama-SEA-LION-v3.5-8B-R-Q4_K_M.gguf",
+            "llama-sea-lion-v3.5-r",
+        ),
+        ("hub/models--someone--tiny-llama/snapshots/0a1b2c", None),
+    ],
+)
+def test_a_hugging_face_cache_folder_is_named_by_its_repo(path: str, expected: str | None) -> None:
+    """What snapshot_download returns (a folder whose last part is a commit hash)."""
+    found = declared_profile((f"/root/.cache/huggingface/{path}",))
+    assert (found.name if found else None) == expected
+
+
+def test_a_snapshot_folder_gets_its_profiles_engine_settings(tmp_path: Path) -> None:
+    from sealion_agents.backends.vllm import VLLMBackend
+
+    folder = tmp_path / "models--aisingapore--Nemotron-SEA-LION-v4.8-30B-A3B" / "snapshots" / "9f"
+    folder.mkdir(parents=True)
+    assert VLLMBackend(folder)._engine_kwargs["trust_remote_code"] is True  # nothing loads
