@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # the tables alone on stdout
 
 from bench_vllm import timed  # noqa: E402  (this folder: run as a script)
 
