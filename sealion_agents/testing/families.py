@@ -17,6 +17,11 @@ The scenario, for both families (``<|im_end|>`` or ``<end_of_turn>`` ends each t
   tool takes a string);
 * after the tool's result (``<tool_response>`` in the Qwen prompt, "sunny" in Gemma's):
   ``SUNNY``.
+
+The same scenario for two more profiles: ``gemma4_rules`` (family "gemma4": Gemma 4 turns in
+``GEMMA4_TEMPLATE``, Qwen's reasoning script, bare JSON calls ``PARAMETERS_WEATHER_CALL`` /
+``PARAMETERS_WRONG_CALL``) and ``llama3_it_rules`` (the Llama 3 headers of
+``testing.tiny_rules_gguf``, no reasoning, the same JSON calls).
 """
 
 from __future__ import annotations
@@ -53,13 +58,18 @@ __all__ = [
     "FAMILY_ARCHITECTURES",
     "as_qwen_rules",
     "FAMILY_TEMPLATES",
+    "GEMMA4_TEMPLATE",
     "GEMMA_WEATHER_CALL",
     "GEMMA_WRONG_CALL",
     "GREETING",
+    "PARAMETERS_WEATHER_CALL",
+    "PARAMETERS_WRONG_CALL",
     "SUNNY",
     "WEATHER_CALL",
     "WRONG_CALL",
     "family_rules",
+    "gemma4_rules",
+    "llama3_it_rules",
     "tiny_family_gguf",
     "tiny_family_hf_folder",
     "tiny_family_rules_gguf",
@@ -75,6 +85,11 @@ WRONG_CALL = '{"name":"get_weather","arguments":{"city":42}}'
 GEMMA_WEATHER_CALL = 'get_weather(city="Bangkok")'
 #: Gemma's call with the wrong type (the tool takes a string).
 GEMMA_WRONG_CALL = "get_weather(city=42)"
+#: The call of the JSON formats (``JSON_CALLS``, ``JSON_USER_RESULTS``: "parameters"), as
+#: Gemma 4 and Llama 3.1 write it.
+PARAMETERS_WEATHER_CALL = '{"name":"get_weather","parameters":{"city":"Bangkok"}}'
+#: That call with the wrong type (the tool takes a string).
+PARAMETERS_WRONG_CALL = '{"name":"get_weather","parameters":{"city":42}}'
 
 #: Qwen-style ChatML: tools described in the system turn, thinking switched by
 #: ``enable_thinking`` (an empty reasoning closes the prompt when off), earlier reasoning kept
@@ -135,12 +150,33 @@ GEMMA_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<start_of_turn>model\\n' }}{%- endif %}"
 )
 
-FAMILY_TEMPLATES = {"qwen": QWEN_TEMPLATE, "gemma": GEMMA_TEMPLATE}
-_END = {"qwen": IM_END_ID, "gemma": END_OF_TURN_ID}
+#: Gemma-4-style turns: Gemma's turn tokens with a native system turn, no alternation check,
+#: thinking switched by ``enable_thinking`` (off unless true; off closes an empty reasoning, as
+#: Gemma 4 closes an empty thought channel), reasoning in ``<think>`` tags (the profile's),
+#: earlier reasoning never rendered (Gemma 4 drops it). Tools are described by the caller's
+#: system message and results arrive as user turns (``JSON_USER_RESULTS``).
+GEMMA4_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- for message in messages %}"
+    "{%- set role = 'model' if message.role == 'assistant' else message.role %}"
+    "{{- '<start_of_turn>' + role + '\\n' + message.content + '<end_of_turn>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<start_of_turn>model\\n' }}"
+    "{%- if not (enable_thinking is defined and enable_thinking) %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}"
+    "{%- endif %}"
+    "{%- endif %}"
+)
+
+FAMILY_TEMPLATES = {"qwen": QWEN_TEMPLATE, "gemma": GEMMA_TEMPLATE, "gemma4": GEMMA4_TEMPLATE}
+_END = {"qwen": IM_END_ID, "gemma": END_OF_TURN_ID, "gemma4": END_OF_TURN_ID}
 
 
 def family_rules(family: str) -> list[Rule | Preference]:
-    """The scripted scenario (module docstring) for ``family`` ("qwen" or "gemma")."""
+    """The scripted scenario (module docstring) for ``family`` ("qwen", "gemma", "gemma4")."""
+    if family == "gemma4":
+        return gemma4_rules()
     end = _END[family]
     weather, forecast = encode_one(" weather"), encode_one(" forecast")
     sunny = encode_one(" sunny")
@@ -185,8 +221,61 @@ def family_rules(family: str) -> list[Rule | Preference]:
     return [*rules, *JSON_PREFERENCES]
 
 
+def gemma4_rules() -> list[Rule | Preference]:
+    r"""The scenario the Gemma 4 way (``GEMMA4_TEMPLATE``): Qwen's script, other turns and calls.
+
+    Thinking on: ``<think>...</think>\n\n`` after ``<start_of_turn>model\n`` (a call right
+    after ``</think>``); off: the reply starts after the prompt's closed empty reasoning.
+    Calls are bare compact JSON
+    (``PARAMETERS_WEATHER_CALL``, ``PARAMETERS_WRONG_CALL``); the answer ``SUNNY`` follows a result
+    (a user turn) that holds " sunny".
+    """
+    end = END_OF_TURN_ID
+    weather, forecast = encode_one(" weather"), encode_one(" forecast")
+    result = frozenset({weather, encode_one(" sunny")})
+    prompt_end, gap = encode("\n"), encode("\n\n")
+
+    def reasoning(text: str, when: frozenset[int] = frozenset(), after: int = gap[0]) -> Rule:
+        return Rule([*prompt_end, THINK_OPEN_ID, *encode(text), THINK_CLOSE_ID, after], when)
+
+    rules: list[Rule | Preference] = [
+        reasoning("I should greet."),
+        Rule([*gap, *encode(GREETING), end]),
+    ]
+    for marker, word, call in (
+        (weather, "weather", PARAMETERS_WEATHER_CALL),
+        (forecast, "forecast", PARAMETERS_WRONG_CALL),
+    ):
+        when = frozenset({marker})
+        # the call follows "</think>" at once (the decoder reads a JSON answer from its
+        # first token), or the closed empty reasoning of a thinking-off prompt
+        rules += [
+            reasoning(f"I need the {word} tool.", when, after=encode(call)[0]),
+            *_split_at_parameters(gap, call, [end], when),
+        ]
+    rules += [reasoning("The tool answered.", result), Rule([*gap, *encode(SUNNY), end], result)]
+    return [*rules, *JSON_PREFERENCES]
+
+
+def llama3_it_rules() -> list[Rule | Preference]:
+    r"""The scenario the Llama 3.1 Instruct way (SEA-LION v3 IT: no reasoning, ``JSON_CALLS``).
+
+    For ``testing.tiny_rules_gguf`` (Llama 3 headers): after the prompt's ``"\n\n"`` the
+    reply, ended by ``<|eot_id|>``: ``GREETING``; a bare compact JSON call where " weather"
+    (``PARAMETERS_WEATHER_CALL``) or " forecast" (``PARAMETERS_WRONG_CALL``) occurs; ``SUNNY``
+    after a result (the ``ipython`` turn) that holds " sunny".
+    """
+    weather, forecast = encode_one(" weather"), encode_one(" forecast")
+    result = frozenset({weather, encode_one(" sunny")})
+    rules: list[Rule | Preference] = [Rule([NEWLINES_ID, *encode(GREETING), EOT_ID])]
+    for marker, call in ((weather, PARAMETERS_WEATHER_CALL), (forecast, PARAMETERS_WRONG_CALL)):
+        rules += _split_at_parameters([NEWLINES_ID], call, [EOT_ID], frozenset({marker}))
+    rules.append(Rule([NEWLINES_ID, *encode(SUNNY), EOT_ID], result))
+    return [*rules, *JSON_PREFERENCES]
+
+
 #: The architecture of each family's models (Qwen3, Gemma 3), as llama.cpp and vLLM load them.
-FAMILY_ARCHITECTURES = {"qwen": "qwen3", "gemma": "gemma3"}
+FAMILY_ARCHITECTURES = {"qwen": "qwen3", "gemma": "gemma3", "gemma4": "gemma3"}
 
 
 def tiny_family_gguf(family: str, *, architecture: str | None = None) -> Path:
