@@ -131,11 +131,21 @@ class Guardrails:
         self, texts: Sequence[str], config: RunnableConfig | None = None
     ) -> list[bool]:
         """Whether each passage may be read (one batch: one engine call on vLLM)."""
-        return self._batch(texts, "passages", config)
+        passing = [True] * len(texts)
+        if not self.screens("passages"):
+            return passing
+        asked = [i for i, text in enumerate(texts) if text.strip()]
+        if asked:
+            verdicts = self.guard.batch([texts[i] for i in asked], config, stage="passages")
+            for i, verdict in zip(asked, verdicts, strict=True):
+                passing[i] = verdict.safe
+        return passing
 
     def check_tool_result(self, text: str, config: RunnableConfig | None = None) -> bool:
         """Whether a tool's result may reach the model."""
-        return self._batch([text], "tools", config)[0]
+        if not self.screens("tools") or not text.strip():
+            return True
+        return self.guard.check(text, stage="tools", config=config).safe
 
     async def acheck_tool_result(self, text: str, config: RunnableConfig | None = None) -> bool:
         """Async ``check_tool_result``."""
@@ -143,16 +153,3 @@ class Guardrails:
             return True
         verdict = await self.guard.acheck(text, stage="tools", config=config)
         return verdict.safe
-
-    def _batch(
-        self, texts: Sequence[str], stage: Stage, config: RunnableConfig | None
-    ) -> list[bool]:
-        passing = [True] * len(texts)
-        if not self.screens(stage):
-            return passing
-        asked = [i for i, text in enumerate(texts) if text.strip()]
-        if asked:
-            verdicts = self.guard.batch([texts[i] for i in asked], config, stage=stage)
-            for i, verdict in zip(asked, verdicts, strict=True):
-                passing[i] = verdict.safe
-        return passing

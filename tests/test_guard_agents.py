@@ -30,8 +30,11 @@ from sealion_agents.guardrails import Guardrails, parse_stages
 from sealion_agents.messages import to_template_messages
 from sealion_agents.qa.language import LANGUAGES
 from sealion_agents.testing.vocab import NEWLINES_ID
+from tests import test_guard
 from tests.conftest import LLAMA_TEST_KWARGS
-from tests.test_guard import GUARD_RULES, MARKER
+from tests.test_guard import MARKER
+
+guard_llm = test_guard.guard_llm  # the guard model fixture, found by pytest here
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -112,15 +115,6 @@ def chat() -> Iterator[ChatSeaLion]:
         llama_kwargs=LLAMA_TEST_KWARGS,
         temperature=0,
         max_tokens=200,
-    )
-    yield llm
-    llm.close()
-
-
-@pytest.fixture(scope="module")
-def guard_llm() -> Iterator[ChatSeaLion]:
-    llm = ChatSeaLion.from_gguf(
-        tm.tiny_rules_gguf("guard", GUARD_RULES), llama_kwargs=LLAMA_TEST_KWARGS
     )
     yield llm
     llm.close()

@@ -49,6 +49,7 @@ from sealion_agents.testing import (
     encode,
     hf_tokenizer,
 )
+from sealion_agents.testing.scripts import TEMPLATE_HEAD
 from sealion_agents.tool_formats import JSON_CALLS
 from tests.conftest import LLAMA_TEST_KWARGS, LLAMACPP_TEST_KEY
 
@@ -63,15 +64,7 @@ TAG_ANSWER = "Hi! What do you need?"
 QUESTION = [HumanMessage("Hello there")]
 QUESTION_DICTS = [{"role": "user", "content": "Hello there"}]
 
-_HEAD = (
-    "{{- bos_token }}\n"
-    "{%- for message in messages %}\n"
-    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}\n"
-    "{{- (message['content'] or '') | trim }}\n"
-    "{{- '<|eot_id|>' }}\n"
-    "{%- endfor %}\n"
-    "{%- if add_generation_prompt %}\n"
-    "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n"
+_HEAD = TEMPLATE_HEAD + (
     "{%- if thinking_mode is defined and thinking_mode == 'off' %}\n"
     "{{- '" + TAGS.open + TAGS.close + "\\n\\n' }}\n"
 )

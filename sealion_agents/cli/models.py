@@ -18,17 +18,7 @@ def build_chat_model(flags: ModelFlags) -> Any:
     """The chat model the command-line flags name (exactly one backend), loaded or reached."""
     from sealion_agents import ChatSeaLion
 
-    chosen = [
-        name
-        for name, value in (
-            ("--gguf", flags.gguf),
-            ("--vllm", flags.vllm),
-            ("--openai-url", flags.openai_url),
-        )
-        if value
-    ]
-    if len(chosen) > 1:
-        raise CliError(f"choose one backend, not {' and '.join(chosen)}")
+    _one_backend("backend", gguf=flags.gguf, vllm=flags.vllm, openai_url=flags.openai_url)
     if flags.vllm_arg and not flags.vllm:
         raise CliError("--vllm-arg sets the in-process vLLM engine: it needs --vllm MODEL")
     if flags.speculative and not flags.vllm:
@@ -81,24 +71,19 @@ def build_guardrails(flags: GuardFlags, *, load: bool = True) -> Any:
     from sealion_agents.guard import Guard
     from sealion_agents.guardrails import Guardrails, parse_stages
 
-    chosen = [
-        name
-        for name, value in (
-            ("--guard-gguf", flags.guard_gguf),
-            ("--guard-vllm", flags.guard_vllm),
-            ("--guard-openai-url", flags.guard_openai_url),
-        )
-        if value
-    ]
-    if len(chosen) > 1:
-        raise CliError(f"choose one guard backend, not {' and '.join(chosen)}")
+    _one_backend(
+        "guard backend",
+        guard_gguf=flags.guard_gguf,
+        guard_vllm=flags.guard_vllm,
+        guard_openai_url=flags.guard_openai_url,
+    )
     if flags.guard_vllm_arg and not flags.guard_vllm:
         raise CliError("--guard-vllm-arg sets the guard's vLLM engine: it needs --guard-vllm")
     if flags.guard_quant and not flags.guard_gguf:
         raise CliError("--guard-quant chooses a file of a GGUF repo: it needs --guard-gguf")
     if flags.guard_model and not flags.guard_openai_url:
         raise CliError("--guard-model names the guard on a server: it needs --guard-openai-url")
-    if not chosen:
+    if not flags.enabled:
         return None
     if flags.guard_openai_url:
         if not flags.guard_model:
@@ -106,9 +91,7 @@ def build_guardrails(flags: GuardFlags, *, load: bool = True) -> Any:
                 "--guard-openai-url needs --guard-model (the guard's name on the server, e.g. "
                 "aisingapore/SEA-Guard)"
             )
-        llm = ChatSeaLion.from_openai(
-            flags.guard_openai_url, model=flags.guard_model, context_window=4096
-        )
+        llm = ChatSeaLion.from_openai(flags.guard_openai_url, model=flags.guard_model)
     elif flags.guard_vllm:
         engine = vllm_engine_kwargs(flags.guard_vllm_arg or [], flag="--guard-vllm-arg")
         llm = ChatSeaLion.from_vllm(flags.guard_vllm, **engine)
@@ -123,6 +106,13 @@ def build_guardrails(flags: GuardFlags, *, load: bool = True) -> Any:
         stages=parse_stages(flags.guard_stages),
         stream_reasoning=flags.guard_stream_reasoning,
     )
+
+
+def _one_backend(what: str, **flags: str | None) -> None:
+    """At most one of the backend flags given (named as on the command line)."""
+    chosen = ["--" + name.replace("_", "-") for name, value in flags.items() if value]
+    if len(chosen) > 1:
+        raise CliError(f"choose one {what}, not {' and '.join(chosen)}")
 
 
 def vllm_engine_kwargs(pairs: Sequence[str], flag: str = "--vllm-arg") -> dict[str, Any]:

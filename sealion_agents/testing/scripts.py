@@ -21,7 +21,8 @@ REASONING = "The user said hello, so greet them back warmly."
 #: The model's answer, written after ``</think>``.
 ANSWER = "Hello! How can I help you today?"
 
-_TEMPLATE_HEAD = (
+#: The Llama 3 header format up to the assistant's header (templates add the thinking part).
+TEMPLATE_HEAD = (
     "{{- bos_token }}\n"
     "{%- for message in messages %}\n"
     "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}\n"
@@ -37,14 +38,14 @@ _THINKING_OFF = "{{- '" + THINK_OPEN + THINK_CLOSE + "' }}\n"
 #: ``writes``: with thinking on, the model writes ``<think>`` itself; ``prefilled``: the prompt
 #: ends with ``<think>``. Thinking off ends the prompt with ``<think></think>`` in both.
 TEMPLATES: dict[str, str] = {
-    "writes": _TEMPLATE_HEAD
+    "writes": TEMPLATE_HEAD
     + (
         "{%- if thinking_mode is defined and thinking_mode == 'off' %}\n"
         + _THINKING_OFF
         + "{%- endif %}\n"
         "{%- endif %}\n"
     ),
-    "prefilled": _TEMPLATE_HEAD
+    "prefilled": TEMPLATE_HEAD
     + (
         "{%- if thinking_mode is defined and thinking_mode == 'off' %}\n"
         + _THINKING_OFF

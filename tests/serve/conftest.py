@@ -79,8 +79,11 @@ def upload(
     return wait_for_job(client, response.json()["id"])
 
 
-def start(data_dir: Path, extra: tuple[str, ...] = (), **kwargs: Any) -> Server:
-    server = sealion_server(serve_gguf(), data_dir, extra=extra, **kwargs).start()
+def start(
+    data_dir: Path, extra: tuple[str, ...] = (), gguf: Path | None = None, **kwargs: Any
+) -> Server:
+    """``sealion serve`` on ``gguf`` (default: the serve model), started and ready."""
+    server = sealion_server(gguf or serve_gguf(), data_dir, extra=extra, **kwargs).start()
     try:
         return server.wait(180)
     except BaseException:

@@ -21,8 +21,8 @@ import pytest
 
 from sealion_agents import testing as tm
 from sealion_agents.qa.language import LANGUAGES
-from sealion_agents.testing.servers import Server, free_port, sealion_server
-from tests.serve.conftest import Served, make_keys, sse_events, upload
+from sealion_agents.testing.servers import Server, free_port
+from tests.serve.conftest import Served, make_keys, sse_events, start, upload
 from tests.serve_model import DOCS, GROUNDED, REASONING_QA, serve_rules
 from tests.test_guard import GUARD_RULES
 
@@ -53,12 +53,7 @@ def guarded_rules() -> list[tm.Rule]:
 def start_guarded(data_dir: Path, guard: tuple[str, ...]) -> Server:
     model = tm.tiny_rules_gguf("serve-guarded", guarded_rules())
     extra = ("--rate-limit", "0", "--key-parallel", "64", *guard)
-    server = sealion_server(model, data_dir, extra=extra, name="sealion-serve-guarded").start()
-    try:
-        return server.wait(180)
-    except BaseException:
-        server.stop()
-        raise
+    return start(data_dir, extra, gguf=model, name="sealion-serve-guarded")
 
 
 @pytest.fixture(scope="module")
