@@ -20,7 +20,6 @@ import importlib.util
 import json
 import logging
 import re
-from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -28,7 +27,7 @@ from sealion_agents.errors import UnsupportedSchemaError, require
 from sealion_agents.json_schema import rename_definitions
 from sealion_agents.reasoning import THINK_TAGS, ReasoningTags
 
-__all__ = ["answer_grammar", "python_call_grammar", "schema_grammar", "structured_outputs"]
+__all__ = ["answer_grammar", "schema_grammar", "structured_outputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,61 +122,6 @@ _SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", r
 def _astral(match: re.Match[str]) -> str:
     high, low = int(match.group(1), 16), int(match.group(2), 16)
     return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
-
-
-def python_call_grammar(tools: Sequence[tuple[str, dict[str, Any]]]) -> str:
-    """The GBNF grammar of one Python call ``name(key=value, ...)`` of one of ``tools``.
-
-    ``tools``: (name, parameters JSON schema) pairs. Values are the JSON values each
-    parameter's schema allows, written as Python literals (``True``, ``False``, ``None``);
-    required parameters come first, in the schema's order, then any of the optional ones.
-    """
-    require("llama_cpp", extra="gguf", feature="Tool calls written as Python (Gemma's tool_code)")
-    from llama_cpp.llama_grammar import SchemaConverter
-
-    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
-    rules: list[str] = []
-    calls: list[str] = []
-    for i, (name, parameters) in enumerate(tools):
-        schema = converter.resolve_refs(_enumerate_ranges(_safe_definitions(parameters)), "")
-        properties: dict[str, Any] = schema.get("properties") or {}
-        required = set(schema.get("required") or [])
-        pairs: dict[str, str] = {}
-        for j, key in enumerate(properties):
-            if not key.isidentifier():
-                raise UnsupportedSchemaError(
-                    f"The tool {name!r} has a parameter {key!r}, which a Python call cannot "
-                    "name: rename it (letters, digits and _), or use a profile whose calls "
-                    "are JSON."
-                )
-            try:
-                value = converter.visit(properties[key], f"call{i}-arg{j}")
-            except Exception as exc:  # the converter asserts on what it cannot express
-                raise UnsupportedSchemaError(
-                    f"llama.cpp's grammar converter cannot express the parameter {key!r} of "
-                    f"{name!r}: {type(exc).__name__}: {exc}."
-                ) from exc
-            pairs[key] = f"{json.dumps(key + '=')} {value}"
-        must = [pairs[k] for k in properties if k in required]
-        may = [pairs[k] for k in properties if k not in required]
-        if must:
-            arguments = ' ", " '.join(must) + "".join(f' ( ", " {p} )?' for p in may)
-        elif may:
-            starts = [
-                " ".join([may[k], *(f'( ", " {p} )?' for p in may[k + 1 :])])
-                for k in range(len(may))
-            ]
-            arguments = "( " + " | ".join(f"( {s} )" for s in starts) + " )?"
-        else:
-            arguments = ""
-        rules.append(f'call{i} ::= {json.dumps(name + "(")} {arguments} ")"')
-        calls.append(f"call{i}")
-    grammar = "\n".join([f"root ::= {' | '.join(calls)}", *rules, converter.format_grammar()])
-    # JSON's literals as Python's
-    grammar = grammar.replace('("true" | "false")', '("True" | "False")')
-    grammar = grammar.replace('"null" space', '"None" space')
-    # no raw control characters in a string (a Python literal cannot hold a raw newline)
-    return grammar.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x00-\\x1F]')
 
 
 def answer_grammar(

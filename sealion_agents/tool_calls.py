@@ -133,15 +133,16 @@ class AnswerPlan:
     """How calls are written (the model profile's format)."""
     allowed: tuple[dict[str, Any], ...] = ()
     """The tools the choice allows (all of them, or the one named)."""
+    parallel: bool = False
+    """Several calls may come in one answer (formats that write them as one body)."""
 
     @cached_property
     def grammar(self) -> str | None:
-        """The answer's grammar where its body is not JSON (Python calls), else None."""
-        if self.kind != "tools" or self.tool_format.body != "python":
+        """The answer's grammar where the call syntax writes one, else None (JSON schema)."""
+        if self.kind != "tools":
             return None
-        from sealion_agents.grammars import python_call_grammar
-
-        return python_call_grammar([(t["name"], t["parameters"]) for t in self.allowed])
+        tools = [(t["name"], t["parameters"]) for t in self.allowed]
+        return self.tool_format.grammar(tools, parallel=self.parallel)
 
     def answer_constraint(self, **fields: Any) -> AnswerConstraint:
         """The backend's constraint for this plan's answer."""
@@ -209,6 +210,7 @@ class AnswerPlan:
             retries=retries,
             tool_format=tool_format,
             allowed=tuple(allowed),
+            parallel=parallel,
         )
 
     @classmethod
@@ -260,7 +262,8 @@ class AnswerPlan:
         if self.tool_format.body == "json":
             value, error = self.constraint.check(body)
         else:
-            parsed, error = self.tool_format.parse_body(body)
+            tools = [(t["name"], t["parameters"]) for t in self.allowed]
+            parsed, error = self.tool_format.parse_body(body, tools)
             if error is None:
                 value, error = self.constraint.check(json.dumps(parsed, ensure_ascii=False))
         if error is None:
@@ -306,10 +309,11 @@ def _instructions(
             if parallel
             else ""
         )
+        call = tool_format.syntax.example(tool_format.arguments_key)
         lines.append(
-            'To call a tool, answer with only a JSON object: {"name": <tool name>, '
-            f'"{tool_format.arguments_key}": <the arguments as a JSON object>}}.{several} Tool '
-            f'results come back in messages from "{tool_format.result_role}".'
+            f"To call a tool, answer with only {tool_format.opener}{call}{tool_format.closer}"
+            f".{several} Tool results come back in messages from "
+            f'"{tool_format.result_role}".'
         )
     if choice == "auto":
         lines.append("If no tool is needed, answer the user in plain text.")

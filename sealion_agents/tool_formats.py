@@ -13,7 +13,7 @@ is what the model was trained to write:
   ``tool`` role.
 * ``TOOL_CODE_CALLS`` (Gemma 3: SEA-LION v4 Gemma, per AI Singapore's tool-calling guide):
   the call as Python in a block, ```` ```tool_code\nname(key=value)\n``` ````, decoded under a
-  grammar of the call (``grammars.python_call_grammar``); tools are described in the system
+  grammar of the call (``call_syntax.python``); tools are described in the system
   message; results come back as ``user`` turns in a ```` ```tool_output ```` block, since
   Gemma's template allows only alternating turns.
 * ``JSON_USER_RESULTS`` (Gemma 4: SEA-LION v4.5 Gemma, whose card does not state a format):
@@ -26,12 +26,12 @@ answer -> ``json_part`` -> the JSON body read by ``AnswerPlan``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sealion_agents.json_schema import json_value_end
+from sealion_agents.call_syntax import JSON_LIST_SYNTAX, JSON_SYNTAX, CallSyntax
+from sealion_agents.call_syntax.python import PYTHON_SYNTAX
 
 __all__ = [
     "HERMES_CALLS",
@@ -49,20 +49,26 @@ class ToolFormat:
 
     name: str
     opener: str
-    """Text before a call's JSON body ("" when the JSON is the whole answer)."""
+    """Text before a call's body ("" when the body is the whole answer)."""
     closer: str
-    """Text after a call's JSON body."""
+    """Text after a call's body."""
     arguments_key: str
-    """The key of the call's arguments in its JSON body."""
+    """The key of the call's arguments in its canonical JSON value."""
     result_role: str
     """The chat role of a tool result message."""
     tools_in_template: bool
     """The chat template describes the tools itself (its ``tools`` variable)."""
     parallel_as_list: bool
-    """Several calls in one answer are one JSON list (else: one call per answer)."""
-    body: str = "json"
-    """A call's body: "json" (an object with the name and arguments) or "python"
-    (``name(key=value, ...)``, Gemma's ``tool_code``)."""
+    """Several calls in one answer are one body (a JSON list); else one call per answer."""
+    syntax: CallSyntax = JSON_SYNTAX
+    """How the call itself is written (``call_syntax``)."""
+    result_wrapper: tuple[str, str] = ("", "")
+    """Text before and after a tool result as the model reads it."""
+
+    @property
+    def body(self) -> str:
+        """The syntax's name ("json", "python"...)."""
+        return self.syntax.name
 
     def opens_call(self, answer: str) -> bool | None:
         """True when the answer begins a call, False for text, None: not yet known."""
@@ -77,7 +83,7 @@ class ToolFormat:
         return None if tag.startswith(stripped) else False
 
     def json_part(self, text: str) -> str:
-        """The JSON body of a call's text (its opener removed)."""
+        """The body of a call's text (its opener removed)."""
         stripped = text.lstrip()
         tag = self.opener.strip()
         if tag and stripped.startswith(tag):
@@ -86,41 +92,32 @@ class ToolFormat:
 
     def body_end(self, text: str) -> int | None:
         """Where the first complete call body in ``text`` (opener removed) ends, else None."""
-        if self.body == "python":
-            return python_call_end(text)
-        return json_value_end(text)
+        return self.syntax.end(text)
 
-    def parse_body(self, text: str) -> tuple[Any, str | None]:
+    def parse_body(
+        self, text: str, tools: Sequence[tuple[str, dict[str, Any]]] = ()
+    ) -> tuple[Any, str | None]:
         """A call body as the JSON value the call schema checks: (value, None) or (None, why)."""
-        if self.body == "python":
-            return parse_python_call(text, self.arguments_key)
-        try:
-            return json.loads(text), None
-        except ValueError as exc:
-            return None, f"is not valid JSON ({exc})"
+        return self.syntax.parse(text, self.arguments_key, tools)
+
+    def grammar(self, tools: Sequence[tuple[str, dict[str, Any]]], *, parallel: bool) -> str | None:
+        """The grammar of a call body to one of ``tools`` (None: the call's JSON schema)."""
+        return self.syntax.grammar(tools, parallel=parallel)
 
     def call_json(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """One call as its JSON body."""
+        """One call as its canonical JSON value."""
         return {"name": name, self.arguments_key: arguments}
 
     def format_calls(self, calls: Sequence[Any]) -> str:
         """Earlier tool calls as the model writes them."""
-        if self.body == "python":
-            return "\n".join(
-                f"{self.opener}{python_call(c['name'], c.get('args') or {})}{self.closer}"
-                for c in calls
-            )
-        bodies = [self.call_json(c["name"], c.get("args") or {}) for c in calls]
-        if not self.opener:
-            value: Any = bodies[0] if len(bodies) == 1 else bodies
-            return json.dumps(value, ensure_ascii=False)
-        return "\n".join(
-            f"{self.opener}{json.dumps(body, ensure_ascii=False)}{self.closer}" for body in bodies
-        )
+        pairs = [(c["name"], c.get("args") or {}) for c in calls]
+        bodies = self.syntax.write(pairs, self.arguments_key)
+        return "\n".join(f"{self.opener}{body}{self.closer}" for body in bodies)
 
     def result_text(self, text: str) -> str:
         """A tool result as the model reads it (Gemma's ``tool_output`` block)."""
-        return f"```tool_output\n{text}\n```" if self.body == "python" else text
+        before, after = self.result_wrapper
+        return f"{before}{text}{after}"
 
     @staticmethod
     def template_tools(specs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,6 +133,7 @@ JSON_CALLS = ToolFormat(
     result_role="ipython",
     tools_in_template=False,
     parallel_as_list=True,
+    syntax=JSON_LIST_SYNTAX,
 )
 
 HERMES_CALLS = ToolFormat(
@@ -156,6 +154,7 @@ JSON_USER_RESULTS = ToolFormat(
     result_role="user",
     tools_in_template=False,
     parallel_as_list=True,
+    syntax=JSON_LIST_SYNTAX,
 )
 
 TOOL_CODE_CALLS = ToolFormat(
@@ -166,66 +165,8 @@ TOOL_CODE_CALLS = ToolFormat(
     result_role="user",
     tools_in_template=False,
     parallel_as_list=False,
-    body="python",
+    syntax=PYTHON_SYNTAX,
+    result_wrapper=("```tool_output\n", "\n```"),
 )
 
 TOOL_FORMATS = {f.name: f for f in (JSON_CALLS, HERMES_CALLS, JSON_USER_RESULTS, TOOL_CODE_CALLS)}
-
-
-def python_literal(value: Any) -> str:
-    """A JSON value as a Python literal (``True``, ``None``, strings in double quotes)."""
-    if value is True or value is False or value is None:
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(python_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        items = (f"{json.dumps(str(k))}: {python_literal(v)}" for k, v in value.items())
-        return "{" + ", ".join(items) + "}"
-    return json.dumps(value, ensure_ascii=False)
-
-
-def python_call(name: str, arguments: dict[str, Any]) -> str:
-    """A call as Python: ``name(key=value, ...)``."""
-    return f"{name}({', '.join(f'{k}={python_literal(v)}' for k, v in arguments.items())})"
-
-
-def python_call_end(text: str) -> int | None:
-    """Where the first complete ``name(...)`` in ``text`` ends (brackets balanced), else None."""
-    depth = 0
-    quote = ""
-    escaped = False
-    opened = False
-    for i, c in enumerate(text):
-        if quote:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c in "([{":
-            depth += 1
-            opened = True
-        elif c in ")]}":
-            depth -= 1
-            if opened and depth == 0:
-                return i + 1
-    return None
-
-
-def parse_python_call(text: str, arguments_key: str) -> tuple[Any, str | None]:
-    """``name(key=value, ...)`` as ``{"name": ..., arguments_key: {...}}``, or why it is not."""
-    import ast
-
-    try:
-        node = ast.parse(text.strip(), mode="eval").body
-        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
-            return None, "is not a call name(key=value, ...)"
-        if node.args or any(k.arg is None for k in node.keywords):
-            return None, "passes arguments without their names"
-        arguments = {str(k.arg): ast.literal_eval(k.value) for k in node.keywords}
-    except (SyntaxError, ValueError) as exc:
-        return None, f"is not a Python call with literal arguments ({exc})"
-    return {"name": node.func.id, arguments_key: arguments}, None

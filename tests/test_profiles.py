@@ -612,9 +612,9 @@ def test_tool_code_grammar_refuses_a_wrong_value() -> None:
     the right call and no wrong value, order or missing argument."""
     from llama_cpp import llama_grammar
 
-    from sealion_agents.grammars import python_call_grammar
+    from sealion_agents.call_syntax.python import PYTHON_SYNTAX
 
-    grammar = python_call_grammar(
+    grammar = PYTHON_SYNTAX.grammar(
         [
             (
                 "get_weather",
@@ -624,7 +624,8 @@ def test_tool_code_grammar_refuses_a_wrong_value() -> None:
                     "required": ["city"],
                 },
             )
-        ]
+        ],
+        parallel=False,
     )
     parsed = llama_grammar.LlamaGrammar.from_string(grammar, verbose=False)
     assert parsed is not None

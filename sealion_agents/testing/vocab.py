@@ -33,6 +33,32 @@ TOOL_RESPONSE_OPEN_ID = 128024  # <tool_response>
 TOOL_RESPONSE_CLOSE_ID = 128025  # </tool_response>
 START_OF_TURN_ID = 128026  # <start_of_turn>
 END_OF_TURN_ID = 128027  # <end_of_turn>
+#: Apertus's turn, reasoning and tool tokens (swiss-ai's Apertus chat format).
+SYSTEM_START_ID = 128028  # <|system_start|>
+SYSTEM_END_ID = 128029  # <|system_end|>
+DEVELOPER_START_ID = 128030  # <|developer_start|>
+DEVELOPER_END_ID = 128031  # <|developer_end|>
+USER_START_ID = 128032  # <|user_start|>
+USER_END_ID = 128033  # <|user_end|>
+ASSISTANT_START_ID = 128034  # <|assistant_start|>
+ASSISTANT_END_ID = 128035  # <|assistant_end|>
+INNER_PREFIX_ID = 128036  # <|inner_prefix|>
+INNER_SUFFIX_ID = 128037  # <|inner_suffix|>
+TOOLS_PREFIX_ID = 128038  # <|tools_prefix|>
+TOOLS_SUFFIX_ID = 128039  # <|tools_suffix|>
+#: Gemma 4's turn, thought-channel and tool tokens (its chat template).
+TURN_OPEN_ID = 128040  # <|turn>
+TURN_CLOSE_ID = 128041  # <turn|>
+CHANNEL_OPEN_ID = 128042  # <|channel>
+CHANNEL_CLOSE_ID = 128043  # <channel|>
+GEMMA4_CALL_OPEN_ID = 128044  # <|tool_call>
+GEMMA4_CALL_CLOSE_ID = 128045  # <tool_call|>
+GEMMA4_RESPONSE_OPEN_ID = 128046  # <|tool_response>
+GEMMA4_RESPONSE_CLOSE_ID = 128047  # <tool_response|>
+GEMMA4_QUOTE_ID = 128048  # <|"|>
+GEMMA4_THINK_ID = 128049  # <|think|>
+GEMMA4_TOOL_OPEN_ID = 128050  # <|tool>
+GEMMA4_TOOL_CLOSE_ID = 128051  # <tool|>
 FAMILY_TOKENS = {
     IM_START_ID: "<|im_start|>",
     IM_END_ID: "<|im_end|>",
@@ -42,6 +68,30 @@ FAMILY_TOKENS = {
     TOOL_RESPONSE_CLOSE_ID: "</tool_response>",
     START_OF_TURN_ID: "<start_of_turn>",
     END_OF_TURN_ID: "<end_of_turn>",
+    SYSTEM_START_ID: "<|system_start|>",
+    SYSTEM_END_ID: "<|system_end|>",
+    DEVELOPER_START_ID: "<|developer_start|>",
+    DEVELOPER_END_ID: "<|developer_end|>",
+    USER_START_ID: "<|user_start|>",
+    USER_END_ID: "<|user_end|>",
+    ASSISTANT_START_ID: "<|assistant_start|>",
+    ASSISTANT_END_ID: "<|assistant_end|>",
+    INNER_PREFIX_ID: "<|inner_prefix|>",
+    INNER_SUFFIX_ID: "<|inner_suffix|>",
+    TOOLS_PREFIX_ID: "<|tools_prefix|>",
+    TOOLS_SUFFIX_ID: "<|tools_suffix|>",
+    TURN_OPEN_ID: "<|turn>",
+    TURN_CLOSE_ID: "<turn|>",
+    CHANNEL_OPEN_ID: "<|channel>",
+    CHANNEL_CLOSE_ID: "<channel|>",
+    GEMMA4_CALL_OPEN_ID: "<|tool_call>",
+    GEMMA4_CALL_CLOSE_ID: "<tool_call|>",
+    GEMMA4_RESPONSE_OPEN_ID: "<|tool_response>",
+    GEMMA4_RESPONSE_CLOSE_ID: "<tool_response|>",
+    GEMMA4_QUOTE_ID: '<|"|>',
+    GEMMA4_THINK_ID: "<|think|>",
+    GEMMA4_TOOL_OPEN_ID: "<|tool>",
+    GEMMA4_TOOL_CLOSE_ID: "<tool|>",
 }
 #: Family tokens that are text in the model's output (user-defined, like ``<think>``).
 TEXT_FAMILY_TOKENS = (
@@ -49,6 +99,17 @@ TEXT_FAMILY_TOKENS = (
     TOOL_CALL_CLOSE_ID,
     TOOL_RESPONSE_OPEN_ID,
     TOOL_RESPONSE_CLOSE_ID,
+    INNER_PREFIX_ID,
+    INNER_SUFFIX_ID,
+    TOOLS_PREFIX_ID,
+    TOOLS_SUFFIX_ID,
+    CHANNEL_OPEN_ID,
+    CHANNEL_CLOSE_ID,
+    GEMMA4_CALL_OPEN_ID,
+    GEMMA4_CALL_CLOSE_ID,
+    GEMMA4_RESPONSE_OPEN_ID,
+    GEMMA4_RESPONSE_CLOSE_ID,
+    GEMMA4_QUOTE_ID,
 )
 NEWLINES_ID = 271  # "\n\n", the last token of the Llama 3 generation prompt
 N_BASE_TOKENS = 128_000
