@@ -54,9 +54,6 @@ CLOSE_REASONING = "\n" + THINK_CLOSE
 """Appended to the reasoning when a thinking budget cuts it short (``<think>`` tags)."""
 
 
-ANSWER_GAP = "\n\n"
-"""Between the reasoning and a call's opener that the decoder writes into the prompt."""
-
 RETRY_TEMPERATURE = 0.7
 """Least temperature of a retried constrained answer (a greedy retry would repeat itself)."""
 
@@ -285,7 +282,7 @@ class TurnDecoder:
             constraint = self.plan.answer_constraint()
             self._constrained = True
             if self.plan.opener:
-                prefix += ANSWER_GAP + self.plan.opener
+                prefix += self.reasoning_tags.gap + self.plan.opener
         return dataclasses.replace(
             request, assistant_prefix=prefix, options=options, constraint=constraint
         )
@@ -302,7 +299,7 @@ class TurnDecoder:
         end = generated.rfind(close)
         kept = generated[: end + len(close)] if end >= 0 else ""
         if self.plan.opener:
-            kept += (ANSWER_GAP if kept else "") + self.plan.opener
+            kept += (self.reasoning_tags.gap if kept else "") + self.plan.opener
         self.finish_reason = None
         self._held = ""
         self._constrained = True

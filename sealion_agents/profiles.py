@@ -8,28 +8,37 @@ context window, the tokens that end a turn, the draft model for speculative deco
 engine settings vLLM needs. Each declaration cites the model card its facts come from
 (``docs/models.md`` collects them). No code outside this module branches on a model name.
 
-Data flow: a model's name (repo id, GGUF file, served name), its chat template and its
-architecture -> ``resolve_profile`` -> the declared profile whose pattern matches the name,
-with the facts its card leaves open read from the template; or, for a model no profile
-matches, a profile read from the template alone (a template that reads ``enable_thinking``
-gets that switch). ``profile=`` overrides detection: a name from ``PROFILES`` or a
-``ModelProfile``.
+Data flow: a model's names (repo id, GGUF file, served name, plus what its files say:
+``gguf_facts`` of the GGUF metadata, ``hf_folder_facts`` of a Hugging Face folder's
+``config.json``), its architectures and its chat template -> ``resolve_profile`` -> the
+declared profile whose pattern matches a name, else the one profile that claims the
+architecture, with the facts its card leaves open read from the template; or, for a model
+no profile matches, a profile read from the template alone (a template that reads
+``enable_thinking`` gets that switch). ``profile=`` overrides detection: a name from
+``PROFILES`` or a ``ModelProfile``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sealion_agents.reasoning import THINK_TAGS, ReasoningTags
 from sealion_agents.tool_formats import (
+    APERTUS_CALLS,
+    GEMMA4_CALLS,
     HERMES_CALLS,
     JSON_CALLS,
     JSON_USER_RESULTS,
     TOOL_CODE_CALLS,
+    XML_CALLS,
     ToolFormat,
 )
 
@@ -39,10 +48,14 @@ __all__ = [
     "PROFILES",
     "THINKING_MODE",
     "DraftModel",
+    "ModelFacts",
     "ModelProfile",
     "Sampling",
     "ThinkingSwitch",
+    "architecture_profile",
     "declared_profile",
+    "gguf_facts",
+    "hf_folder_facts",
     "name_matches",
     "profile_named",
     "resolve_profile",
@@ -113,6 +126,10 @@ class ModelProfile:
     """The profile's name, for ``profile=`` and ``--profile``."""
     patterns: tuple[str, ...] = ()
     """Regular expressions matched against a model's normalised name (lower case)."""
+    architectures: tuple[str, ...] = ()
+    """Architecture names of this profile's models (Hugging Face ``architectures`` classes
+    and ``model_type``, GGUF ``general.architecture``; any case), used when no name matches
+    and only when no other profile claims the same one."""
     family: str = ""
     """The architecture line (``llama3.1``, ``qwen3``, ``gemma3``...), for tables."""
     thinking: ThinkingSwitch | None | str = FROM_TEMPLATE
@@ -216,9 +233,40 @@ def thinking_switch_of(template: str | None) -> ThinkingSwitch | None:
     return None
 
 
+GEMMA4_TAGS = ReasoningTags(open="<|channel>thought", close="<channel|>", gap="")
+"""Gemma 4's thought channel (its chat template closes an empty one when thinking is off); the
+answer follows the closing tag at once."""
+APERTUS_TAGS = ReasoningTags(open="<|inner_prefix|>", close="<|inner_suffix|>", gap="")
+"""Apertus's inner (reasoning) section (swiss-ai/apertus_format, docs/format.md)."""
+
+
+def reasoning_tags_of(template: str | None) -> ReasoningTags:
+    """The reasoning tags a chat template writes (``<think>`` unless it shows others).
+
+    Gemma 4's thought channel, Apertus's inner section.
+    """
+    if template and "<|channel>" in template:
+        return GEMMA4_TAGS
+    if template and ("<|inner_prefix|>" in template or "<|inner_suffix|>" in template):
+        return APERTUS_TAGS
+    return THINK_TAGS
+
+
 def tool_format_of(template: str | None) -> ToolFormat:
-    """The tool format a chat template shows (Hermes ``<tool_call>`` blocks, else JSON)."""
-    if template and "<tool_call>" in template:
+    """The tool format a chat template shows, by the call text it writes.
+
+    Gemma 4's ``<|tool_call>``, Apertus's ``<|tools_prefix|>``, the ``<function=...>`` blocks
+    of Nemotron 3 and Qwen3-Coder, Hermes ``<tool_call>`` JSON; else Llama 3.1's JSON.
+    """
+    if not template:
+        return JSON_CALLS
+    if "<|tool_call>" in template:
+        return GEMMA4_CALLS
+    if "<|tools_prefix|>" in template:
+        return APERTUS_CALLS
+    if "<function=" in template:
+        return XML_CALLS
+    if "<tool_call>" in template:
         return HERMES_CALLS
     return JSON_CALLS
 
@@ -287,9 +335,16 @@ PROFILES: dict[str, ModelProfile] = {
         ModelProfile(
             name="apertus-sea-lion-v4-8b-it",
             patterns=(r"apertus-sea-lion-v4-8b(-it)?$",),
+            architectures=("ApertusForCausalLM", "apertus"),
             family="apertus",
+            reasoning_tags=APERTUS_TAGS,
+            tool_format=APERTUS_CALLS,
             context_window=65536,
-            source="docs/models.md §2.8 (models/sea-lion-v4/apertus-sea-lion-v4-8B.md)",
+            end_tokens=("<|assistant_end|>",),
+            source=(
+                "docs/models.md §2.8 (models/sea-lion-v4/apertus-sea-lion-v4-8B.md; the Apertus "
+                "format: swiss-ai/apertus_format docs/format.md)"
+            ),
         ),
         ModelProfile(
             name="qwen-sea-lion-v4.5-27b-it",
@@ -315,17 +370,29 @@ PROFILES: dict[str, ModelProfile] = {
             patterns=(r"gemma-sea-lion-v4\.5-e2b(-it)?$",),
             family="gemma4",
             thinking=ENABLE_THINKING,
-            tool_format=JSON_USER_RESULTS,
+            reasoning_tags=GEMMA4_TAGS,
+            tool_format=GEMMA4_CALLS,
             context_window=131072,
-            source="docs/models.md §2.10 (models/sea-lion-v4.5/gemma-sea-lion-v4.5.md)",
+            end_tokens=("<turn|>",),
+            source=(
+                "docs/models.md §2.10 (models/sea-lion-v4.5/gemma-sea-lion-v4.5.md; Gemma 4's "
+                "chat template: llama.cpp models/templates/gemma4.jinja)"
+            ),
         ),
         ModelProfile(
             name="nemotron-sea-lion-v4.8",
             patterns=(r"nemotron-sea-lion-v4\.8-\d+b-a\d+b$",),
+            architectures=("NemotronHForCausalLM", "nemotron_h", "nemotron_h_moe"),
             family="nemotron-h",
+            thinking=ENABLE_THINKING,
+            tool_format=XML_CALLS,
             context_window=131072,
+            end_tokens=("<|im_end|>",),
             vllm_engine_args=(("trust_remote_code", True),),
-            source="docs/models.md §2.11 (models/sea-lion-v4.8/nemotron-sea-lion-v4.8.md)",
+            source=(
+                "docs/models.md §2.11 (models/sea-lion-v4.8/nemotron-sea-lion-v4.8.md; "
+                "Nemotron 3 Nano's template: llama.cpp's nemotron_v3 chat parser)"
+            ),
         ),
         # SEA-Guard: safety classifiers that answer "safe" or "unsafe" (``guard.py`` prompts
         # them); no thinking switch, the base model's end of turn.
@@ -374,13 +441,124 @@ def profile_named(name: str) -> ModelProfile:
 
 def declared_profile(names: tuple[str | None, ...]) -> ModelProfile | None:
     """The declared profile the first matching name belongs to (None: no match)."""
+    found = _name_match(names)
+    return found[0] if found is not None else None
+
+
+def _name_match(names: Iterable[str | None]) -> tuple[ModelProfile, str] | None:
     for name in names:
         if not name:
             continue
         for profile in PROFILES.values():
             if profile.matches(name):
-                return profile
+                return profile, name
     return None
+
+
+def architecture_profile(architectures: Iterable[str | None]) -> ModelProfile | None:
+    """The one declared profile that claims one of ``architectures`` (None: none or several).
+
+    Architectures several families share (Qwen3, Gemma 3, Llama) decide nothing.
+    """
+    found = _architecture_match(architectures)
+    return found[0] if found is not None else None
+
+
+def _architecture_match(
+    architectures: Iterable[str | None],
+) -> tuple[ModelProfile, str] | None:
+    wanted = {str(a).strip().lower(): str(a) for a in architectures if a and str(a).strip()}
+    claimed = {
+        profile.name: (profile, wanted[arch.lower()])
+        for profile in PROFILES.values()
+        for arch in profile.architectures
+        if arch.lower() in wanted
+    }
+    return next(iter(claimed.values())) if len(claimed) == 1 else None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a model's own files say about it, for ``resolve_profile``."""
+
+    names: tuple[str, ...] = ()
+    """More names of the model (metadata names, the repo id a folder was saved from)."""
+    architectures: tuple[str, ...] = ()
+    """Its architecture names (Hugging Face classes and ``model_type``, GGUF architecture)."""
+
+
+def _hyphenated(text: str) -> str:
+    return "-".join(text.split())
+
+
+def gguf_facts(metadata: Mapping[str, Any]) -> ModelFacts:
+    """Names and architecture from a GGUF's metadata (``general.*`` keys).
+
+    Besides ``general.name`` and ``general.basename``, the basename joined with
+    ``general.size_label``, ``general.finetune`` and ``general.version`` the way llama.cpp's
+    convert script names files ("Qwen-SEA-LION-v4.5" + "27B" + "IT" ->
+    "Qwen-SEA-LION-v4.5-27B-IT"), and with the version before the size.
+    """
+
+    def text(key: str) -> str | None:
+        value = metadata.get(key)
+        return (_hyphenated(str(value)) or None) if value is not None else None
+
+    name, base = text("general.name"), text("general.basename")
+    names = [name] if name else []
+    if base:
+        size, finetune, version = (
+            text(f"general.{key}") for key in ("size_label", "finetune", "version")
+        )
+        names += [
+            "-".join(p for p in (base, size, finetune, version) if p),
+            "-".join(p for p in (base, version, size, finetune) if p),
+            base,
+        ]
+    architecture = text("general.architecture")
+    return ModelFacts(
+        names=tuple(dict.fromkeys(names)), architectures=(architecture,) if architecture else ()
+    )
+
+
+CONFIG_LIMIT = 1 << 20
+"""The largest ``config.json`` read (bytes); a larger one is ignored."""
+
+
+def hf_folder_facts(folder: str | os.PathLike[str] | None) -> ModelFacts:
+    """The repo id and architectures a local Hugging Face model folder's ``config.json`` names.
+
+    ``_name_or_path`` (the repo id it was saved from, when present) is a name; ``architectures``
+    and ``model_type`` are architectures. Anything but a readable folder with a JSON object of
+    at most ``CONFIG_LIMIT`` bytes in ``config.json`` (a repo id, a missing, huge or invalid
+    file) gives no facts, with a debug log.
+    """
+    if folder is None:
+        return ModelFacts()
+    path = Path(folder) / "config.json"
+    try:
+        if not path.parent.is_dir() or not path.is_file():
+            return ModelFacts()
+        with path.open("rb") as file:
+            data = file.read(CONFIG_LIMIT + 1)
+        if len(data) > CONFIG_LIMIT:
+            logger.debug("%s is over %d bytes: not read for the profile", path, CONFIG_LIMIT)
+            return ModelFacts()
+        config = json.loads(data)
+    except (OSError, ValueError, RecursionError) as error:
+        logger.debug("%s not read for the profile: %s", path, error)
+        return ModelFacts()
+    if not isinstance(config, dict):
+        logger.debug("%s holds no JSON object: not read for the profile", path)
+        return ModelFacts()
+    source = config.get("_name_or_path")
+    classes = config.get("architectures")
+    classes = classes if isinstance(classes, list) else []
+    architectures = [a for a in [*classes, config.get("model_type")] if isinstance(a, str) and a]
+    return ModelFacts(
+        names=(source,) if isinstance(source, str) and source.strip() else (),
+        architectures=tuple(dict.fromkeys(architectures)),
+    )
 
 
 def resolve_profile(
@@ -388,22 +566,37 @@ def resolve_profile(
     names: tuple[str | None, ...] = (),
     template: str | None = None,
     override: ModelProfile | str | None = None,
+    architectures: tuple[str | None, ...] = (),
 ) -> ModelProfile:
-    """The profile of a model: ``override``, else the first declared one a name matches.
+    """The profile of a model, logged at INFO with what decided it.
 
-    A model no profile matches gets one read from its chat template (its thinking switch,
-    its tool format); with no template either (a server that hides it), a warning says to
-    pass ``profile=``, and the profile then sends every known thinking switch.
+    In order: ``override``; the first declared profile a name matches; the one declared
+    profile that claims one of ``architectures``; a profile read from the chat template (its
+    thinking switch, its tool format). With no template either (a server that hides it), a
+    warning says to pass ``profile=``, and the profile then sends every known thinking switch.
     """
+    label = next((n for n in names if n), "the model")
     if override is not None:
         chosen = override if isinstance(override, ModelProfile) else profile_named(override)
+        logger.info("%s: model profile %s (given)", label, chosen.name)
         return chosen.resolved(template)
-    declared = declared_profile(names)
-    if declared is not None:
-        return declared.resolved(template)
-    label = next((n for n in names if n), "the model")
+    by_name = _name_match(names)
+    if by_name is not None:
+        logger.info("%s: model profile %s (from the name %r)", label, by_name[0].name, by_name[1])
+        return by_name[0].resolved(template)
+    by_architecture = _architecture_match(architectures)
+    if by_architecture is not None:
+        profile, architecture = by_architecture
+        logger.info(
+            "%s: model profile %s (from the architecture %r)", label, profile.name, architecture
+        )
+        return profile.resolved(template)
     if template:
-        return ModelProfile(name=f"template:{normalise_name(label)}").resolved(template)
+        profile = ModelProfile(
+            name=f"template:{normalise_name(label)}", reasoning_tags=reasoning_tags_of(template)
+        ).resolved(template)
+        logger.info("%s: model profile %s (from the chat template)", label, profile.name)
+        return profile
     logger.warning(
         "%s matches no SEA-LION model profile and its chat template is unknown: thinking is "
         "switched with every known template variable and tools are written as JSON. Pass "

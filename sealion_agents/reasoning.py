@@ -35,6 +35,9 @@ class ReasoningTags:
 
     open: str = "<think>"
     close: str = "</think>"
+    gap: str = "\n\n"
+    """What the model writes between the closing tag and its answer (where the decoder
+    writes the answer's start itself: a call's opener after the reasoning)."""
 
     def __post_init__(self) -> None:
         for role, tag in (("opening", self.open), ("closing", self.close)):

@@ -16,8 +16,13 @@ is what the model was trained to write:
   grammar of the call (``call_syntax.python``); tools are described in the system
   message; results come back as ``user`` turns in a ```` ```tool_output ```` block, since
   Gemma's template allows only alternating turns.
-* ``JSON_USER_RESULTS`` (Gemma 4: SEA-LION v4.5 Gemma, whose card does not state a format):
-  calls as ``JSON_CALLS``, results as ``user`` turns.
+* ``JSON_USER_RESULTS`` (SEA-Guard Gemma): calls as ``JSON_CALLS``, results as ``user`` turns.
+* ``XML_CALLS`` (Nemotron 3: SEA-LION v4.8; Qwen3-Coder's dialect): ``<tool_call>`` around
+  ``<function=name>`` with one ``<parameter=key>`` block per argument (``call_syntax.xml``).
+* ``GEMMA4_CALLS`` (Gemma 4: SEA-LION v4.5 Gemma, as Gemma 4's chat template writes calls):
+  ``<|tool_call>call:name{key:value}<tool_call|>``, strings in ``<|"|>`` (``call_syntax.gemma4``).
+* ``APERTUS_CALLS`` (Apertus: SEA-LION v4 Apertus): ``<|tools_prefix|>`` around a JSON list of
+  ``{name: arguments}`` objects (``call_syntax.apertus``).
 
 Data flow: tool specs -> ``ToolFormat.template_tools`` (for templates that describe tools)
 or the plan's instructions; earlier calls -> ``format_calls`` -> assistant text; a model's
@@ -31,14 +36,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sealion_agents.call_syntax import JSON_LIST_SYNTAX, JSON_SYNTAX, CallSyntax
+from sealion_agents.call_syntax.apertus import APERTUS_SYNTAX
+from sealion_agents.call_syntax.gemma4 import GEMMA4_SYNTAX
 from sealion_agents.call_syntax.python import PYTHON_SYNTAX
+from sealion_agents.call_syntax.xml import XML_SYNTAX
 
 __all__ = [
+    "APERTUS_CALLS",
+    "GEMMA4_CALLS",
     "HERMES_CALLS",
     "JSON_CALLS",
     "JSON_USER_RESULTS",
     "TOOL_CODE_CALLS",
     "TOOL_FORMATS",
+    "XML_CALLS",
     "ToolFormat",
 ]
 
@@ -169,4 +180,48 @@ TOOL_CODE_CALLS = ToolFormat(
     result_wrapper=("```tool_output\n", "\n```"),
 )
 
-TOOL_FORMATS = {f.name: f for f in (JSON_CALLS, HERMES_CALLS, JSON_USER_RESULTS, TOOL_CODE_CALLS)}
+XML_CALLS = ToolFormat(
+    name="xml",
+    opener="<tool_call>\n",
+    closer="\n</tool_call>",
+    arguments_key="arguments",
+    result_role="tool",
+    tools_in_template=True,
+    parallel_as_list=False,
+    syntax=XML_SYNTAX,
+)
+
+GEMMA4_CALLS = ToolFormat(
+    name="gemma4",
+    opener="<|tool_call>",
+    closer="<tool_call|>",
+    arguments_key="parameters",
+    result_role="tool",
+    tools_in_template=True,
+    parallel_as_list=False,
+    syntax=GEMMA4_SYNTAX,
+)
+
+APERTUS_CALLS = ToolFormat(
+    name="apertus",
+    opener="<|tools_prefix|>",
+    closer="<|tools_suffix|>",
+    arguments_key="arguments",
+    result_role="tool",
+    tools_in_template=True,
+    parallel_as_list=True,
+    syntax=APERTUS_SYNTAX,
+)
+
+TOOL_FORMATS = {
+    f.name: f
+    for f in (
+        JSON_CALLS,
+        HERMES_CALLS,
+        JSON_USER_RESULTS,
+        TOOL_CODE_CALLS,
+        XML_CALLS,
+        GEMMA4_CALLS,
+        APERTUS_CALLS,
+    )
+}

@@ -1,8 +1,9 @@
 """More profiles in the feature matrix on llama.cpp: Gemma 4 (v4.5) and Llama 3.1 IT (v3).
 
 * ``gemma-sea-lion-v4.5-e2b-it``: ``families.gemma4_rules`` in the Gemma 3 architecture with
-  ``GEMMA4_TEMPLATE`` (Gemma turns with a system turn, ``enable_thinking``, reasoning in
-  ``<think>`` tags), bare JSON calls, results as user turns, earlier reasoning dropped.
+  ``GEMMA4_TEMPLATE`` (Gemma 4's ``<|turn>`` turns, ``enable_thinking``, reasoning in a
+  ``<|channel>thought ... <channel|>`` channel), native ``<|tool_call>call:...`` calls,
+  results in ``tool`` turns, earlier reasoning dropped.
 * ``llama-sea-lion-v3-it``: ``families.llama3_it_rules`` in the tiny Llama model (Llama 3
   headers): no thinking (``thinking`` and ``max_thinking_tokens`` are no-ops), bare JSON
   calls, results in the ``ipython`` role.
@@ -33,8 +34,8 @@ from sealion_agents.testing.families import (
     tiny_family_gguf,
 )
 from sealion_agents.testing.rules import Rule, rule_continuation
-from sealion_agents.testing.vocab import END_OF_TURN_ID, EOT_ID
-from sealion_agents.tool_formats import JSON_CALLS, JSON_USER_RESULTS
+from sealion_agents.testing.vocab import EOT_ID, TURN_CLOSE_ID
+from sealion_agents.tool_formats import GEMMA4_CALLS, JSON_CALLS
 from tests.test_profiles import QUESTION, _prompt, get_weather
 
 GEMMA4 = "gemma-sea-lion-v4.5-e2b-it"
@@ -43,7 +44,7 @@ RESULT = "It is sunny, 31 C."
 FORECAST = "What is the forecast in Bangkok?"
 MODES = ["invoke", "stream", "ainvoke", "batch"]
 #: Each profile's script and end token (for the token-for-token check).
-SCRIPTS = {GEMMA4: (gemma4_rules, END_OF_TURN_ID), LLAMA3_IT: (llama3_it_rules, EOT_ID)}
+SCRIPTS = {GEMMA4: (gemma4_rules, TURN_CLOSE_ID), LLAMA3_IT: (llama3_it_rules, EOT_ID)}
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,20 @@ def _reply(llm: Any, mode: str, messages: Any, **options: Any) -> Any:
     return llm.batch([messages, messages], **options)[1]
 
 
+def _prompt_with_tools(llm: ChatSeaLion, messages: list[Any], **options: Any) -> str:
+    """The prompt with ``get_weather`` bound (in the template's ``tools`` where it takes them)."""
+    from sealion_agents.tool_calls import tool_specs
+
+    profile = llm.sealion_profile
+    tools = profile.tools.template_tools(tool_specs([get_weather]))
+    request = GenerationRequest(
+        messages=to_template_messages(messages, profile),
+        options=GenerationOptions(**options),
+        tools=tuple(tools) if profile.tools.tools_in_template else (),
+    )
+    return str(llm.backend.render(request))
+
+
 def _reasoning(llm: ChatSeaLion, thinking: bool, text: str) -> str | None:
     """The reasoning a reply holds: ``text`` only with thinking on, on a model that thinks."""
     return text if thinking and llm.sealion_profile.can_think else None
@@ -92,17 +107,18 @@ def _reasoning(llm: ChatSeaLion, thinking: bool, text: str) -> str | None:
 
 def test_gemma4_profile_and_template_switch(gemma4: ChatSeaLion) -> None:
     profile = gemma4.sealion_profile
-    assert profile.thinking == ENABLE_THINKING and profile.tools is JSON_USER_RESULTS
-    assert not profile.keeps_reasoning
+    assert profile.thinking == ENABLE_THINKING and profile.tools is GEMMA4_CALLS
+    assert profile.reasoning_tags.open == "<|channel>thought"
+    assert profile.end_tokens == ("<turn|>",) and not profile.keeps_reasoning
     assert gemma4.backend.llama.metadata["general.architecture"] == "gemma3"
     messages = [SystemMessage("Be brief."), HumanMessage("Hi")]
     on = _prompt(gemma4, messages, thinking=True)
     off = _prompt(gemma4, messages, thinking=False)
-    assert on == (
-        "<|begin_of_text|><start_of_turn>system\nBe brief.<end_of_turn>\n"
-        "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+    turns = "<|turn>user\nHi<turn|>\n<|turn>model\n"
+    assert on == f"<|begin_of_text|><|turn>system\n<|think|>Be brief.<turn|>\n{turns}"
+    assert off == (
+        f"<|begin_of_text|><|turn>system\nBe brief.<turn|>\n{turns}<|channel>thought\n<channel|>"
     )
-    assert off == on + "<think>\n\n</think>\n\n"
 
 
 def test_llama3_it_thinking_is_a_documented_no_op(llama3_it: ChatSeaLion) -> None:
@@ -157,13 +173,14 @@ def test_thinking_on_and_off(llm: ChatSeaLion, mode: str, thinking: bool) -> Non
 @pytest.mark.parametrize("mode", MODES)
 def test_thinking_budget(llm: ChatSeaLion, mode: str) -> None:
     """Gemma 4 cuts its reasoning at the budget; on Llama 3.1 IT the budget is a no-op."""
-    reply = _reply(llm, mode, [HumanMessage("Hi there")], thinking=True, max_thinking_tokens=3)
+    # <|channel>, "thought", "\n" (the opening tag and its newline), "I", " should"
+    budget = 5
+    reply = _reply(llm, mode, [HumanMessage("Hi there")], thinking=True, max_thinking_tokens=budget)
     assert reply.content == GREETING
     thinks = llm.sealion_profile.can_think
-    # <think>, "I", " should"
     assert reply.additional_kwargs.get("reasoning_content") == ("I should" if thinks else None)
     assert reply.response_metadata.get("thinking_budget_reached") is (True if thinks else None)
-    assert reply.usage_metadata["output_token_details"]["reasoning"] == (3 if thinks else 0)
+    assert reply.usage_metadata["output_token_details"]["reasoning"] == (budget if thinks else 0)
 
 
 # -- tool calls: native format, forced, named and auto; a wrong value ---------------------------
@@ -174,10 +191,14 @@ def test_tools_are_described_in_the_system_message(llm: ChatSeaLion) -> None:
 
     tools = llm.sealion_profile.tools
     plan = AnswerPlan.for_tools(tool_specs([get_weather]), "auto", tool_format=tools)
-    assert plan is not None and not plan.template_tools
-    assert "JSON schemas" in plan.instructions
-    role = "user" if llm.sealion_profile.name == GEMMA4 else "ipython"
-    assert f'Tool results come back in messages from "{role}"' in plan.instructions
+    assert plan is not None
+    if llm.sealion_profile.name == GEMMA4:  # the template declares the tools
+        assert plan.template_tools and "JSON schemas" not in plan.instructions
+        prompt = _prompt_with_tools(llm, [HumanMessage("Hi")], thinking=False)
+        assert prompt.startswith("<|begin_of_text|><|turn>system\n<|tool>declaration:get_weather")
+    else:
+        assert not plan.template_tools and "JSON schemas" in plan.instructions
+        assert 'Tool results come back in messages from "ipython"' in plan.instructions
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -232,14 +253,17 @@ def test_history_drops_earlier_reasoning_and_reads_results(
         ToolMessage("Humid.", tool_call_id=call_id),
     ]
     call = '{"name": "get_weather", "parameters": {"city": "Bangkok"}}'
-    if llm.sealion_profile.name == GEMMA4:  # both results in one user turn
-        expected = (
-            "<|begin_of_text|><start_of_turn>system\nBe brief.<end_of_turn>\n"
-            f"<start_of_turn>user\n{QUESTION}<end_of_turn>\n"
-            f"<start_of_turn>model\n{call}<end_of_turn>\n"
-            f"<start_of_turn>user\n{RESULT}\n\nHumid.<end_of_turn>\n"
-            "<start_of_turn>model\n"
+    prompt = _prompt_with_tools(llm, history, thinking=True)
+    if llm.sealion_profile.name == GEMMA4:  # the call as Gemma 4 writes it, results as tool turns
+        call = '<|tool_call>call:get_weather{city:<|"|>Bangkok<|"|>}<tool_call|>'
+        assert prompt.startswith("<|begin_of_text|><|turn>system\n<|think|>Be brief.<|tool>")
+        expected = prompt[: prompt.index("<turn|>")] + (
+            f"<turn|>\n<|turn>user\n{QUESTION}<turn|>\n"
+            f"<|turn>model\n{call}<turn|>\n"
+            f"<|turn>tool\n{RESULT}<turn|>\n<|turn>tool\nHumid.<turn|>\n"
+            "<|turn>model\n"
         )
+        assert "<|channel>" not in prompt
     else:  # one ipython turn per result
         expected = "<|begin_of_text|>" + "".join(
             f"<|start_header_id|>{role}<|end_header_id|>\n\n{text}<|eot_id|>"
@@ -252,7 +276,7 @@ def test_history_drops_earlier_reasoning_and_reads_results(
             )
         )
         expected += "<|start_header_id|>assistant<|end_header_id|>\n\n"
-    assert _prompt(llm, history, thinking=True) == expected  # no "<think>" in the history
+    assert prompt == expected  # no earlier reasoning in the history
     answer = bound.invoke(history, thinking=thinking)
     assert answer.content == SUNNY and not answer.tool_calls
     reasoning = answer.additional_kwargs.get("reasoning_content")

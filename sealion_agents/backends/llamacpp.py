@@ -54,7 +54,7 @@ from sealion_agents.literal_text import (
     special_pattern,
     split_encoder,
 )
-from sealion_agents.profiles import ModelProfile, profile_named, resolve_profile
+from sealion_agents.profiles import ModelProfile, gguf_facts, profile_named, resolve_profile
 
 __all__ = ["DEFAULT_N_CTX", "LlamaCppBackend", "read_gguf_metadata"]
 
@@ -251,16 +251,14 @@ class LlamaCppBackend(ChatBackend):
         return self._profile
 
     def _find_profile(self, llama: Any, template: ChatTemplate) -> ModelProfile:
-        metadata = llama.metadata
-        names = (
-            self._name,
-            self._path.name if self._path is not None else None,
-            metadata.get("general.name"),
-            metadata.get("general.basename"),
+        facts = gguf_facts(llama.metadata)  # general.name, basename + size + finetune, arch
+        names = (self._name, self._path.name if self._path is not None else None, *facts.names)
+        return resolve_profile(
+            names=names,
+            template=template.source,
+            override=self._override,
+            architectures=facts.architectures,
         )
-        profile = resolve_profile(names=names, template=template.source, override=self._override)
-        logger.info("%s: model profile %s", self.model_name, profile.name)
-        return profile
 
     def _read_template(self, llama: Any) -> ChatTemplate:
         source = self._template_override or llama.metadata.get("tokenizer.chat_template")

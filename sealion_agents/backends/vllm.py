@@ -54,7 +54,14 @@ from sealion_agents.literal_text import (
     special_pattern,
     split_encoder,
 )
-from sealion_agents.profiles import ModelProfile, declared_profile, profile_named, resolve_profile
+from sealion_agents.profiles import (
+    ModelProfile,
+    architecture_profile,
+    declared_profile,
+    hf_folder_facts,
+    profile_named,
+    resolve_profile,
+)
 
 __all__ = ["VLLMBackend"]
 
@@ -206,7 +213,7 @@ class VLLMBackend(ChatBackend):
                 guard_kernel_scan()
                 vllm = require("vllm", extra="vllm", feature="In-process vLLM")
                 logger.info("starting vLLM on %s", self._model)
-                self._llm = vllm.LLM(model=self._model, **self._engine_kwargs)
+                self._llm = vllm.LLM(model=self._model, **self._start_settings())
                 self._owns_llm = True
                 atexit.register(_close_at_exit, weakref.ref(self))
             if self._profile is None:
@@ -269,16 +276,35 @@ class VLLMBackend(ChatBackend):
         assert self._profile is not None
         return self._profile
 
+    def _start_settings(self) -> dict[str, Any]:
+        """The ``vllm.LLM`` settings: ``__init__``'s, over the folder's profile's settings.
+
+        The folder's profile is the one its ``config.json`` names (``_name_or_path``, a unique
+        architecture), used when neither ``profile=`` nor the model's name chose one.
+        """
+        if self._override is not None or declared_profile((self._name, self._model)):
+            return dict(self._engine_kwargs)
+        facts = hf_folder_facts(self._model)
+        found = declared_profile(facts.names) or architecture_profile(facts.architectures)
+        needs = dict(found.vllm_engine_args) if found is not None else {}
+        return {**needs, **self._engine_kwargs}
+
     def _find_profile(self, llm: Any) -> ModelProfile:
         template = self._chat_template or getattr(llm.get_tokenizer(), "chat_template", None)
-        names = (self._name, self._model, str(getattr(llm.llm_engine.model_config, "model", "")))
-        profile = resolve_profile(
-            names=names,
+        config = llm.llm_engine.model_config
+        loaded = str(getattr(config, "model", ""))
+        facts = hf_folder_facts(self._model or loaded)  # _name_or_path, architectures
+        hf_config = getattr(config, "hf_config", None)  # what vLLM loaded (also for repo ids)
+        engine_architectures = (
+            *(getattr(hf_config, "architectures", None) or ()),
+            getattr(hf_config, "model_type", None),
+        )
+        return resolve_profile(
+            names=(self._name, self._model, loaded, *facts.names),
             template=template if isinstance(template, str) else None,
             override=self._override,
+            architectures=(*facts.architectures, *engine_architectures),
         )
-        logger.info("%s: model profile %s", self.model_name, profile.name)
-        return profile
 
     def _render(self, tokenizer: Any, messages: list[dict[str, str]], request: Any) -> str:
         variables = self.profile.template_variables(request.thinking)

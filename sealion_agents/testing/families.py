@@ -18,9 +18,9 @@ The scenario, for both families (``<|im_end|>`` or ``<end_of_turn>`` ends each t
 * after the tool's result (``<tool_response>`` in the Qwen prompt, "sunny" in Gemma's):
   ``SUNNY``.
 
-The same scenario for two more profiles: ``gemma4_rules`` (family "gemma4": Gemma 4 turns in
-``GEMMA4_TEMPLATE``, Qwen's reasoning script, bare JSON calls ``PARAMETERS_WEATHER_CALL`` /
-``PARAMETERS_WRONG_CALL``) and ``llama3_it_rules`` (the Llama 3 headers of
+The same scenario for two more profiles: ``gemma4_rules`` (family "gemma4": Gemma 4 turns,
+thought channels and native ``<|tool_call>`` calls in ``GEMMA4_TEMPLATE``:
+``GEMMA4_WEATHER_CALL`` / ``GEMMA4_WRONG_CALL``) and ``llama3_it_rules`` (the Llama 3 headers of
 ``testing.tiny_rules_gguf``, no reasoning, the same JSON calls).
 """
 
@@ -42,14 +42,26 @@ from sealion_agents.testing.cache import (
 from sealion_agents.testing.files import build_gguf, save_hf_folder
 from sealion_agents.testing.rules import JSON_PREFERENCES, KEYED_VERSION, Preference, Rule
 from sealion_agents.testing.vocab import (
+    ASSISTANT_END_ID,
+    ASSISTANT_START_ID,
+    CHANNEL_CLOSE_ID,
+    CHANNEL_OPEN_ID,
     END_OF_TURN_ID,
     EOT_ID,
+    GEMMA4_CALL_CLOSE_ID,
+    GEMMA4_CALL_OPEN_ID,
+    GEMMA4_QUOTE_ID,
     IM_END_ID,
+    INNER_PREFIX_ID,
+    INNER_SUFFIX_ID,
     NEWLINES_ID,
     THINK_CLOSE_ID,
     THINK_OPEN_ID,
     TOOL_CALL_OPEN_ID,
     TOOL_RESPONSE_OPEN_ID,
+    TOOLS_PREFIX_ID,
+    TOOLS_SUFFIX_ID,
+    TURN_CLOSE_ID,
     encode,
     encode_one,
 )
@@ -59,7 +71,16 @@ __all__ = [
     "as_qwen_rules",
     "FAMILY_TEMPLATES",
     "GEMMA4_TEMPLATE",
+    "GEMMA4_WEATHER_CALL",
+    "GEMMA4_WRONG_CALL",
     "GEMMA_WEATHER_CALL",
+    "APERTUS_TEMPLATE",
+    "APERTUS_WEATHER_CALL",
+    "APERTUS_WRONG_CALL",
+    "apertus_rules",
+    "NEMOTRON_TEMPLATE",
+    "NEMOTRON_WEATHER_CALL",
+    "nemotron_rules",
     "GEMMA_WRONG_CALL",
     "GREETING",
     "PARAMETERS_WEATHER_CALL",
@@ -85,6 +106,10 @@ WRONG_CALL = '{"name":"get_weather","arguments":{"city":42}}'
 GEMMA_WEATHER_CALL = 'get_weather(city="Bangkok")'
 #: Gemma's call with the wrong type (the tool takes a string).
 GEMMA_WRONG_CALL = "get_weather(city=42)"
+#: Gemma 4's call body, as its template writes one (after ``<|tool_call>``).
+GEMMA4_WEATHER_CALL = 'call:get_weather{city:<|"|>Bangkok<|"|>}'
+#: That call with the wrong type (the tool takes a string).
+GEMMA4_WRONG_CALL = "call:get_weather{city:42}"
 #: The call of the JSON formats (``JSON_CALLS``, ``JSON_USER_RESULTS``: "parameters"), as
 #: Gemma 4 and Llama 3.1 write it.
 PARAMETERS_WEATHER_CALL = '{"name":"get_weather","parameters":{"city":"Bangkok"}}'
@@ -150,33 +175,155 @@ GEMMA_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<start_of_turn>model\\n' }}{%- endif %}"
 )
 
-#: Gemma-4-style turns: Gemma's turn tokens with a native system turn, no alternation check,
-#: thinking switched by ``enable_thinking`` (off unless true; off closes an empty reasoning, as
-#: Gemma 4 closes an empty thought channel), reasoning in ``<think>`` tags (the profile's),
-#: earlier reasoning never rendered (Gemma 4 drops it). Tools are described by the caller's
-#: system message and results arrive as user turns (``JSON_USER_RESULTS``).
+#: Gemma 4's turns, as its chat template writes them: ``<|turn>role\n ... <turn|>`` with a
+#: native system turn (``<|think|>`` at its top when ``enable_thinking`` is true), tools declared
+#: in the system turn between ``<|tool>`` and ``<tool|>`` (as JSON here; Gemma's own notation
+#: there), earlier thought channels stripped from model turns, a ``tool_calls`` field written as
+#: ``<|tool_call>call:name{...}`` (JSON arguments here), results in ``tool`` turns, and a
+#: thinking-off prompt that closes an empty thought channel (``<|channel>thought\n<channel|>``).
 GEMMA4_TEMPLATE = (
     "{{- bos_token }}"
-    "{%- for message in messages %}"
+    "{%- set thinking = enable_thinking is defined and enable_thinking %}"
+    "{%- set system = messages[0].role == 'system' %}"
+    "{%- if thinking or tools or system %}"
+    "{{- '<|turn>system\n' + ('<|think|>' if thinking else '') }}"
+    "{%- if system %}{{- messages[0].content | trim }}{%- endif %}"
+    "{%- for tool in tools or [] %}"
+    "{{- '<|tool>declaration:' + tool.function.name + (tool.function | tojson) + '<tool|>' }}"
+    "{%- endfor %}"
+    "{{- '<turn|>\n' }}"
+    "{%- endif %}"
+    "{%- for message in (messages[1:] if system else messages) %}"
     "{%- set role = 'model' if message.role == 'assistant' else message.role %}"
-    "{{- '<start_of_turn>' + role + '\\n' + message.content + '<end_of_turn>\\n' }}"
+    "{%- set text = message.content %}"
+    "{%- if role == 'model' and '<channel|>' in text %}"
+    "{%- set text = text.split('<channel|>')[-1] %}"
+    "{%- endif %}"
+    "{{- '<|turn>' + role + '\n' + (text | trim) }}"
+    "{%- for call in message.tool_calls or [] %}"
+    "{{- '<|tool_call>call:' + call.function.name + (call.function.arguments | tojson) }}"
+    "{{- '<tool_call|>' }}"
+    "{%- endfor %}"
+    "{{- '<turn|>\n' }}"
     "{%- endfor %}"
     "{%- if add_generation_prompt %}"
-    "{{- '<start_of_turn>model\\n' }}"
-    "{%- if not (enable_thinking is defined and enable_thinking) %}"
-    "{{- '<think>\\n\\n</think>\\n\\n' }}"
-    "{%- endif %}"
+    "{{- '<|turn>model\n' }}"
+    "{%- if not thinking %}{{- '<|channel>thought\n<channel|>' }}{%- endif %}"
     "{%- endif %}"
 )
 
-FAMILY_TEMPLATES = {"qwen": QWEN_TEMPLATE, "gemma": GEMMA_TEMPLATE, "gemma4": GEMMA4_TEMPLATE}
-_END = {"qwen": IM_END_ID, "gemma": END_OF_TURN_ID, "gemma4": END_OF_TURN_ID}
+#: Nemotron-3-style ChatML (SEA-LION v4.8's base): thinking on unless ``enable_thinking`` is
+#: false, the prompt opening the reasoning (``<think>\n``) or closing an empty one
+#: (``<think></think>``); tools listed in the system turn; calls as ``<tool_call>`` blocks of
+#: ``<function=name>`` and ``<parameter=key>`` (a ``tool_calls`` field is written so; ours come as
+#: content); earlier reasoning dropped (``<think></think>`` in each earlier reply); results as
+#: ``<tool_response>`` in a user turn.
+NEMOTRON_TEMPLATE = (
+    "{%- set thinking = not (enable_thinking is defined and enable_thinking is false) %}"
+    "{%- set system = messages[0].role == 'system' %}"
+    "{%- if system or tools %}"
+    "{{- '<|im_start|>system\\n' + (messages[0].content if system else '') }}"
+    "{%- if tools %}"
+    "{{- '\\n\\n# Tools\\n\\n<tools>' }}"
+    "{%- for tool in tools %}{{- '\\n' + (tool.function | tojson) }}{%- endfor %}"
+    "{{- '\\n</tools>' }}"
+    "{%- endif %}"
+    "{{- '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for message in (messages[1:] if system else messages) %}"
+    "{%- if message.role == 'user' %}"
+    "{{- '<|im_start|>user\\n' + message.content + '<|im_end|>\\n' }}"
+    "{%- elif message.role == 'assistant' %}"
+    "{{- '<|im_start|>assistant\\n<think></think>' + message.content.split('</think>')[-1] }}"
+    "{%- for call in message.tool_calls or [] %}"
+    "{{- '<tool_call>\\n<function=' + call.function.name + '>\\n' }}"
+    "{%- for key, value in call.function.arguments.items() %}"
+    "{{- '<parameter=' + key + '>\\n' + (value | string) + '\\n</parameter>\\n' }}"
+    "{%- endfor %}"
+    "{{- '</function>\\n</tool_call>' }}"
+    "{%- endfor %}"
+    "{{- '<|im_end|>\\n' }}"
+    "{%- elif message.role == 'tool' %}"
+    "{{- '<|im_start|>user\\n<tool_response>\\n' + message.content + "
+    "'\\n</tool_response>\\n<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}"
+    "{{- '<|im_start|>assistant\\n' + ('<think>\\n' if thinking else '<think></think>') }}"
+    "{%- endif %}"
+)
+
+#: Apertus-style turns (SEA-LION v4 Apertus's base, swiss-ai's Apertus format): a system turn,
+#: a developer turn that says "Deliberation: enabled" or "disabled" (``enable_thinking``) and
+#: lists the tools (JSON, indented), ``<|user_start|>``/``<|assistant_start|>`` turns; the model
+#: reasons between ``<|inner_prefix|>`` and ``<|inner_suffix|>`` itself; calls are a JSON list
+#: of ``{name: arguments}`` between ``<|tools_prefix|>`` and ``<|tools_suffix|>``; tool outputs
+#: follow in the same assistant turn as a JSON list (``[...]``), after which the model goes on;
+#: earlier reasoning is dropped.
+APERTUS_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- set thinking = enable_thinking is defined and enable_thinking %}"
+    "{%- set system = messages[0].role == 'system' %}"
+    "{{- '<|system_start|>' + (messages[0].content if system else '') + '<|system_end|>' }}"
+    "{{- '<|developer_start|>Deliberation: ' + ('enabled' if thinking else 'disabled') }}"
+    "{{- '\\nTool Capabilities: ' }}"
+    "{%- if tools %}{{- tools | map(attribute='function') | list | tojson(indent=2) }}"
+    "{%- else %}{{- 'disabled' }}{%- endif %}"
+    "{{- '<|developer_end|>' }}"
+    "{%- set turns = messages[1:] if system else messages %}"
+    "{%- for message in turns %}"
+    "{%- if message.role == 'user' %}"
+    "{{- '<|user_start|>' + message.content + '<|user_end|>' }}"
+    "{%- elif message.role == 'assistant' %}"
+    "{{- '<|assistant_start|>' + message.content.split('<|inner_suffix|>')[-1] }}"
+    "{%- for call in message.tool_calls or [] %}"
+    "{{- '<|tools_prefix|>' + ([{call.function.name: call.function.arguments}] | tojson) }}"
+    "{{- '<|tools_suffix|>' }}"
+    "{%- endfor %}"
+    "{%- if loop.last or turns[loop.index0 + 1].role != 'tool' %}"
+    "{{- '<|assistant_end|>' }}"
+    "{%- endif %}"
+    "{%- elif message.role == 'tool' %}"
+    "{{- '[' + (message.content | tojson) + ']\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt and turns[-1].role != 'tool' %}"
+    "{{- '<|assistant_start|>' }}"
+    "{%- endif %}"
+)
+
+FAMILY_TEMPLATES = {
+    "qwen": QWEN_TEMPLATE,
+    "gemma": GEMMA_TEMPLATE,
+    "gemma4": GEMMA4_TEMPLATE,
+    "nemotron": NEMOTRON_TEMPLATE,
+    "apertus": APERTUS_TEMPLATE,
+}
+_END = {
+    "qwen": IM_END_ID,
+    "gemma": END_OF_TURN_ID,
+    "gemma4": TURN_CLOSE_ID,
+    "nemotron": IM_END_ID,
+    "apertus": ASSISTANT_END_ID,
+}
+
+
+#: Where nothing is scripted, Gemma 4's model closes a string (``<|"|>``), an object, an array,
+#: opens an object, then ``,`` and ``:``; and starts numbers with ``1`` (weakly).
+GEMMA4_PREFERENCES = (
+    Preference([GEMMA4_QUOTE_ID, 92, 60, 90, 11, 25]),
+    Preference([16], logit=4.0),
+)
 
 
 def family_rules(family: str) -> list[Rule | Preference]:
     """The scripted scenario (module docstring) for ``family`` ("qwen", "gemma", "gemma4")."""
     if family == "gemma4":
         return gemma4_rules()
+    if family == "nemotron":
+        return nemotron_rules()
+    if family == "apertus":
+        return apertus_rules()
     end = _END[family]
     weather, forecast = encode_one(" weather"), encode_one(" forecast")
     sunny = encode_one(" sunny")
@@ -222,38 +369,150 @@ def family_rules(family: str) -> list[Rule | Preference]:
 
 
 def gemma4_rules() -> list[Rule | Preference]:
-    r"""The scenario the Gemma 4 way (``GEMMA4_TEMPLATE``): Qwen's script, other turns and calls.
+    r"""The scenario the Gemma 4 way (``GEMMA4_TEMPLATE``): thought channels and native calls.
 
-    Thinking on: ``<think>...</think>\n\n`` after ``<start_of_turn>model\n`` (a call right
-    after ``</think>``); off: the reply starts after the prompt's closed empty reasoning.
-    Calls are bare compact JSON
-    (``PARAMETERS_WEATHER_CALL``, ``PARAMETERS_WRONG_CALL``); the answer ``SUNNY`` follows a result
-    (a user turn) that holds " sunny".
+    Thinking on: after ``<|turn>model\n`` the model opens ``<|channel>thought\n``, reasons,
+    closes ``<channel|>`` and answers; off: the answer follows the prompt's closed empty
+    channel. A call opens ``<|tool_call>`` and writes ``GEMMA4_WEATHER_CALL`` (or, for
+    " forecast", ``GEMMA4_WRONG_CALL``: a number for a string) and ``<tool_call|>``; the answer
+    ``SUNNY`` follows a result that holds " sunny". Every answer rule is keyed on the channel's
+    "thought" token, which is in the context once a channel opened (or closed, in the prompt).
+    Where nothing is scripted the model leans to close a string (``<|"|>``), then an object.
     """
-    end = END_OF_TURN_ID
+    end = TURN_CLOSE_ID
     weather, forecast = encode_one(" weather"), encode_one(" forecast")
-    result = frozenset({weather, encode_one(" sunny")})
-    prompt_end, gap = encode("\n"), encode("\n\n")
+    thought, quote_end = encode_one("thought"), encode_one("kok")
+    newline = encode("\n")
+    rules: list[Rule | Preference] = [Rule([*newline, CHANNEL_OPEN_ID, thought, *newline])]
 
-    def reasoning(text: str, when: frozenset[int] = frozenset(), after: int = gap[0]) -> Rule:
-        return Rule([*prompt_end, THINK_OPEN_ID, *encode(text), THINK_CLOSE_ID, after], when)
+    def answer(reasoning: str, reply: list[int], when: frozenset[int]) -> list[Rule]:
+        keyed = when | {thought}
+        return [
+            Rule([*newline, *encode(reasoning), CHANNEL_CLOSE_ID, *reply], keyed),
+            Rule([CHANNEL_CLOSE_ID, *reply], keyed),
+        ]
 
-    rules: list[Rule | Preference] = [
-        reasoning("I should greet."),
-        Rule([*gap, *encode(GREETING), end]),
-    ]
+    rules += answer("I should greet.", [*encode(GREETING), end], frozenset())
     for marker, word, call in (
-        (weather, "weather", PARAMETERS_WEATHER_CALL),
-        (forecast, "forecast", PARAMETERS_WRONG_CALL),
+        (weather, "weather", GEMMA4_WEATHER_CALL),
+        (forecast, "forecast", GEMMA4_WRONG_CALL),
     ):
         when = frozenset({marker})
-        # the call follows "</think>" at once (the decoder reads a JSON answer from its
-        # first token), or the closed empty reasoning of a thinking-off prompt
-        rules += [
-            reasoning(f"I need the {word} tool.", when, after=encode(call)[0]),
-            *_split_at_parameters(gap, call, [end], when),
+        rules += answer(f"I need the {word} tool.", [GEMMA4_CALL_OPEN_ID], when)
+        ids = encode(call)
+        if GEMMA4_QUOTE_ID in ids:  # the closing quote follows "kok", not the opening one
+            cut = ids.index(quote_end)
+            rules += [
+                Rule([GEMMA4_CALL_OPEN_ID, *ids[: cut + 1]], when | {thought}),
+                Rule([*ids[cut:], GEMMA4_CALL_CLOSE_ID, end], when | {thought, quote_end}),
+            ]
+        else:
+            rules.append(Rule([GEMMA4_CALL_OPEN_ID, *ids, GEMMA4_CALL_CLOSE_ID, end], when))
+    rules += answer("The tool answered.", [*encode(SUNNY), end], frozenset({weather, sunny_id()}))
+    return [*rules, *GEMMA4_PREFERENCES]
+
+
+def sunny_id() -> int:
+    """The token " sunny" (in the tool's result)."""
+    return encode_one(" sunny")
+
+
+#: Nemotron's call body, as its template writes one (after ``<tool_call>\n``).
+NEMOTRON_WEATHER_CALL = (
+    "<function=get_weather>\n<parameter=city>\nBangkok\n</parameter>\n</function>"
+)
+
+
+def nemotron_rules() -> list[Rule | Preference]:
+    r"""The scenario the Nemotron 3 way (``NEMOTRON_TEMPLATE``): prompt-opened reasoning, XML calls.
+
+    Thinking on: the reasoning follows the prompt's ``<think>\n`` and ends ``</think>\n\n``;
+    off: the answer follows the prompt's ``<think></think>`` (``</think>`` is always followed by
+    ``\n\n``). A question with " weather" opens ``<tool_call>``; after ``<tool_call>\n`` the
+    model writes ``NEMOTRON_WEATHER_CALL``, keyed on tokens of the call written so far ("function",
+    "=", "kok") where a token recurs with another successor (the second ``</`` is left to the
+    grammar: only ``function>`` may follow there). ``SUNNY`` follows a ``<tool_response>``.
+    """
+    end = IM_END_ID
+    weather = encode_one(" weather")
+    newline, gap = encode("\n"), encode("\n\n")
+    function, equals, kok = encode_one("function"), encode_one("="), encode_one("kok")
+    calling = frozenset({weather, TOOL_CALL_OPEN_ID})
+    ids = encode(NEMOTRON_WEATHER_CALL)
+    start = ids.index(encode_one(">\n"))  # after "<function=get_weather"
+    param = ids.index(equals)
+    value_end = ids.index(kok)
+
+    def reasoning(text: str, when: frozenset[int] = frozenset()) -> Rule:
+        return Rule([*newline, *encode(text), THINK_CLOSE_ID, *gap], when)
+
+    result = calling | {function, equals, kok, TOOL_RESPONSE_OPEN_ID}
+    return [
+        reasoning("I should greet."),
+        Rule([*gap, *encode(GREETING), end]),
+        reasoning("I need the weather tool.", frozenset({weather})),
+        Rule([*gap, TOOL_CALL_OPEN_ID], frozenset({weather})),
+        # A: "\n" (after the opener) "<function=get_weather>\n<"
+        Rule([*newline, *ids[: start + 2]], calling),
+        # B: "<parameter="
+        Rule(ids[start + 1 : param + 1], calling | {function}),
+        # C: "=city>\nBangkok\n</parameter"
+        Rule(ids[param : value_end + 4], calling | {equals}),
+        # D: "parameter>\n</"
+        Rule(ids[value_end + 3 : value_end + 6], calling | {equals, kok}),
+        reasoning("The tool answered.", result),
+        Rule([*gap, *encode(SUNNY), end], result),
+        *JSON_PREFERENCES,
+    ]
+
+
+#: Apertus's call body (after ``<|tools_prefix|>``), and one with the wrong type.
+APERTUS_WEATHER_CALL = '[{"get_weather": {"city": "Bangkok"}}]'
+APERTUS_WRONG_CALL = '[{"get_weather": {"city": 42}}]'
+
+
+def apertus_rules() -> list[Rule | Preference]:
+    r"""The scenario the Apertus way (``APERTUS_TEMPLATE``): inner sections, listed calls.
+
+    After ``<|assistant_start|>``: with deliberation enabled (the " enabled" token in the
+    developer turn) the model opens ``<|inner_prefix|>``, reasons, closes ``<|inner_suffix|>``
+    and answers at once; else it answers at once. " weather": ``<|tools_prefix|>`` and
+    ``APERTUS_WEATHER_CALL`` (" forecast": ``APERTUS_WRONG_CALL``), keyed on the `` {"`` token
+    of the call where ``":`` recurs (the template indents the tools' JSON, so the prompt holds
+    no such token); after a tool output that holds " sunny" (``\\n`` ends it), reasoning again
+    when enabled and ``SUNNY``.
+    """
+    end = ASSISTANT_END_ID
+    weather, forecast, sunny = encode_one(" weather"), encode_one(" forecast"), encode_one(" sunny")
+    enabled, brace = encode_one(" enabled"), encode_one(' {"')
+    output_end = encode('."]\n')[-1]  # the last token of the rendered tool output
+
+    def reasoned(start: int, text: str, reply: list[int], when: frozenset[int]) -> list[Rule]:
+        return [
+            Rule(
+                [start, INNER_PREFIX_ID, *encode(text), INNER_SUFFIX_ID, *reply], when | {enabled}
+            ),
+            Rule([start, *reply], when),
         ]
-    rules += [reasoning("The tool answered.", result), Rule([*gap, *encode(SUNNY), end], result)]
+
+    rules: list[Rule | Preference] = [
+        *reasoned(ASSISTANT_START_ID, "I should greet.", [*encode(GREETING), end], frozenset())
+    ]
+    for marker, word, call in (
+        (weather, "weather", APERTUS_WEATHER_CALL),
+        (forecast, "forecast", APERTUS_WRONG_CALL),
+    ):
+        when = frozenset({marker})
+        rules += reasoned(ASSISTANT_START_ID, f"I need the {word} tool.", [TOOLS_PREFIX_ID], when)
+        ids = encode(call)
+        cut = ids.index(brace) + 1
+        rules += [
+            Rule([TOOLS_PREFIX_ID, *ids[:cut]], when),
+            Rule([*ids[cut - 1 :], TOOLS_SUFFIX_ID, end], when | {brace}),
+        ]
+    rules += reasoned(
+        output_end, "The tool answered.", [*encode(SUNNY), end], frozenset({weather, sunny})
+    )
     return [*rules, *JSON_PREFERENCES]
 
 
@@ -275,7 +534,13 @@ def llama3_it_rules() -> list[Rule | Preference]:
 
 
 #: The architecture of each family's models (Qwen3, Gemma 3), as llama.cpp and vLLM load them.
-FAMILY_ARCHITECTURES = {"qwen": "qwen3", "gemma": "gemma3", "gemma4": "gemma3"}
+FAMILY_ARCHITECTURES = {
+    "qwen": "qwen3",
+    "gemma": "gemma3",
+    "gemma4": "gemma3",
+    "nemotron": "nemotron_h",
+    "apertus": "apertus",
+}
 
 
 def tiny_family_gguf(family: str, *, architecture: str | None = None) -> Path:

@@ -1,21 +1,28 @@
 """Writers: a scripted model as a GGUF file (llama.cpp) or a Hugging Face folder (vLLM).
 
-Data flow: chains and/or rules, an architecture ("llama", "qwen3" or "gemma3") and an end token
--> HF weights (``weights`` for chains only, the compiled ``rules`` otherwise) -> GGUF (f16
-tensors, q/k rows permuted for llama, Gemma's norm factors ``1 + weight`` stored as such, the
-Llama 3 vocabulary and a chat template as metadata) or a folder (``model.safetensors``,
-``config.json``, ``tokenizer.json``, ``tokenizer_config.json`` with the chat template). The
-tokenizer is the Llama 3 one in every architecture.
+Data flow: chains and/or rules, an architecture ("llama", "qwen3", "gemma3", "apertus" or
+"nemotron_h") and an end token -> HF weights (``weights`` for chains only, the compiled ``rules``
+otherwise) -> GGUF (f16 tensors, q/k rows permuted for llama, Gemma's norm factors
+``1 + weight`` stored as such, Apertus's xIELU parameters and llama3 rope factors, Nemotron-H's
+per-layer head counts and Mamba2 sizes, the Llama 3 vocabulary and a chat template as metadata)
+or a folder (``model.safetensors``, ``config.json``, ``tokenizer.json``,
+``tokenizer_config.json`` with the chat template). The tokenizer is the Llama 3 one in every
+architecture.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import gguf
 
 from sealion_agents.testing.rules import Preference, Rule, _as_rules, _keyed_weights
 from sealion_agents.testing.vocab import (
@@ -28,8 +35,11 @@ from sealion_agents.testing.vocab import (
     llama3_vocab,
 )
 from sealion_agents.testing.weights import (
+    APERTUS_XIELU,
     GEMMA3_LOCAL_ROPE_BASE,
     HEAD_DIM,
+    MAMBA,
+    NEMOTRON_H_PATTERN,
     RMS_EPS,
     _end_token,
     _for_architecture,
@@ -38,8 +48,26 @@ from sealion_agents.testing.weights import (
 )
 
 #: Rotary bases: Llama 3's; for gemma3 that of Gemma 3's global layers (its one layer here is
-#: a sliding-window layer, with ``GEMMA3_LOCAL_ROPE_BASE``).
-ROPE_BASE = {"llama": 500000.0, "qwen3": 500000.0, "gemma3": 1000000.0}
+#: a sliding-window layer, with ``GEMMA3_LOCAL_ROPE_BASE``); Apertus's. Nemotron-H has no rotary
+#: embedding.
+ROPE_BASE = {"llama": 500000.0, "qwen3": 500000.0, "gemma3": 1000000.0, "apertus": 12000000.0}
+#: Apertus's llama3 rope scaling (HF ``rope_parameters``), as Apertus-8B has it.
+APERTUS_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": ROPE_BASE["apertus"],
+    "factor": 8.0,
+    "original_max_position_embeddings": 8192,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+}
+#: Hugging Face class of each architecture (text only).
+HF_ARCHITECTURES = {
+    "llama": "LlamaForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "gemma3": "Gemma3ForCausalLM",
+    "apertus": "ApertusForCausalLM",
+    "nemotron_h": "NemotronHForCausalLM",
+}
 
 
 def _weights(
@@ -81,9 +109,10 @@ def build_gguf(
 
     With ``rules`` (:class:`Rule`, plus ``chains`` as rules without markers) the model is the
     prompt-keyed one; with ``chains`` only it is the original lookup table (next token depends on
-    the last token only). ``architecture``: "llama" (Llama 3), "qwen3" or "gemma3", the same
-    script in each. ``eos_token_id``: the token that ends a reply (and unscripted text);
-    by default ``<|eot_id|>`` for llama, ``<|im_end|>`` for qwen3, ``<end_of_turn>`` for gemma3.
+    the last token only). ``architecture``: "llama" (Llama 3), "qwen3", "gemma3", "apertus" or
+    "nemotron_h", the same script in each. ``eos_token_id``: the token that ends a reply (and
+    unscripted text); by default ``<|eot_id|>`` for llama, ``<|im_end|>`` for qwen3 and
+    nemotron_h, ``<end_of_turn>`` for gemma3, ``<|assistant_end|>`` for apertus.
     """
     import gguf
 
@@ -158,15 +187,18 @@ def _write_family_gguf(
     chat_template: str,
     context_length: int,
 ) -> Path:
-    """The qwen3 / gemma3 GGUF, as llama.cpp's convert_hf_to_gguf.py writes those models.
+    """The family GGUFs, as llama.cpp's convert_hf_to_gguf.py writes those models.
 
-    No q/k permutation (both use NEOX rotary on the HF layout); Gemma's norm weights are stored
-    with the 1 added (the factor itself); its one layer is a sliding-window layer whose window
-    covers the whole context.
+    nemotron_h: see ``_write_nemotron_h_gguf``. No q/k permutation (qwen3, gemma3 and apertus
+    use NEOX rotary on the HF layout); Gemma's norm weights are stored with the 1 added (the
+    factor itself); its one layer is a sliding-window layer whose window covers the whole
+    context. Apertus stores its xIELU parameters per layer and its llama3 rope factors as
+    ``rope_freqs``.
     """
     import gguf
 
-    vocab = llama3_vocab()
+    if architecture == "nemotron_h":
+        return _write_nemotron_h_gguf(path, weights, dims, end, chat_template, context_length)
     hidden, n_head = dims["hidden"], dims["n_head"]
     writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_name("sealion-tiny-scripted")
@@ -182,6 +214,143 @@ def _write_family_gguf(
     writer.add_layer_norm_rms_eps(RMS_EPS[architecture])
     if architecture == "gemma3":
         writer.add_sliding_window(context_length)
+    if architecture == "apertus":
+        writer.add_xielu_alpha_p([APERTUS_XIELU["alpha_p"]])
+        writer.add_xielu_alpha_n([APERTUS_XIELU["alpha_n"]])
+        writer.add_xielu_beta([APERTUS_XIELU["beta"]])
+        writer.add_xielu_eps([APERTUS_XIELU["eps"]])
+    _add_vocabulary(writer, end, chat_template)
+
+    layer = "model.layers.0."
+
+    def f16(name: str) -> np.ndarray:
+        return weights[layer + name].astype(np.float16)
+
+    def norm(name: str) -> np.ndarray:
+        weight = weights[name]
+        return weight + np.float32(1.0) if architecture == "gemma3" else weight
+
+    tensors = {
+        "token_embd.weight": weights["model.embed_tokens.weight"].astype(np.float16),
+        "blk.0.attn_q.weight": f16("self_attn.q_proj.weight"),
+        "blk.0.attn_k.weight": f16("self_attn.k_proj.weight"),
+        "blk.0.attn_v.weight": f16("self_attn.v_proj.weight"),
+        "blk.0.attn_output.weight": f16("self_attn.o_proj.weight"),
+        "blk.0.attn_q_norm.weight": norm(layer + "self_attn.q_norm.weight"),
+        "blk.0.attn_k_norm.weight": norm(layer + "self_attn.k_norm.weight"),
+        "blk.0.ffn_up.weight": f16("mlp.up_proj.weight"),
+        "blk.0.ffn_down.weight": f16("mlp.down_proj.weight"),
+        "output_norm.weight": norm("model.norm.weight"),
+        "output.weight": weights["lm_head.weight"].astype(np.float16),
+    }
+    if architecture == "apertus":
+        tensors["rope_freqs.weight"] = _llama3_rope_factors(APERTUS_ROPE)
+        tensors["blk.0.attn_norm.weight"] = weights[layer + "attention_layernorm.weight"]
+        tensors["blk.0.ffn_norm.weight"] = weights[layer + "feedforward_layernorm.weight"]
+    else:
+        tensors["blk.0.attn_norm.weight"] = norm(layer + "input_layernorm.weight")
+        tensors["blk.0.ffn_gate.weight"] = f16("mlp.gate_proj.weight")
+    if architecture == "gemma3":
+        tensors["blk.0.post_attention_norm.weight"] = norm(
+            layer + "post_attention_layernorm.weight"
+        )
+        tensors["blk.0.ffn_norm.weight"] = norm(layer + "pre_feedforward_layernorm.weight")
+        tensors["blk.0.post_ffw_norm.weight"] = norm(layer + "post_feedforward_layernorm.weight")
+    elif architecture == "qwen3":
+        tensors["blk.0.ffn_norm.weight"] = norm(layer + "post_attention_layernorm.weight")
+    _write_tensors(writer, tensors)
+    return path
+
+
+def _write_nemotron_h_gguf(
+    path: Path,
+    weights: dict[str, np.ndarray],
+    dims: dict[str, int],
+    end: int,
+    chat_template: str,
+    context_length: int,
+) -> Path:
+    """The Nemotron-H GGUF (its layers in ``NEMOTRON_H_PATTERN`` order).
+
+    Per-layer kv head counts and MLP widths (0 where a layer has none), the Mamba2 sizes, ``A``
+    stored as ``-exp(A_log)``, the conv and SSM tensors in float32 (as convert_hf_to_gguf.py
+    writes them).
+    """
+    import gguf
+
+    hidden, n_head = dims["hidden"], dims["n_head"]
+    kinds = NEMOTRON_H_PATTERN
+    writer = gguf.GGUFWriter(str(path), "nemotron_h")
+    writer.add_name("sealion-tiny-scripted")
+    writer.add_context_length(context_length)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(len(kinds))
+    writer.add_feed_forward_length([dims["ffn"] if k == "-" else 0 for k in kinds])
+    writer.add_head_count(n_head)  # one count; the kv counts mark the attention layers
+    writer.add_head_count_kv([n_head if k == "*" else 0 for k in kinds])
+    writer.add_key_length(HEAD_DIM)
+    writer.add_value_length(HEAD_DIM)
+    writer.add_layer_norm_rms_eps(RMS_EPS["nemotron_h"])
+    writer.add_layer_norm_eps(RMS_EPS["nemotron_h"])  # the key llama-cpp-python 0.3.36 reads
+    writer.add_ssm_conv_kernel(MAMBA["conv"])
+    writer.add_ssm_inner_size(MAMBA["heads"] * MAMBA["head_dim"])
+    writer.add_ssm_state_size(MAMBA["state"])
+    writer.add_ssm_time_step_rank(MAMBA["heads"])
+    writer.add_ssm_group_count(MAMBA["groups"])
+    _add_vocabulary(writer, end, chat_template)
+
+    def f16(name: str) -> np.ndarray:
+        return weights[name].astype(np.float16)
+
+    mamba = "backbone.layers.0.mixer."
+    tensors: dict[str, np.ndarray] = {
+        "token_embd.weight": f16("backbone.embeddings.weight"),
+        "output_norm.weight": weights["backbone.norm_f.weight"],
+        "output.weight": f16("lm_head.weight"),
+        "blk.0.ssm_in.weight": f16(mamba + "in_proj.weight"),
+        "blk.0.ssm_conv1d.weight": weights[mamba + "conv1d.weight"][:, 0, :],
+        "blk.0.ssm_conv1d.bias": weights[mamba + "conv1d.bias"],
+        "blk.0.ssm_dt.bias": weights[mamba + "dt_bias"],
+        "blk.0.ssm_a": -np.exp(weights[mamba + "A_log"])[:, None],
+        "blk.0.ssm_d": weights[mamba + "D"][:, None],
+        "blk.0.ssm_norm.weight": weights[mamba + "norm.weight"].reshape(MAMBA["groups"], -1),
+        "blk.0.ssm_out.weight": f16(mamba + "out_proj.weight"),
+        "blk.1.attn_q.weight": f16("backbone.layers.1.mixer.q_proj.weight"),
+        "blk.1.attn_k.weight": f16("backbone.layers.1.mixer.k_proj.weight"),
+        "blk.1.attn_v.weight": f16("backbone.layers.1.mixer.v_proj.weight"),
+        "blk.1.attn_output.weight": f16("backbone.layers.1.mixer.o_proj.weight"),
+        "blk.2.ffn_up.weight": f16("backbone.layers.2.mixer.up_proj.weight"),
+        "blk.2.ffn_down.weight": f16("backbone.layers.2.mixer.down_proj.weight"),
+    }
+    for i in range(len(kinds)):
+        tensors[f"blk.{i}.attn_norm.weight"] = weights[f"backbone.layers.{i}.norm.weight"]
+    _write_tensors(writer, tensors)
+    return path
+
+
+def _llama3_rope_factors(rope: dict[str, object]) -> np.ndarray:
+    """The ``rope_freqs`` tensor of llama3 rope scaling (as convert_hf_to_gguf.py computes it)."""
+    base, factor = float(rope["rope_theta"]), float(rope["factor"])  # type: ignore[arg-type]
+    low, high = float(rope["low_freq_factor"]), float(rope["high_freq_factor"])  # type: ignore[arg-type]
+    old_context = float(rope["original_max_position_embeddings"])  # type: ignore[arg-type]
+    factors = []
+    for i in range(0, HEAD_DIM, 2):
+        wavelen = 2 * math.pi * base ** (i / HEAD_DIM)
+        if wavelen < old_context / high:
+            factors.append(1.0)
+        elif wavelen > old_context / low:
+            factors.append(factor)
+        else:
+            smooth = (old_context / wavelen - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, dtype=np.float32)
+
+
+def _add_vocabulary(writer: gguf.GGUFWriter, end: int, chat_template: str) -> None:
+    """The Llama 3 tokenizer, the end token and the chat template (every family GGUF)."""
+    import gguf
+
+    vocab = llama3_vocab()
     writer.add_vocab_size(N_VOCAB)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     writer.add_tokenizer_model("gpt2")
@@ -195,45 +364,14 @@ def _write_family_gguf(
     writer.add_add_bos_token(True)
     writer.add_chat_template(chat_template)
 
-    layer = "model.layers.0."
 
-    def f16(name: str) -> np.ndarray:
-        return weights[layer + name].astype(np.float16)
-
-    def norm(name: str) -> np.ndarray:
-        weight = weights[name]
-        return weight + np.float32(1.0) if architecture == "gemma3" else weight
-
-    tensors = {
-        "token_embd.weight": weights["model.embed_tokens.weight"].astype(np.float16),
-        "blk.0.attn_norm.weight": norm(layer + "input_layernorm.weight"),
-        "blk.0.attn_q.weight": f16("self_attn.q_proj.weight"),
-        "blk.0.attn_k.weight": f16("self_attn.k_proj.weight"),
-        "blk.0.attn_v.weight": f16("self_attn.v_proj.weight"),
-        "blk.0.attn_output.weight": f16("self_attn.o_proj.weight"),
-        "blk.0.attn_q_norm.weight": norm(layer + "self_attn.q_norm.weight"),
-        "blk.0.attn_k_norm.weight": norm(layer + "self_attn.k_norm.weight"),
-        "blk.0.ffn_gate.weight": f16("mlp.gate_proj.weight"),
-        "blk.0.ffn_up.weight": f16("mlp.up_proj.weight"),
-        "blk.0.ffn_down.weight": f16("mlp.down_proj.weight"),
-        "output_norm.weight": norm("model.norm.weight"),
-        "output.weight": weights["lm_head.weight"].astype(np.float16),
-    }
-    if architecture == "gemma3":
-        tensors["blk.0.post_attention_norm.weight"] = norm(
-            layer + "post_attention_layernorm.weight"
-        )
-        tensors["blk.0.ffn_norm.weight"] = norm(layer + "pre_feedforward_layernorm.weight")
-        tensors["blk.0.post_ffw_norm.weight"] = norm(layer + "post_feedforward_layernorm.weight")
-    else:
-        tensors["blk.0.ffn_norm.weight"] = norm(layer + "post_attention_layernorm.weight")
+def _write_tensors(writer: gguf.GGUFWriter, tensors: dict[str, np.ndarray]) -> None:
     for name, array in tensors.items():
         writer.add_tensor(name, np.ascontiguousarray(array))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return path
 
 
 def save_hf_folder(
@@ -249,7 +387,8 @@ def save_hf_folder(
     """Write the same scripted model as a Hugging Face folder (for vLLM) into ``path``.
 
     ``architecture`` and ``eos_token_id`` as for :func:`build_gguf`: ``LlamaForCausalLM``,
-    ``Qwen3ForCausalLM`` or ``Gemma3ForCausalLM`` (text only).
+    ``Qwen3ForCausalLM``, ``Gemma3ForCausalLM`` (text only), ``ApertusForCausalLM`` or
+    ``NemotronHForCausalLM`` (see ``HF_ARCHITECTURES``).
     """
     from safetensors.numpy import save_file
 
@@ -333,7 +472,7 @@ def save_hf_folder(
 def _family_config(
     architecture: str, dims: dict[str, int], context_length: int
 ) -> dict[str, object]:
-    """``config.json`` of the Qwen3 or Gemma 3 (text-only) model, less ``eos_token_id``."""
+    """``config.json`` (less ``eos_token_id``): Qwen3, Gemma 3 (text), Apertus, Nemotron-H."""
     common: dict[str, object] = {
         "attention_bias": False,
         "attention_dropout": 0.0,
@@ -352,6 +491,38 @@ def _family_config(
         "use_cache": True,
         "vocab_size": N_VOCAB,
     }
+    if architecture == "apertus":
+        return {
+            "architectures": [HF_ARCHITECTURES["apertus"]],
+            "model_type": "apertus",
+            **common,
+            "hidden_act": "xielu",
+            "mlp_bias": False,
+            "rope_parameters": APERTUS_ROPE,
+        }
+    if architecture == "nemotron_h":
+        return {
+            "architectures": [HF_ARCHITECTURES["nemotron_h"]],
+            "model_type": "nemotron_h",
+            **common,
+            "num_hidden_layers": len(NEMOTRON_H_PATTERN),
+            "hybrid_override_pattern": NEMOTRON_H_PATTERN,
+            "layer_norm_epsilon": RMS_EPS["nemotron_h"],
+            "mlp_hidden_act": "relu2",
+            "mlp_bias": False,
+            "use_bias": False,
+            "mamba_num_heads": MAMBA["heads"],
+            "mamba_head_dim": MAMBA["head_dim"],
+            "n_groups": MAMBA["groups"],
+            "ssm_state_size": MAMBA["state"],
+            "conv_kernel": MAMBA["conv"],
+            "use_conv_bias": True,
+            "mamba_hidden_act": "silu",
+            "mamba_proj_bias": False,
+            "chunk_size": 128,
+            "residual_in_fp32": False,
+            "rescale_prenorm_residual": True,
+        }
     if architecture == "qwen3":
         return {
             "architectures": ["Qwen3ForCausalLM"],

@@ -4,8 +4,9 @@ Data flow: :class:`Rule` (a chain that applies where its marker tokens occur) an
 :class:`Preference` (tokens to lean to where nothing is scripted) -> ``_rule_units`` (one MLP unit
 per token and rule, with weights and inhibitors that make the most specific rule win) ->
 ``_keyed_weights``: Hugging Face Llama weights (attention heads detect markers, MLP units compute
-"token AND markers"), or the same model as Qwen3 or Gemma 3 weights. :func:`rule_continuation`
-gives the same output in plain Python.
+"token AND markers"), or the same model as Qwen3, Gemma 3, Apertus (xIELU MLP) or Nemotron-H
+(Mamba2, attention and relu^2 MLP layers) weights. :func:`rule_continuation` gives the same
+output in plain Python.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ MARKER_REACH = 4096
 #: ahead of its post-attention RMSNorm, so that the norm divides by about the same amount however
 #: many markers are present; the norm's factor for that dimension is 0.
 GEMMA3_CONSTANT_VALUE = 8.0
+#: Apertus: down weight of a conjunction unit per unit of rule weight. Its xIELU is 0.5 x when it
+#: fires (x = GATE_MARGIN at the largest RMSNorm divisor) and -0.5 when it does not, and a
+#: compensation unit per successor cancels those -0.5s, so a firing unit writes 0.5 (x + 1), 8.5:
+#: about UNIT_OUTPUT. A power of two keeps the cancelling sums exact in float16.
+APERTUS_UNIT_DOWN = 1.0
 
 
 @dataclass(frozen=True)
@@ -295,7 +301,17 @@ def _keyed_weights(
       projection is the bias, and it writes ``weight * 8`` (or more) to the successor's dimension;
     * ``lm_head`` reads the known-token dimensions (plus the unscripted one, as ``end_token``).
 
-    ``architecture`` "qwen3" and "gemma3" (see ``weights._for_architecture``) add RMSNorms on
+    Apertus and Nemotron-H have no gate: a unit's gate row becomes its ``up`` row. Nemotron-H's
+    relu^2 gives ``x^2`` (``GATE_MARGIN^2`` at the largest divisor, growing with the squared
+    RMSNorm factor as Llama's ``silu(gate) * up`` does) or exactly 0, so its down weights are
+    Llama's times ``UNIT_OUTPUT / GATE_MARGIN^2``; its attention has no rotary embedding and no
+    q/k norms (the marker score is MARKER_SCORE exactly). Apertus's xIELU (see
+    ``weights.APERTUS_XIELU``) gives ``0.5 x`` or -0.5: ``APERTUS_UNIT_DOWN`` and one always-off
+    unit per successor dimension whose down weight is minus the sum of that dimension's others,
+    so the -0.5s of the units that do not fire cancel.
+
+    ``architecture`` "qwen3", "gemma3" and "apertus" (see ``weights._for_architecture``) add
+    RMSNorms on
     each head's q and k. A marker head's q and k each have one non-zero entry (the marker pair's
     first row), and zero keys stay zero, so the norms turn q into ``sqrt(HEAD_DIM)`` there and a
     marker's k into ``sqrt(HEAD_DIM)`` times the k norm's factor for that row, which is set so
@@ -317,7 +333,9 @@ def _keyed_weights(
     n_dims = 2 + len(known) + n_markers
     hidden = max(64, HEAD_DIM * math.ceil(n_dims / HEAD_DIM), HEAD_DIM * n_markers)
     n_head = hidden // HEAD_DIM
-    ffn = max(64, 32 * math.ceil(len(units) / 32))
+    successors = list(dict.fromkeys(unit.successor for unit in units))
+    n_compensation = len(successors) if architecture == "apertus" else 0
+    ffn = max(64, 32 * math.ceil((len(units) + n_compensation) / 32))
     bias_dim, default_dim = 0, 1
     tok_dim = {token: 2 + i for i, token in enumerate(known)}
     present_dim = {m: 2 + len(known) + i for i, m in enumerate(markers)}
@@ -348,6 +366,9 @@ def _keyed_weights(
     rho_min = math.sqrt(hidden / (2 + n_markers))
     w = 2 * GATE_MARGIN / rho_min
     down_scale = UNIT_OUTPUT / (GATE_MARGIN * rho_min)
+    unit_down = {"apertus": APERTUS_UNIT_DOWN, "nemotron_h": UNIT_OUTPUT / GATE_MARGIN**2}.get(
+        architecture, down_scale
+    )
     gate = np.zeros((ffn, hidden), np.float32)
     up = np.zeros((ffn, hidden), np.float32)
     down = np.zeros((hidden, ffn), np.float32)
@@ -359,7 +380,12 @@ def _keyed_weights(
             gate[u, present_dim[m]] = -w
         gate[u, bias_dim] = -(len(unit.when) + 0.5) * w
         up[u, bias_dim] = 1.0
-        down[tok_dim[unit.successor], u] = unit.weight * down_scale
+        down[tok_dim[unit.successor], u] = unit.weight * unit_down
+    if architecture in ("apertus", "nemotron_h"):  # non-gated: the gate row is the up row
+        up = gate.copy()
+    for c, successor in enumerate(successors[:n_compensation], start=len(units)):
+        up[c, bias_dim] = -w  # always -2 GATE_MARGIN or less: xIELU gives -0.5
+        down[tok_dim[successor], c] = -down[tok_dim[successor]].sum()
 
     # Output: a winning unit's dimension dominates the final RMSNorm, giving about SCRIPT_LOGIT.
     lm_head = np.zeros((N_VOCAB, hidden), dtype=np.float32)
@@ -388,7 +414,7 @@ def _keyed_weights(
         "model.layers.0.self_attn.o_proj.weight": wo,
         "model.layers.0.post_attention_layernorm.weight": ones.copy(),
         "model.layers.0.mlp.gate_proj.weight": _f16(gate),
-        "model.layers.0.mlp.up_proj.weight": up,
+        "model.layers.0.mlp.up_proj.weight": _f16(up),
         "model.layers.0.mlp.down_proj.weight": _f16(down),
         "model.norm.weight": ones.copy(),
         "lm_head.weight": _f16(lm_head),

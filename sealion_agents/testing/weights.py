@@ -2,14 +2,18 @@
 
 Data flow: script chains (token ids) -> successor table -> Hugging Face Llama weights (one-hot
 embeddings, ``lm_head`` from each token to its successor, zero attention and MLP outputs) and
-their shape parameters -> ``_for_architecture`` (the same model as Qwen3 or Gemma 3 weights).
-``files`` writes them; ``_permute_qk`` turns Llama q/k rows into GGUF layout.
+their shape parameters -> ``_for_architecture`` (the same model as Qwen3, Gemma 3, Apertus or
+Nemotron-H weights). ``files`` writes them; ``_permute_qk`` turns Llama q/k rows into GGUF layout.
 
-Why one model fits all three: Qwen3 adds RMSNorms on each head's q and k, Gemma 3 those plus
+Why one model fits all five: Qwen3 adds RMSNorms on each head's q and k, Gemma 3 those plus
 norms on the attention and MLP outputs, embeddings scaled by sqrt(hidden) and ``1 + weight``
 norm factors. With zero attention and MLP outputs the extra output norms give exactly 0 (0 over
 sqrt(eps)), q/k norms change only the (unused) attention pattern, and the final RMSNorm of a
-one-hot residual does not see the embedding scale: the next token is still a lookup.
+one-hot residual does not see the embedding scale: the next token is still a lookup. Apertus
+has Qwen3's q/k norms and a non-gated xIELU MLP (``down(xielu(up(x)))``, no ``gate_proj``);
+Nemotron-H splits the layer in three (``NEMOTRON_H_PATTERN``): a Mamba2 layer whose output
+projection is zero (it runs, and adds nothing), the attention (no rotary embedding), then a
+non-gated relu^2 MLP, each with its own pre-norm.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sealion_agents.testing.vocab import (
+    ASSISTANT_END_ID,
     END_OF_TURN_ID,
     EOT_ID,
     IM_END_ID,
@@ -30,12 +35,26 @@ from sealion_agents.testing.vocab import (
 HEAD_DIM = 32
 SCRIPT_LOGIT = 64.0
 #: The architectures the scripted models are written in, with the token that ends a reply.
-END_TOKENS = {"llama": EOT_ID, "qwen3": IM_END_ID, "gemma3": END_OF_TURN_ID}
+END_TOKENS = {
+    "llama": EOT_ID,
+    "qwen3": IM_END_ID,
+    "gemma3": END_OF_TURN_ID,
+    "apertus": ASSISTANT_END_ID,
+    "nemotron_h": IM_END_ID,
+}
 ARCHITECTURES = tuple(END_TOKENS)
 #: Rotary base of Gemma 3's sliding-window layers (fixed in llama.cpp, ``rope_local_base_freq``).
 GEMMA3_LOCAL_ROPE_BASE = 10000.0
 #: RMSNorm epsilon of each architecture (as their released configs have it).
-RMS_EPS = {"llama": 1e-5, "qwen3": 1e-6, "gemma3": 1e-6}
+RMS_EPS = {"llama": 1e-5, "qwen3": 1e-6, "gemma3": 1e-6, "apertus": 1e-5, "nemotron_h": 1e-5}
+#: Apertus's xIELU parameters as stored (HF ``mlp.act_fn.*``, GGUF ``xielu.*``): the activation
+#: uses ``softplus(alpha_p)`` (about 1e-13: no x^2 term) and ``beta + softplus(alpha_n)`` (0.5),
+#: so xielu(x) is 0.5 x above 0 and 0.5 expm1(x), -0.5 within 6e-8, below -16.
+APERTUS_XIELU = {"alpha_p": -30.0, "alpha_n": -30.0, "beta": 0.5, "eps": -1e-6}
+#: Nemotron-H's layer kinds in order: a Mamba2 layer, attention, the MLP.
+NEMOTRON_H_PATTERN = "M*-"
+#: The Mamba2 layer's sizes: 2 heads of 32 (inner size 64), one group, state 16, conv width 4.
+MAMBA = {"heads": 2, "head_dim": 32, "groups": 1, "state": 16, "conv": 4}
 
 
 def _end_token(architecture: str, eos_token_id: int | None) -> int:
@@ -133,11 +152,14 @@ def _for_architecture(
     """Llama weights (as ``_hf_weights`` gives them) -> the same model in ``architecture``.
 
     The norm arguments are the factors the architecture's extra norms multiply by (ones if not
-    given): ``k_norm`` (per head dimension) for qwen3 and gemma3, ``post_attention`` and
-    ``post_feedforward`` (per hidden dimension) for gemma3. Gemma stores a norm factor ``f`` as
-    the weight ``f - 1`` (its RMSNorm multiplies by ``1 + weight``); its
+    given): ``k_norm`` (per head dimension) for qwen3, gemma3 and apertus, ``post_attention``
+    and ``post_feedforward`` (per hidden dimension) for gemma3. Gemma stores a norm factor ``f``
+    as the weight ``f - 1`` (its RMSNorm multiplies by ``1 + weight``); its
     ``post_attention_layernorm`` is the norm on the attention output, and Llama's (before the
-    MLP) becomes ``pre_feedforward_layernorm``. "llama" returns ``weights`` itself.
+    MLP) becomes ``pre_feedforward_layernorm``. apertus and nemotron_h have no gated MLP: they
+    drop ``gate_proj`` and keep ``up_proj``/``down_proj`` as given (the caller puts the
+    non-gated MLP there; the lookup table's ``down_proj`` is zero anyway). "llama" returns
+    ``weights`` itself.
     """
     if architecture == "llama":
         return weights
@@ -151,6 +173,10 @@ def _for_architecture(
         out[layer + "self_attn.q_norm.weight"] = q_factor.copy()
         out[layer + "self_attn.k_norm.weight"] = k_factor.copy()
         return out
+    if architecture == "apertus":
+        return _apertus(out, q_factor, k_factor)
+    if architecture == "nemotron_h":
+        return _nemotron_h(out)
     if architecture != "gemma3":
         raise ValueError(f"unknown architecture {architecture!r}")
 
@@ -166,6 +192,67 @@ def _for_architecture(
     out[layer + "self_attn.q_norm.weight"] = gemma(q_factor, HEAD_DIM)
     out[layer + "self_attn.k_norm.weight"] = gemma(k_factor, HEAD_DIM)
     out["model.norm.weight"] = gemma(out["model.norm.weight"], hidden)
+    return out
+
+
+def _apertus(
+    weights: dict[str, np.ndarray], q_factor: np.ndarray, k_factor: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Apertus names: Llama's two layer norms renamed, q/k norms, xIELU parameters, no gate."""
+    layer = "model.layers.0."
+    out = dict(weights)
+    del out[layer + "mlp.gate_proj.weight"]
+    out[layer + "attention_layernorm.weight"] = out.pop(layer + "input_layernorm.weight")
+    out[layer + "feedforward_layernorm.weight"] = out.pop(layer + "post_attention_layernorm.weight")
+    out[layer + "self_attn.q_norm.weight"] = q_factor.copy()
+    out[layer + "self_attn.k_norm.weight"] = k_factor.copy()
+    for name, value in APERTUS_XIELU.items():  # alpha_p/alpha_n: shape (1,); beta/eps: scalars
+        shape: tuple[int, ...] = (1,) if name.startswith("alpha") else ()
+        out[layer + f"mlp.act_fn.{name}"] = np.full(shape, value, np.float32)
+    return out
+
+
+def _mamba2_mixer(hidden: int) -> dict[str, np.ndarray]:
+    """A Mamba2 mixer (HF NemotronH names, no prefix) with small random weights, out_proj 0."""
+    heads, head_dim, groups, state = (MAMBA[k] for k in ("heads", "head_dim", "groups", "state"))
+    inner = heads * head_dim
+    conv_dim = inner + 2 * groups * state
+    rng = np.random.default_rng(4321)
+
+    def small(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.1).astype(np.float16).astype(np.float32)
+
+    return {
+        "in_proj.weight": small(2 * inner + 2 * groups * state + heads, hidden),
+        "conv1d.weight": small(conv_dim, 1, MAMBA["conv"]),
+        "conv1d.bias": small(conv_dim),
+        "dt_bias": small(heads),
+        "A_log": np.log(np.arange(1, heads + 1, dtype=np.float32)),
+        "D": np.ones(heads, np.float32),
+        "norm.weight": np.ones(inner, np.float32),
+        "out_proj.weight": np.zeros((hidden, inner), np.float32),
+    }
+
+
+def _nemotron_h(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Nemotron-H names (``backbone.*``, as released): layers "M", "*" and "-", no gate."""
+    src = "model.layers.0."
+    hidden = weights["model.norm.weight"].shape[0]
+    out = {
+        "backbone.embeddings.weight": weights["model.embed_tokens.weight"],
+        "backbone.layers.0.norm.weight": np.ones(hidden, np.float32),
+        **{f"backbone.layers.0.mixer.{k}": v for k, v in _mamba2_mixer(hidden).items()},
+        "backbone.layers.1.norm.weight": weights[src + "input_layernorm.weight"],
+        **{
+            f"backbone.layers.1.mixer.{p}_proj.weight": weights[src + f"self_attn.{p}_proj.weight"]
+            for p in "qkvo"
+        },
+        "backbone.layers.2.norm.weight": weights[src + "post_attention_layernorm.weight"],
+        "backbone.layers.2.mixer.up_proj.weight": weights[src + "mlp.up_proj.weight"],
+        "backbone.layers.2.mixer.down_proj.weight": weights[src + "mlp.down_proj.weight"],
+        "backbone.norm_f.weight": weights["model.norm.weight"],
+        "lm_head.weight": weights["lm_head.weight"],
+    }
     return out
 
 
