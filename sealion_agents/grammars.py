@@ -27,7 +27,13 @@ from sealion_agents.errors import UnsupportedSchemaError, require
 from sealion_agents.json_schema import rename_definitions
 from sealion_agents.reasoning import THINK_TAGS, ReasoningTags
 
-__all__ = ["answer_grammar", "schema_grammar", "structured_outputs"]
+__all__ = [
+    "answer_grammar",
+    "no_raw_control_characters",
+    "schema_grammar",
+    "structured_outputs",
+    "text_without",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +119,16 @@ def _convert(schema_text: str) -> str:
         ) from exc
     # The converter writes characters beyond the BMP (emoji...) as UTF-16 surrogate escapes,
     # which llama.cpp reads as two invalid code points: write the character itself instead.
-    return _SURROGATE_PAIR.sub(_astral, grammar)
+    return no_raw_control_characters(_SURROGATE_PAIR.sub(_astral, grammar))
+
+
+def no_raw_control_characters(grammar: str) -> str:
+    """llama.cpp's value rules with no raw control character in a string.
+
+    JSON has none (``json.loads``, and so the answer's check, refuses them) and a Python
+    literal cannot hold a raw newline; xgrammar's rules already leave them out.
+    """
+    return grammar.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x00-\\x1F]')
 
 
 _SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
@@ -156,25 +171,46 @@ def answer_grammar(
 
 
 def _reasoning_rule(close: str) -> str:
-    """The GBNF rule ``reasoning``: any text without ``close`` in it.
-
-    Each step is a proper prefix of ``close`` and then a character that neither goes on with
-    it nor starts it again (for ``</think>``: ``[^<] | "<" [^/<] | ... | "</think" [^><]``).
-    That is exact when the tag's first character does not recur in it, as in every tag in
-    use; a tag where it recurs is refused with a clear error.
-    """
-    if close[0] in close[1:]:
+    """The GBNF rule ``reasoning``: any text without ``close`` in it."""
+    try:
+        return "\n" + text_without("reasoning", close) + "\n"
+    except UnsupportedSchemaError as exc:
         raise UnsupportedSchemaError(
-            f"The closing reasoning tag {close!r} repeats its first character, which the "
-            "reasoning grammar cannot exclude exactly: use structured_output='none' (replies "
-            "are checked and retried) with this model."
+            f"{exc} Use structured_output='none' (replies are checked and retried) with this model."
+        ) from exc
+
+
+def text_without(name: str, tag: str) -> str:
+    """The GBNF rule ``name``: any text without ``tag`` in it, newlines included.
+
+    Its helpers are ``name-loop`` and ``name-exit``. It follows the automaton that matches
+    ``tag``: outside a match any character but the first goes on, and the first starts a
+    partial match; a partial match loops back on the first character, leaves on a character
+    that neither goes on with it nor starts it again, or ends the text (which may end in part
+    of the tag). Exact when the tag's first character does not recur in it, as in every tag
+    in use; a tag where it recurs is refused with a clear error.
+    """
+    if not tag or tag[0] in tag[1:]:
+        raise UnsupportedSchemaError(
+            f"The tag {tag!r} repeats its first character, which a grammar of text without it "
+            "cannot exclude exactly."
         )
-    steps = []
-    for i, char in enumerate(close):
-        excluded = _class_char(char) + (_class_char(close[0]) if i else "")
-        steps.append((f"{_literal(close[:i])} " if i else "") + f"[^{excluded}]")
-    lines = [" | ".join(steps[j : j + 6]) for j in range(0, len(steps), 6)]
-    return "\nreasoning ::= ( " + "\n  | ".join(lines) + " )*\n"
+    first, rest = tag[0], tag[1:]
+    if not rest:
+        return f"{name} ::= [^{_class_char(first)}]*"
+    loops = [_literal(rest[:i] + first) for i in range(len(rest))]
+    exits = [
+        (f"{_literal(rest[:i])} " if i else "") + f"[^{_class_char(rest[i])}{_class_char(first)}]"
+        for i in range(len(rest))
+    ]
+    ends = [_literal(rest[:i]) for i in range(1, len(rest))]
+    tail = f" ( {' | '.join(ends)} )?" if ends else ""
+    return (
+        f"{name} ::= ( [^{_class_char(first)}] | {_literal(first)} {name}-loop* {name}-exit )* "
+        f"( {_literal(first)} {name}-loop*{tail} )?\n"
+        f"{name}-loop ::= {' | '.join(loops)}\n"
+        f"{name}-exit ::= {' | '.join(exits)}"
+    )
 
 
 def _literal(text: str) -> str:

@@ -75,6 +75,8 @@ class ToolFormat:
     """How the call itself is written (``call_syntax``)."""
     result_wrapper: tuple[str, str] = ("", "")
     """Text before and after a tool result as the model reads it."""
+    call_separator: str = "\n"
+    """Text between two calls' blocks in one answer."""
 
     @property
     def body(self) -> str:
@@ -123,7 +125,7 @@ class ToolFormat:
         """Earlier tool calls as the model writes them."""
         pairs = [(c["name"], c.get("args") or {}) for c in calls]
         bodies = self.syntax.write(pairs, self.arguments_key)
-        return "\n".join(f"{self.opener}{body}{self.closer}" for body in bodies)
+        return self.call_separator.join(f"{self.opener}{body}{self.closer}" for body in bodies)
 
     def result_text(self, text: str) -> str:
         """A tool result as the model reads it (Gemma's ``tool_output`` block)."""
@@ -200,6 +202,7 @@ GEMMA4_CALLS = ToolFormat(
     tools_in_template=True,
     parallel_as_list=False,
     syntax=GEMMA4_SYNTAX,
+    call_separator="",
 )
 
 APERTUS_CALLS = ToolFormat(

@@ -104,13 +104,33 @@ def test_every_profile_cites_a_section_of_the_model_facts() -> None:
 
 
 def test_templates_decide_what_the_card_leaves_open() -> None:
-    nemotron = profile_named("nemotron-sea-lion-v4.8")
-    assert nemotron.resolved(QWEN_TEMPLATE).thinking == ENABLE_THINKING
-    assert nemotron.resolved(QWEN_TEMPLATE).tools is HERMES_CALLS
-    assert nemotron.resolved(GEMMA_TEMPLATE).thinking is None
-    assert nemotron.resolved(GEMMA_TEMPLATE).tools is JSON_CALLS
+    from sealion_agents.profiles import reasoning_tags_of, tool_format_of
+    from sealion_agents.testing.families import FAMILY_TEMPLATES
+    from sealion_agents.tool_formats import APERTUS_CALLS, GEMMA4_CALLS, XML_CALLS
+
+    apertus = profile_named("apertus-sea-lion-v4-8b-it")  # its card names no switch
+    assert apertus.resolved(QWEN_TEMPLATE).thinking == ENABLE_THINKING
+    assert apertus.resolved(GEMMA_TEMPLATE).thinking is None
     # declared facts are not overridden by the template
+    assert apertus.resolved(QWEN_TEMPLATE).tools is APERTUS_CALLS
     assert profile_named("gemma-sea-lion-v4").resolved(QWEN_TEMPLATE).thinking is None
+    # a template shows its calls and its reasoning tags by the text it writes
+    formats = {family: tool_format_of(t) for family, t in FAMILY_TEMPLATES.items()}
+    assert formats == {
+        "qwen": HERMES_CALLS,
+        "gemma": JSON_CALLS,
+        "gemma4": GEMMA4_CALLS,
+        "nemotron": XML_CALLS,
+        "apertus": APERTUS_CALLS,
+    }
+    opening = {family: reasoning_tags_of(t).open for family, t in FAMILY_TEMPLATES.items()}
+    assert opening == {
+        "qwen": "<think>",
+        "gemma": "<think>",
+        "gemma4": "<|channel>thought",
+        "nemotron": "<think>",
+        "apertus": "<|inner_prefix|>",
+    }
 
 
 def test_an_unknown_model_gets_its_template_s_switch() -> None:
@@ -446,6 +466,40 @@ def test_qwen_family_on_vllm(more_vllm_engines: Any) -> None:
         ToolMessage("It is sunny, 31 C.", tool_call_id=reply.tool_calls[0]["id"]),
     ]
     assert llm.bind_tools([get_weather]).invoke(history).content == SUNNY
+
+
+def test_native_formats_on_vllm(more_vllm_engines: Any) -> None:
+    """Gemma 4's thought channel and ``<|tool_call>`` calls, and Nemotron's XML calls (its
+    template on a Qwen3-architecture folder: vLLM on CPU runs no Mamba layers), through vLLM's
+    grammar engine: thinking on and off, auto and forced calls, the answer after a result."""
+    from sealion_agents.testing.families import tiny_family_hf_folder
+
+    for family, profile, architecture in (
+        ("gemma4", "gemma-sea-lion-v4.5-e2b-it", None),
+        ("nemotron", "nemotron-sea-lion-v4.8", "qwen3"),
+    ):
+        engine: Any = more_vllm_engines(tiny_family_hf_folder(family, architecture=architecture))
+        llm = ChatSeaLion.from_vllm(engine, profile=profile, temperature=0)
+        on = llm.invoke("Hi there", thinking=True)
+        assert on.content == GREETING, family
+        assert on.additional_kwargs["reasoning_content"] == "I should greet."
+        off = llm.invoke("Hi there", thinking=False)
+        assert off.content == GREETING and "reasoning_content" not in off.additional_kwargs
+        for choice in ("auto", "get_weather"):
+            for thinking in (True, False):
+                reply = llm.bind_tools([get_weather], tool_choice=choice).invoke(
+                    QUESTION, thinking=thinking
+                )
+                assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+                    ("get_weather", {"city": "Bangkok"})
+                ], (family, choice, thinking)
+        history = [
+            HumanMessage(QUESTION),
+            reply,
+            ToolMessage("It is sunny, 31 C.", tool_call_id=reply.tool_calls[0]["id"]),
+        ]
+        answer = llm.bind_tools([get_weather]).invoke(history, thinking=False)
+        assert answer.content == SUNNY, family
 
 
 # -- real weights: gemma-3-270m (a Gemma 3 base model that ships on the package index) ----------

@@ -414,3 +414,29 @@ def test_earlier_turns_lose_or_keep_reasoning_by_the_profiles_tags() -> None:
     assert kept[1]["content"] == TAG_ANSWER and kept[1]["reasoning_content"] == TAG_REASONING
     think = to_template_messages(history, dataclasses.replace(PROFILE, reasoning_tags=THINK_TAGS))
     assert think[1]["content"] == RAW.strip()  # other tags are text to a <think> profile
+
+
+@pytest.mark.parametrize("close", ["</think>", "<|inner_suffix|>", "<channel|>"])
+def test_the_reasoning_grammar_excludes_exactly_the_closing_tag(close: str) -> None:
+    """Reasoning built from pieces of the closing tag (up to four) is accepted before the tag
+    exactly when it does not hold the tag: ``<<``, partial tags, a partial tag at its end."""
+    import itertools
+
+    import xgrammar
+
+    from sealion_agents.grammars import answer_grammar
+    from sealion_agents.reasoning import ReasoningTags
+
+    tags = ReasoningTags(open="<r>", close=close)
+    grammar = answer_grammar({"type": "object"}, after_reasoning=True, optional=False, tags=tags)
+    compiled = xgrammar.Grammar.from_ebnf(grammar)
+    pieces = [close[0], close[1], close[:-1], close[-1], "x", "\n"]
+    checked = 0
+    for size in range(5):
+        for combination in itertools.product(pieces, repeat=size):
+            reasoning = "".join(combination)
+            text = f"<r>{reasoning}{close}{{}}"
+            accepted = xgrammar.testing._is_grammar_accept_string(compiled, text)
+            assert accepted == (close not in reasoning), repr(reasoning)
+            checked += 1
+    assert checked == 1555

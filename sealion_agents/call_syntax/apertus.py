@@ -62,9 +62,7 @@ class ApertusSyntax:
 
     def grammar(self, tools: Sequence[ToolSpec], *, parallel: bool) -> str:
         """The GBNF grammar of the list (one call, or several with ``parallel``)."""
-        grammar = schema_grammar(apertus_schema(tools, parallel=parallel))
-        # no raw control characters in a string: JSON forbids them, so the check would refuse
-        return grammar.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x00-\\x1F]')
+        return schema_grammar(apertus_schema(tools, parallel=parallel))
 
     def end(self, text: str) -> int | None:
         """Where the list ends."""

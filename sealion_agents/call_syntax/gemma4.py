@@ -26,6 +26,7 @@ from typing import Any
 
 from sealion_agents.call_syntax import ToolSpec
 from sealion_agents.errors import UnsupportedSchemaError
+from sealion_agents.grammars import text_without
 
 __all__ = ["GEMMA4_SYNTAX", "QUOTE", "Gemma4Syntax", "gemma4_call", "gemma4_value"]
 
@@ -37,14 +38,11 @@ _BARE_KEY = re.compile(r'[^ \t\r\n\f\v:,{}\[\]<>"]+')
 _TOOL_NAME = re.compile(r"[^\s{}<:]+")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
-# g4-text: any text without the quote mark. Each step outside plain characters is a run of
-# proper prefixes of the mark (each followed by the next "<") and then a character that
-# neither goes on with the last prefix nor starts the mark again; the text may end in
-# prefixes. Exact because "<" does not recur in the mark.
-_COMMON_RULES = r"""g4-string ::= "<|\"|>" g4-text "<|\"|>"
-g4-text ::= ( [^<] | g4-prefix* g4-stop )* g4-prefix*
-g4-prefix ::= "<" | "<|" | "<|\"" | "<|\"|"
-g4-stop ::= "<" [^<|] | "<|" [^<"] | "<|\"" [^<|] | "<|\"|" [^<>]
+_COMMON_RULES = (
+    r"""g4-string ::= "<|\"|>" g4-text "<|\"|>"
+"""
+    + text_without("g4-text", QUOTE)
+    + r"""
 g4-integer ::= "-"? ( "0" | [1-9] [0-9]{0,15} )
 g4-number ::= g4-integer ( "." [0-9]{1,17} )? ( [eE] [-+]? [0-9]{1,3} )?
 g4-boolean ::= "true" | "false"
@@ -54,6 +52,7 @@ g4-any-list ::= "[" ( g4-any ( "," g4-any )* )? "]"
 g4-any-map ::= "{" ( g4-key ":" g4-any ( "," g4-key ":" g4-any )* )? "}"
 g4-key ::= [^ \t\r\n\x0C\x0B:,{}<>"\x5B\x5D]+
 """
+)
 _SIMPLE = {
     "string": "g4-string",
     "integer": "g4-integer",

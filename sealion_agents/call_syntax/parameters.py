@@ -44,7 +44,11 @@ def parameter_rules(tools: Sequence[ToolSpec], *, feature: str) -> tuple[list[To
     require("llama_cpp", extra="gguf", feature=feature)
     from llama_cpp.llama_grammar import SchemaConverter
 
-    from sealion_agents.grammars import _enumerate_ranges, _safe_definitions
+    from sealion_agents.grammars import (
+        _enumerate_ranges,
+        _safe_definitions,
+        no_raw_control_characters,
+    )
 
     converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     out: list[ToolRules] = []
@@ -64,7 +68,7 @@ def parameter_rules(tools: Sequence[ToolSpec], *, feature: str) -> tuple[list[To
             params.append(Parameter(key, rule, key in required, properties[key]))
         ordered = [p for p in params if p.required] + [p for p in params if not p.required]
         out.append(ToolRules(name, tuple(ordered)))
-    return out, converter.format_grammar()
+    return out, no_raw_control_characters(converter.format_grammar())
 
 
 def sequence_rule(items: Sequence[str], required: Sequence[bool], separator: str) -> str:

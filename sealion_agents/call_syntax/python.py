@@ -65,9 +65,7 @@ class PythonSyntax:
         grammar = "\n".join([root, *lines, values])
         # JSON's literals as Python's
         grammar = grammar.replace('("true" | "false")', '("True" | "False")')
-        grammar = grammar.replace('"null" space', '"None" space')
-        # no raw control characters in a string (a Python literal cannot hold a raw newline)
-        return grammar.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x00-\\x1F]')
+        return grammar.replace('"null" space', '"None" space')
 
     def end(self, text: str) -> int | None:
         """Where the first complete ``name(...)`` ends (brackets balanced), else None."""

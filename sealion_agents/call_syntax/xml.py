@@ -32,6 +32,7 @@ from typing import Any
 from sealion_agents.call_syntax import ToolSpec
 from sealion_agents.call_syntax.parameters import parameter_rules, sequence_rule
 from sealion_agents.errors import UnsupportedSchemaError
+from sealion_agents.grammars import text_without
 
 __all__ = ["XML_SYNTAX", "XmlSyntax", "xml_call"]
 
@@ -90,10 +91,8 @@ class XmlSyntax:
             opener = _literal(f"{_FUNCTION}{tool.name}>\n")
             lines.append(f"call{i} ::= {opener} {arguments} {_literal(_FUNCTION_END)}")
         root = "root ::= " + " | ".join(f"call{i}" for i in range(len(rules)))
-        text_rule = [_excluding_rule(_TEXT_RULE, _PARAMETER_END)] if uses_text else []
-        grammar = "\n".join([root, *lines, *text_rule, values])
-        # no raw control characters in a JSON string (json.loads refuses them)
-        return grammar.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x00-\\x1F]')
+        text_rule = [text_without(_TEXT_RULE, _PARAMETER_END)] if uses_text else []
+        return "\n".join([root, *lines, *text_rule, values])
 
     def end(self, text: str) -> int | None:
         """Just after the first ``</function>`` outside a parameter's value, else None."""
@@ -196,37 +195,6 @@ def _value_rule(json_rule: str, schema: Any, root: dict[str, Any]) -> str:
                 "XML-style call: change the choice, or use a profile whose calls are JSON."
             )
     return "( " + " | ".join(_literal(c) for c in choices) + " )"
-
-
-def _excluding_rule(name: str, tag: str) -> str:
-    """The GBNF rule ``name``: any text without ``tag`` in it (newlines included).
-
-    A path through the automaton that matches ``tag`` (its first character does not recur):
-    from outside a match, a character other than the first goes on, or the first one starts
-    a partial match; a partial match loops back on the first character, leaves on any
-    other character that does not go on with it, or ends the text.
-    """
-    first, rest = tag[0], tag[1:]
-    loops = [_literal(rest[:i] + first) for i in range(len(rest))]
-    exits = [
-        (f"{_literal(rest[:i])} " if i else "") + f"[^{_class_char(rest[i])}{_class_char(first)}]"
-        for i in range(len(rest))
-    ]
-    ends = [_literal(rest[:i]) for i in range(1, len(rest))]
-    return (
-        f"{name} ::= ( [^{_class_char(first)}] | {_literal(first)} {name}-loop* {name}-exit )* "
-        f"( {_literal(first)} {name}-loop* ( {' | '.join(ends)} )? )?\n"
-        f"{name}-loop ::= {' | '.join(loops)}\n"
-        f"{name}-exit ::= {' | '.join(exits)}"
-    )
-
-
-def _class_char(char: str) -> str:
-    """One character as GBNF writes it inside ``[...]``."""
-    escapes = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-    if char in escapes:
-        return escapes[char]
-    return "\\" + char if char in "\\]^-[" else char
 
 
 def _properties(schema: dict[str, Any]) -> dict[str, Any]:

@@ -230,33 +230,34 @@ def _write_family_gguf(
         weight = weights[name]
         return weight + np.float32(1.0) if architecture == "gemma3" else weight
 
+    apertus = architecture == "apertus"
     tensors = {
         "token_embd.weight": weights["model.embed_tokens.weight"].astype(np.float16),
+        "blk.0.attn_norm.weight": norm(
+            layer + ("attention_layernorm" if apertus else "input_layernorm") + ".weight"
+        ),
         "blk.0.attn_q.weight": f16("self_attn.q_proj.weight"),
         "blk.0.attn_k.weight": f16("self_attn.k_proj.weight"),
         "blk.0.attn_v.weight": f16("self_attn.v_proj.weight"),
         "blk.0.attn_output.weight": f16("self_attn.o_proj.weight"),
         "blk.0.attn_q_norm.weight": norm(layer + "self_attn.q_norm.weight"),
         "blk.0.attn_k_norm.weight": norm(layer + "self_attn.k_norm.weight"),
+        **({} if apertus else {"blk.0.ffn_gate.weight": f16("mlp.gate_proj.weight")}),
         "blk.0.ffn_up.weight": f16("mlp.up_proj.weight"),
         "blk.0.ffn_down.weight": f16("mlp.down_proj.weight"),
         "output_norm.weight": norm("model.norm.weight"),
         "output.weight": weights["lm_head.weight"].astype(np.float16),
     }
-    if architecture == "apertus":
-        tensors["rope_freqs.weight"] = _llama3_rope_factors(APERTUS_ROPE)
-        tensors["blk.0.attn_norm.weight"] = weights[layer + "attention_layernorm.weight"]
-        tensors["blk.0.ffn_norm.weight"] = weights[layer + "feedforward_layernorm.weight"]
-    else:
-        tensors["blk.0.attn_norm.weight"] = norm(layer + "input_layernorm.weight")
-        tensors["blk.0.ffn_gate.weight"] = f16("mlp.gate_proj.weight")
     if architecture == "gemma3":
         tensors["blk.0.post_attention_norm.weight"] = norm(
             layer + "post_attention_layernorm.weight"
         )
         tensors["blk.0.ffn_norm.weight"] = norm(layer + "pre_feedforward_layernorm.weight")
         tensors["blk.0.post_ffw_norm.weight"] = norm(layer + "post_feedforward_layernorm.weight")
-    elif architecture == "qwen3":
+    elif apertus:
+        tensors["blk.0.ffn_norm.weight"] = weights[layer + "feedforward_layernorm.weight"]
+        tensors["rope_freqs.weight"] = _llama3_rope_factors(APERTUS_ROPE)
+    else:
         tensors["blk.0.ffn_norm.weight"] = norm(layer + "post_attention_layernorm.weight")
     _write_tensors(writer, tensors)
     return path
