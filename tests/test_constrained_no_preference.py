@@ -99,29 +99,35 @@ def vllm_engine() -> Any:
     return _ENGINE[0]
 
 
-_BACKENDS: dict[str, ChatBackend] = {}
+_BACKENDS: dict[tuple[str, str | None], ChatBackend] = {}
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> ChatBackend:
-    name = str(request.param)
-    if name not in _BACKENDS:
+def _backend(request: pytest.FixtureRequest, name: str, profile: str | None) -> ChatBackend:
+    """The backend ``name`` on the model, with a profile (None: the one detected), kept."""
+    key = (name, profile)
+    if key not in _BACKENDS:
         if name == "gguf":
             from sealion_agents.backends.llamacpp import LlamaCppBackend
 
             path = tiny_models.tiny_no_preference_gguf()
-            _BACKENDS[name] = LlamaCppBackend(path, **LLAMA_TEST_KWARGS)
+            _BACKENDS[key] = LlamaCppBackend(path, profile=profile, **LLAMA_TEST_KWARGS)
         elif name == "vllm":
             from sealion_agents.backends.vllm import VLLMBackend
 
-            _BACKENDS[name] = VLLMBackend(llm=vllm_engine(), name="no-preference")
+            engine = vllm_engine()
+            _BACKENDS[key] = VLLMBackend(llm=engine, name="no-preference", profile=profile)
         else:
             from sealion_agents.backends.openai import OpenAIBackend
 
             server = request.getfixturevalue("servers")[name]
             model = "sealion-tiny" if name == "vllm-server" else "no-preference-off"
-            _BACKENDS[name] = OpenAIBackend(server.base_url, model=model)
-    return _BACKENDS[name]
+            _BACKENDS[key] = OpenAIBackend(server.base_url, model=model, profile=profile)
+    return _BACKENDS[key]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> ChatBackend:
+    return _backend(request, str(request.param), None)
 
 
 def model(backend: ChatBackend, temperature: float) -> ChatSeaLion:
@@ -140,6 +146,34 @@ def test_a_forced_tool_call_ends_valid(backend: ChatBackend, temperature: float)
     llm = model(backend, temperature).bind_tools(
         [TOOL], tool_choice="any", parallel_tool_calls=False
     )
+    reply = llm.invoke("Book me a trip.")
+    assert_ended(reply)
+    assert not reply.invalid_tool_calls, reply.invalid_tool_calls
+    assert [call["name"] for call in reply.tool_calls] == ["book_trip"]
+    jsonschema.validate(reply.tool_calls[0]["args"], SCHEMA)
+
+
+#: A profile per call format that is not Llama's JSON: Gemma 3's Python, Nemotron's XML,
+#: Gemma 4's native calls, Apertus's listed calls, Hermes JSON.
+NATIVE_FORMATS = [
+    "gemma-sea-lion-v4",
+    "nemotron-sea-lion-v4.8",
+    "gemma-sea-lion-v4.5-e2b-it",
+    "apertus-sea-lion-v4-8b-it",
+    "qwen-sea-lion-v4.5-27b-it",
+]
+
+
+@pytest.mark.parametrize("profile", NATIVE_FORMATS)
+def test_a_forced_call_in_each_native_format_ends_valid(
+    request: pytest.FixtureRequest, backend: ChatBackend, profile: str
+) -> None:
+    """Only the format's grammar decides (greedy: the lowest allowed token each time), and the
+    call it lets through is read back valid."""
+    name = next(k[0] for k, v in _BACKENDS.items() if v is backend)
+    native = _backend(request, name, profile)
+    assert native.profile.name == profile
+    llm = model(native, 0.0).bind_tools([TOOL], tool_choice="any", parallel_tool_calls=False)
     reply = llm.invoke("Book me a trip.")
     assert_ended(reply)
     assert not reply.invalid_tool_calls, reply.invalid_tool_calls
