@@ -420,6 +420,14 @@ def test_requests_carry_thinking_per_request(request: pytest.FixtureRequest) -> 
     assert off.body["chat_template_kwargs"]["thinking_mode"] == "off"
     assert off.body["max_tokens"] == 5 and off.body["top_k"] == 3
     assert on.body["chat_template"] == TEMPLATES["writes"]
+    # vLLM keeps tokens a tokenizer marks special (Gemma 4's thought channel, Apertus's tags)
+    assert on.body["skip_special_tokens"] is False
+
+
+def test_other_servers_get_no_vllm_fields(request: pytest.FixtureRequest) -> None:
+    backend = make_backend(request, "llamacpp", "writes")
+    body = backend.build(GenerationRequest(messages=[{"role": "user", "content": "x"}])).body
+    assert "skip_special_tokens" not in body
 
 
 # -- retries: a real loopback HTTP server that fails before it answers --------------------

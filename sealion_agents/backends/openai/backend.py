@@ -163,6 +163,11 @@ class OpenAIBackend(ChatBackend):
     @property
     def renders_tools(self) -> bool:
         """VLLM's servers render a request's ``tools`` in the chat template; others: unknown."""
+        return self._is_vllm
+
+    @property
+    def _is_vllm(self) -> bool:
+        """The server answered as vLLM (False while it cannot be reached)."""
         facts = self._server_if_up()
         return facts is not None and facts.kind == "vllm"
 
@@ -292,6 +297,8 @@ class OpenAIBackend(ChatBackend):
         variables = profile.template_variables(request.thinking)
         if variables:
             body["chat_template_kwargs"] = variables
+        if self._is_vllm:  # keep reasoning tags and call tokens that a tokenizer marks special
+            body["skip_special_tokens"] = False  # (Gemma 4's, Apertus's) in the text
         if request.tools:  # rendered by the template; the constraint decides the call
             body["tools"] = list(request.tools)
             body["tool_choice"] = "none"
