@@ -29,6 +29,7 @@ from sealion_agents.reasoning import THINK_TAGS, ReasoningTags
 
 __all__ = [
     "answer_grammar",
+    "gbnf_literal",
     "no_raw_control_characters",
     "schema_grammar",
     "structured_outputs",
@@ -163,7 +164,7 @@ def answer_grammar(
     first = re.escape(opener[0]) if opener else "{\\["
     free_text = f"free-text ::= [^{first} \\t\\n] [^\\x00]*\n"
     if after_reasoning:
-        thought = f"( {_literal(tags.open)}? reasoning {_literal(tags.close)} {_GAP} )?"
+        thought = f"( {gbnf_literal(tags.open)}? reasoning {gbnf_literal(tags.close)} {_GAP} )?"
         root = f"root ::= {_GAP} {thought} {answer}"
     else:
         root = f"root ::= {_GAP} {answer}"
@@ -198,22 +199,23 @@ def text_without(name: str, tag: str) -> str:
     first, rest = tag[0], tag[1:]
     if not rest:
         return f"{name} ::= [^{_class_char(first)}]*"
-    loops = [_literal(rest[:i] + first) for i in range(len(rest))]
+    loops = [gbnf_literal(rest[:i] + first) for i in range(len(rest))]
     exits = [
-        (f"{_literal(rest[:i])} " if i else "") + f"[^{_class_char(rest[i])}{_class_char(first)}]"
+        (f"{gbnf_literal(rest[:i])} " if i else "")
+        + f"[^{_class_char(rest[i])}{_class_char(first)}]"
         for i in range(len(rest))
     ]
-    ends = [_literal(rest[:i]) for i in range(1, len(rest))]
+    ends = [gbnf_literal(rest[:i]) for i in range(1, len(rest))]
     tail = f" ( {' | '.join(ends)} )?" if ends else ""
     return (
-        f"{name} ::= ( [^{_class_char(first)}] | {_literal(first)} {name}-loop* {name}-exit )* "
-        f"( {_literal(first)} {name}-loop*{tail} )?\n"
+        f"{name} ::= ( [^{_class_char(first)}] | {gbnf_literal(first)} {name}-loop* {name}-exit )* "
+        f"( {gbnf_literal(first)} {name}-loop*{tail} )?\n"
         f"{name}-loop ::= {' | '.join(loops)}\n"
         f"{name}-exit ::= {' | '.join(exits)}"
     )
 
 
-def _literal(text: str) -> str:
+def gbnf_literal(text: str) -> str:
     """``text`` as a GBNF string literal."""
     return json.dumps(text, ensure_ascii=False)
 

@@ -32,7 +32,7 @@ from typing import Any
 from sealion_agents.call_syntax import ToolSpec
 from sealion_agents.call_syntax.parameters import parameter_rules, sequence_rule
 from sealion_agents.errors import UnsupportedSchemaError
-from sealion_agents.grammars import text_without
+from sealion_agents.grammars import gbnf_literal, text_without
 
 __all__ = ["XML_SYNTAX", "XmlSyntax", "xml_call"]
 
@@ -70,7 +70,7 @@ class XmlSyntax:
         rules, values = parameter_rules(
             tools, feature="Tool calls written as XML tags (Nemotron's <function=...>)"
         )
-        closes = _literal(f"\n{_PARAMETER_END}\n")
+        closes = gbnf_literal(f"\n{_PARAMETER_END}\n")
         lines: list[str] = []
         uses_text = False
         for i, (tool, (_, schema)) in enumerate(zip(rules, tools, strict=True)):
@@ -85,11 +85,11 @@ class XmlSyntax:
                 )
                 value = _value_rule(parameter.rule, properties.get(parameter.key), schema)
                 uses_text = uses_text or value == _TEXT_RULE
-                opens = _literal(f"{_PARAMETER}{parameter.key}>\n")
+                opens = gbnf_literal(f"{_PARAMETER}{parameter.key}>\n")
                 blocks.append(f"{opens} {value} {closes}")
             arguments = sequence_rule(blocks, [p.required for p in tool.parameters], "")
-            opener = _literal(f"{_FUNCTION}{tool.name}>\n")
-            lines.append(f"call{i} ::= {opener} {arguments} {_literal(_FUNCTION_END)}")
+            opener = gbnf_literal(f"{_FUNCTION}{tool.name}>\n")
+            lines.append(f"call{i} ::= {opener} {arguments} {gbnf_literal(_FUNCTION_END)}")
         root = "root ::= " + " | ".join(f"call{i}" for i in range(len(rules)))
         text_rule = [text_without(_TEXT_RULE, _PARAMETER_END)] if uses_text else []
         return "\n".join([root, *lines, *text_rule, values])
@@ -176,11 +176,6 @@ def _check_tag(text: str, what: str, fix: str) -> None:
         )
 
 
-def _literal(text: str) -> str:
-    """``text`` as a GBNF string literal."""
-    return json.dumps(text, ensure_ascii=False)
-
-
 def _value_rule(json_rule: str, schema: Any, root: dict[str, Any]) -> str:
     """A parameter's value: raw text (its choices, if any) for a string-only schema, else JSON."""
     if not _is_text(schema, root):
@@ -194,7 +189,7 @@ def _value_rule(json_rule: str, schema: Any, root: dict[str, Any]) -> str:
                 f"The choice {choice!r} holds {_PARAMETER_END}, which ends a parameter of an "
                 "XML-style call: change the choice, or use a profile whose calls are JSON."
             )
-    return "( " + " | ".join(_literal(c) for c in choices) + " )"
+    return "( " + " | ".join(gbnf_literal(c) for c in choices) + " )"
 
 
 def _properties(schema: dict[str, Any]) -> dict[str, Any]:
