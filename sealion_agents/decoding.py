@@ -45,6 +45,7 @@ from sealion_agents.reasoning import (
     ReasoningParser,
     ReasoningTags,
     Split,
+    partial_suffix,
 )
 from sealion_agents.tool_calls import AnswerPlan
 
@@ -85,10 +86,7 @@ class _StopCutter:
         return out
 
     def _partial(self, stop: str) -> int:
-        for size in range(min(len(stop) - 1, len(self._held)), 0, -1):
-            if stop.startswith(self._held[-size:]):
-                return size
-        return 0
+        return partial_suffix(self._held, stop)
 
 
 class TurnDecoder:
@@ -174,30 +172,34 @@ class TurnDecoder:
                 self._parser = self._new_parser(event)
                 self._raw_start = 0
             return []
-        parser = self._require_parser()
+        parser = self._parser or self._require_parser()
         if isinstance(event, Finished):
             self.finish_reason = event.reason
             return []
-        self.output_tokens += event.tokens
+        text, tokens = event.text, event.tokens
+        self.output_tokens += tokens
         before = parser.phase
         if isinstance(event, ReasoningDelta):
-            split = parser.feed_reasoning(event.text)
-            self.reasoning_tokens += event.tokens
+            split = parser.feed_reasoning(text)
+            self.reasoning_tokens += tokens
+            after = parser.phase
         else:
-            split = parser.feed(event.text)
-            if parser.phase is Phase.START and event.text.strip():
-                self._opening_tokens += event.tokens  # part of a longer opening tag, so far
-            elif before is Phase.START and parser.in_reasoning:
+            split = parser.feed(text)
+            after = parser.phase
+            if after is Phase.START:
+                if text.strip():
+                    self._opening_tokens += tokens  # part of a longer opening tag, so far
+            elif before is Phase.START and after is Phase.REASONING:
                 self.reasoning_tokens += self._opening_tokens  # that tag's earlier tokens
             # the token that closes inline reasoning is reasoning; a server that splits
             # reasoning out sends the answer's first token after it
-            if parser.in_reasoning or (before is Phase.REASONING and not parser.server_split):
-                self.reasoning_tokens += event.tokens
-                if not parser.in_reasoning and split.content and event.tokens > 1:
+            if after is Phase.REASONING or (before is Phase.REASONING and not parser.server_split):
+                self.reasoning_tokens += tokens
+                if after is not Phase.REASONING and split.content and tokens > 1:
                     self.reasoning_tokens -= 1  # a merged piece: its answer text is a token too
         if (
             self.max_thinking_tokens is not None
-            and parser.in_reasoning
+            and after is Phase.REASONING
             and self.reasoning_tokens >= self.max_thinking_tokens
         ):
             closing = parser.close_reasoning()
@@ -429,8 +431,11 @@ class TurnDecoder:
         return self._parser
 
     def _chunks(self, split: Split) -> list[ChatGenerationChunk]:
-        content = self._answer(split.content) if split.content else ""
-        content = self._stop.feed(content) if content else ""
+        content = split.content
+        if content and self._answer_mode != "free":
+            content = self._answer(content)
+        if content and self._stop.stop:
+            content = self._stop.feed(content)
         reasoning = "" if self._mute_reasoning else split.reasoning
         if not (reasoning or content):
             return []

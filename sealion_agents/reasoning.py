@@ -78,11 +78,18 @@ class Split:
         return bool(self.reasoning or self.content)
 
 
-def _partial_suffix(text: str, tag: str) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of ``tag``."""
-    for size in range(min(len(tag) - 1, len(text)), 0, -1):
-        if tag.startswith(text[-size:]):
-            return size
+def partial_suffix(text: str, tag: str) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of ``tag``.
+
+    Reads at most the last ``len(tag) - 1`` characters: only where ``tag``'s first
+    character occurs can such a suffix begin.
+    """
+    first = tag[:1]
+    pos = text.find(first, max(0, len(text) - len(tag) + 1)) if first else -1
+    while pos >= 0:
+        if tag.startswith(text[pos:]):
+            return len(text) - pos
+        pos = text.find(first, pos + 1)
     return 0
 
 
@@ -92,12 +99,17 @@ class ReasoningParser:
     Whitespace between the reasoning and the answer is dropped, as are leading and
     trailing blanks of the reasoning. An opening tag after the answer has begun is
     ordinary answer text.
+
+    Each piece costs time in proportion to its own length (and the tags'), never to the
+    output so far: blanks held back inside the reasoning wait as a list of pieces, and
+    only the held text that may begin a tag is searched again.
     """
 
     def __init__(self, *, in_reasoning: bool = False, tags: ReasoningTags = THINK_TAGS) -> None:
         self.tags = tags
         self.phase = Phase.REASONING if in_reasoning else Phase.START
-        self._buffer = ""  # text held back: a possible partial tag or pending whitespace
+        self._buffer = ""  # text held back: a possible partial tag (after any blanks)
+        self._blanks: list[str] = []  # blank pieces held back in the reasoning, before _buffer
         self._reasoning_started = False  # leading whitespace of reasoning is dropped
         self._answer_started = False  # leading whitespace of the answer is dropped
         self._server_split = False  # reasoning arrives apart from the answer (feed_reasoning)
@@ -136,11 +148,20 @@ class ReasoningParser:
     def feed(self, text: str) -> Split:
         """Consume one piece of raw output and return what can be emitted now."""
         self._raw.append(text)
+        phase = self.phase
+        if phase is Phase.ANSWER and self._answer_started:
+            return Split(content=text)  # nothing is held back in a started answer
+        if phase is Phase.REASONING and not self._server_split:
+            self._buffer += text
+            ready = self._reasoning_ready()
+            if ready is not None:
+                return Split(reasoning=ready)
+            return self._drain([], [])  # the closing tag is here
         reasoning: list[str] = []
         content: list[str] = []
-        if self._server_split and self.phase is Phase.REASONING and text:
+        if self._server_split and phase is Phase.REASONING and text:
             # answer text from a server that splits reasoning: the reasoning is over
-            reasoning.append(self._reasoning_text(self._buffer.rstrip(), final=True))
+            reasoning.append(self._reasoning_text(self._held().rstrip(), final=True))
             self._raw.insert(len(self._raw) - 1, self.tags.close)
             self._buffer = ""
             self.phase = Phase.ANSWER
@@ -150,7 +171,8 @@ class ReasoningParser:
     def _drain(self, reasoning: list[str], content: list[str]) -> Split:
         while True:
             if self.phase is Phase.START:
-                stripped = self._buffer.lstrip()
+                # leading blanks are never emitted (not before a tag, nor an answer)
+                stripped = self._buffer = self._buffer.lstrip()
                 if not stripped:
                     return self._split(reasoning, content)
                 if stripped.startswith(self.tags.open):
@@ -162,19 +184,16 @@ class ReasoningParser:
                 self.phase = Phase.ANSWER
                 continue
             if self.phase is Phase.REASONING:
-                end = self._buffer.find(self.tags.close)
-                if end >= 0:
-                    reasoning.append(self._reasoning_text(self._buffer[:end], final=True))
-                    self._buffer = self._buffer[end + len(self.tags.close) :]
-                    self.phase = Phase.ANSWER
-                    continue
-                keep = _partial_suffix(self._buffer, self.tags.close)
-                ready = self._buffer[: len(self._buffer) - keep]
-                # hold back trailing whitespace too, so the reasoning never ends in blanks
-                body = ready.rstrip()
-                reasoning.append(self._reasoning_text(body, final=False))
-                self._buffer = ready[len(body) :] + self._buffer[len(ready) :]
-                return self._split(reasoning, content)
+                ready = self._reasoning_ready()
+                if ready is not None:
+                    reasoning.append(ready)
+                    return self._split(reasoning, content)
+                held = self._held()
+                end = held.find(self.tags.close)
+                reasoning.append(self._reasoning_text(held[:end], final=True))
+                self._buffer = held[end + len(self.tags.close) :]
+                self.phase = Phase.ANSWER
+                continue
             # Phase.ANSWER
             text_out = self._buffer
             if not self._answer_started:
@@ -184,18 +203,50 @@ class ReasoningParser:
             self._buffer = ""
             return self._split(reasoning, content)
 
+    def _reasoning_ready(self) -> str | None:
+        """The reasoning that can be emitted now, or None when the closing tag is held.
+
+        Blanks and a possible partial closing tag are held back (the reasoning never ends
+        in blanks). A tag never begins with a blank, so the held blanks need no search.
+        """
+        close = self.tags.close
+        buffer = self._buffer
+        if buffer.find(close) >= 0:
+            return None
+        ready = buffer[: len(buffer) - partial_suffix(buffer, close)]
+        self._buffer = buffer[len(ready) :]
+        body = ready.rstrip()
+        if not body:
+            if ready:
+                self._blanks.append(ready)
+            return ""
+        trailing = ready[len(body) :]
+        if self._blanks:
+            body = "".join(self._blanks) + body
+            self._blanks.clear()
+        if trailing:
+            self._blanks.append(trailing)
+        return self._reasoning_text(body, final=False)
+
+    def _held(self) -> str:
+        """All text held back (blanks first), now as one string in ``_buffer``."""
+        if self._blanks:
+            self._buffer = "".join(self._blanks) + self._buffer
+            self._blanks.clear()
+        return self._buffer
+
     def close_reasoning(self) -> Split:
         """End the reasoning here (a thinking budget was reached); later text is answer."""
         out = Split()
         if self.phase is Phase.REASONING:
-            out = Split(reasoning=self._reasoning_text(self._buffer.rstrip(), final=True))
+            out = Split(reasoning=self._reasoning_text(self._held().rstrip(), final=True))
         self._buffer = ""
         self.phase = Phase.ANSWER
         return out
 
     def finish(self) -> Split:
         """Flush what is held back at the end of the output."""
-        held, self._buffer = self._buffer, ""
+        held, self._buffer = self._held(), ""
         if self.phase is Phase.REASONING:
             return Split(reasoning=self._reasoning_text(held.rstrip(), final=True))
         if self.phase is Phase.START:

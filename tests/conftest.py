@@ -255,6 +255,9 @@ class VLLMWorkerScheduling(LoadScheduling):  # type: ignore[misc]
             self.owner = node
         others = [i for i in self.pending if i not in on_vllm]
         if node is self.owner:
+            # at least two: a worker runs a test only once it knows the next one (or that
+            # none comes), and no other worker may take the vLLM tests left pending
+            num = max(num, 2)
             chosen = [i for i in self.pending if i in on_vllm][:num]
             chosen += others[: num - len(chosen)]
         else:

@@ -79,7 +79,8 @@ class _EngineState:
     """What every backend sharing one ``vllm.LLM`` must agree on: its lock and its streams."""
 
     def __init__(self) -> None:
-        self.lock = threading.Condition()  # guards the engine and the fields below
+        self.mutex = threading.RLock()  # guards the engine and the fields below
+        self.lock = threading.Condition(self.mutex)  # the same lock, to wait for streams
         self.queues: dict[str, deque[Any]] = {}  # streaming request id -> pending outputs
         self.owners: dict[str, int] = {}  # streaming request id -> the thread reading it
         self.specials: Any = None  # pattern of the tokenizer's special-token strings
@@ -379,10 +380,24 @@ class VLLMBackend(ChatBackend):
             state.owners[request_id] = threading.get_ident()
         finished = False
         produced = 0
+        engine, queues = llm.llm_engine, state.queues
         try:
             yield PromptInfo(prompt_tokens=len(ids), opens_reasoning=opens)
             while not finished:
-                output = _next_output(llm, state, request_id, queue)
+                if not queue:  # step the engine for every stream until this one has output
+                    with state.mutex:  # a plain RLock: no Python-level Condition calls
+                        while not queue:
+                            for output in engine.step():
+                                target = queues.get(output.request_id)
+                                if target is not None:
+                                    target.append(output)
+                            if not queue and not engine.has_unfinished_requests():
+                                raise RuntimeError(
+                                    f"vLLM dropped request {request_id} without finishing it."
+                                )
+                # only this generator takes from its queue (deque operations are atomic),
+                # so an output another stream's step delivered is taken without the lock
+                output = queue.popleft()
                 piece = output.outputs[0]
                 tokens = len(piece.token_ids)
                 finished = output.finished
@@ -458,19 +473,6 @@ class VLLMBackend(ChatBackend):
             one.append(Finished(reason=reason, completion_tokens=len(token_ids)))
             events.append(one)
         return events
-
-
-def _next_output(llm: Any, state: _EngineState, request_id: str, queue: deque[Any]) -> Any:
-    """This request's next output, stepping the engine for every stream when none is ready."""
-    with state.lock:
-        while not queue:
-            for output in llm.llm_engine.step():
-                target = state.queues.get(output.request_id)
-                if target is not None:
-                    target.append(output)
-            if not queue and not llm.llm_engine.has_unfinished_requests():
-                raise RuntimeError(f"vLLM dropped request {request_id} without finishing it.")
-        return queue.popleft()
 
 
 def _specials(state: _EngineState, tokenizer: Any) -> Any:
