@@ -38,6 +38,7 @@ from sealion_agents.backends.base import (
     PromptInfo,
     ReasoningDelta,
 )
+from sealion_agents.call_syntax import EndScanner
 from sealion_agents.reasoning import (
     THINK_CLOSE,
     THINK_TAGS,
@@ -125,6 +126,7 @@ class TurnDecoder:
         # the answer under a plan: "free" text, "deciding" (auto: text or call?), "json"
         self._answer_mode = "free" if plan is None else ("json" if plan.forced else "deciding")
         self._held = ""  # answer text held while deciding, or the JSON answer
+        self._body_end: EndScanner | None = None  # where the held call or JSON ends
         self._constrained = False  # the current generation carries the constraint
         self._switch = False  # interrupt: continue the turn under the constraint
         self._json_done = False  # the JSON answer is complete: end this generation
@@ -221,12 +223,13 @@ class TurnDecoder:
             if opens is None:
                 return ""
             if not opens:
-                out, self._held = self._held, ""
+                out = self._held
+                self._reset_held()
                 self._answer_mode = "free"
                 return out
             self._answer_mode = "json"
             if not self._constrained and self._support == "answer":
-                self._held = ""
+                self._reset_held()
                 self._switch = True  # continue under the constraint from the answer's start
                 return ""
             return ""
@@ -236,9 +239,16 @@ class TurnDecoder:
             return ""
         self._held += text
         assert self.plan is not None
-        if self.plan.body_end(self._held) is not None:
+        if self._body_end is None:
+            self._body_end = self.plan.end_scanner()
+        if self._body_end.scan(self._held) is not None:
             self._json_done = True
         return ""
+
+    def _reset_held(self) -> None:
+        """Drop the held answer (and where its body ends) for a new generation of it."""
+        self._held = ""
+        self._body_end = None
 
     # -- the next generation of the turn -------------------------------------------------
 
@@ -303,7 +313,7 @@ class TurnDecoder:
         if self.plan.opener:
             kept += (self.reasoning_tags.gap if kept else "") + self.plan.opener
         self.finish_reason = None
-        self._held = ""
+        self._reset_held()
         self._constrained = True
         options = request.options.model_copy(update={"max_tokens": remaining})
         return dataclasses.replace(
@@ -324,7 +334,7 @@ class TurnDecoder:
             return None
         self._result = None  # this attempt is replaced by the retry
         self._attempts += 1
-        self._held = ""
+        self._reset_held()
         self._json_done = False
         self.finish_reason = None
         seed = (request.options.seed or 0) + 7919 * self._attempts
@@ -350,7 +360,7 @@ class TurnDecoder:
         if self._answer_mode == "deciding" and self._held:  # only blanks, or a cut-off reply
             self._answer_mode = "free"
             chunks += self._chunks(Split(content=self._held))
-            self._held = ""
+            self._reset_held()
         if not self._stop.hit:
             tail = self._stop.flush()
             if tail:

@@ -172,30 +172,57 @@ def json_value_end(text: str) -> int | None:
     Constrained engines may keep writing whitespace after the closing bracket until their
     token limit; a generation ends here instead.
     """
-    start = len(text) - len(text.lstrip())
-    if start >= len(text) or text[start] not in "{[":
-        return None
-    depth = 0
-    in_string = False
-    escaped = False
-    for i in range(start, len(text)):
-        c = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
+    return JsonValueEnd().scan(text)
+
+
+class JsonValueEnd:
+    """``json_value_end`` for a text that grows: each ``scan`` reads only what is new.
+
+    Pass the whole text each time (the text so far, then more of it); the brackets and
+    strings read so far are remembered, so a reply of n characters costs O(n) in all. The
+    value is looked for from ``start`` on; the end is an index in the whole text.
+    """
+
+    def __init__(self, start: int = 0) -> None:
+        self._at = start  # the next character to read (the value starts at ``start`` or after)
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False
+        self._end: int | None = None
+
+    def scan(self, text: str) -> int | None:
+        """Where the value ends in ``text`` (a longer version of the last text), else None."""
+        if self._end is not None:
+            return self._end
+        if self._depth == 0:  # nothing opened yet: blanks, then "{" or "["
+            start = len(text) - len(text[self._at :].lstrip())
+            if start >= len(text):
+                self._at = len(text)
+                return None
+            if text[start] not in "{[":
+                return None
+            self._at = start
+        depth, in_string, escaped = self._depth, self._in_string, self._escaped
+        for i in range(self._at, len(text)):
+            c = text[i]
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif c == "\\":
+                    escaped = True
+                elif c == '"':
+                    in_string = False
             elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-        elif c in "{[":
-            depth += 1
-        elif c in "}]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
+                in_string = True
+            elif c in "{[":
+                depth += 1
+            elif c in "}]":
+                depth -= 1
+                if depth == 0:
+                    self._end = i + 1
+                    return self._end
+        self._at, self._depth, self._in_string, self._escaped = len(text), depth, in_string, escaped
+        return None
 
 
 def rename_definitions(

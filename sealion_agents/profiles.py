@@ -154,6 +154,8 @@ class ModelProfile:
     speculative=True)`` uses it)."""
     vllm_engine_args: tuple[tuple[str, Any], ...] = ()
     """``vllm.LLM`` settings the model needs (``trust_remote_code``...)."""
+    vllm_cpu_engine_args: tuple[tuple[str, Any], ...] = ()
+    """More ``vllm.LLM`` settings where vLLM runs on CPU (measured there, not on a card)."""
     source: str = ""
     """Where the facts come from (``docs/models.md`` section and the card's path)."""
 
@@ -389,6 +391,9 @@ PROFILES: dict[str, ModelProfile] = {
             context_window=131072,
             end_tokens=("<|im_end|>",),
             vllm_engine_args=(("trust_remote_code", True),),
+            # vllm-cpu 0.32: Mamba2 layers with prefix caching fail on prompts longer than one
+            # prefill chunk (IndexError in mamba_mixer2); tests/test_profiles_native.py
+            vllm_cpu_engine_args=(("enable_prefix_caching", False),),
             source=(
                 "docs/models.md §2.11 (models/sea-lion-v4.8/nemotron-sea-lion-v4.8.md; "
                 "Nemotron 3 Nano's template: llama.cpp's nemotron_v3 chat parser)"

@@ -36,7 +36,14 @@ from langchain_core.messages import InvalidToolCall, ToolCall
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from sealion_agents.backends.base import AnswerConstraint
-from sealion_agents.json_schema import Constraint, hoist_definitions, json_value_end, prepare
+from sealion_agents.call_syntax import EndScanner
+from sealion_agents.json_schema import (
+    Constraint,
+    JsonValueEnd,
+    hoist_definitions,
+    json_value_end,
+    prepare,
+)
 from sealion_agents.tool_formats import JSON_CALLS, ToolFormat
 
 __all__ = ["AnswerPlan", "CALL_OPENERS", "format_calls", "tool_specs"]
@@ -250,6 +257,10 @@ class AnswerPlan:
             return json_value_end(answer)
         return self.tool_format.body_end(self.tool_format.json_part(answer))
 
+    def end_scanner(self) -> EndScanner:
+        """``body_end`` for an answer that grows token by token (reads mostly what is new)."""
+        return _AnswerEnd(self)
+
     def json_text(self, answer: str) -> str:
         """The answer's value (a call's opener and anything after the value removed)."""
         body = self.tool_format.json_part(answer) if self.kind == "tools" else answer.lstrip()
@@ -291,6 +302,41 @@ class AnswerPlan:
             error=f"The model's tool call {error}.",
             type="invalid_tool_call",
         )
+
+
+class _AnswerEnd:
+    """Where a growing answer's value ends, each token's text read about once.
+
+    The body is found once (after blanks and, for a call, its opener); from then on the
+    syntax's scanner reads what is new.
+    """
+
+    def __init__(self, plan: AnswerPlan) -> None:
+        self._plan = plan
+        self._body: EndScanner | None = None
+
+    def scan(self, answer: str) -> int | None:
+        """Where the value ends in ``answer`` (a longer version of the last), else None."""
+        if self._body is None:
+            start = self._body_start(answer)
+            if start is None:
+                return None
+            if self._plan.kind == "tools":
+                self._body = self._plan.tool_format.syntax.end_scanner(start)
+            else:
+                self._body = JsonValueEnd(start)
+        return self._body.scan(answer)
+
+    def _body_start(self, answer: str) -> int | None:
+        """Where the body begins, once that is known (None: blanks or a partial opener)."""
+        at = len(answer) - len(answer.lstrip())
+        tag = self._plan.opener.strip()
+        if tag and answer.startswith(tag, at):
+            rest = answer[at + len(tag) :]
+            at = len(answer) - len(rest.lstrip())
+        elif tag and tag.startswith(answer[at:]):
+            return None  # the opener may still be coming
+        return at if at < len(answer) else None
 
 
 def _call_id() -> str:

@@ -17,8 +17,16 @@ from typing import Any
 import pytest
 
 import sealion_agents
-from sealion_agents.backends.base import Event, Finished, PromptInfo, ReasoningDelta, TextDelta
+from sealion_agents.backends.base import (
+    Event,
+    Finished,
+    GenerationRequest,
+    PromptInfo,
+    ReasoningDelta,
+    TextDelta,
+)
 from sealion_agents.decoding import TurnDecoder
+from sealion_agents.options import GenerationOptions
 from sealion_agents.reasoning import ReasoningParser
 
 PACKAGE = str(Path(sealion_agents.__file__).parent)
@@ -89,9 +97,15 @@ def count_operations(run: Callable[[], Any]) -> tuple[int, int]:
     return lines, chars
 
 
-def decode(events: list[Event]) -> Callable[[], None]:
+def decode(events: list[Event], plan: Any = None) -> Callable[[], None]:
     def run() -> None:
-        decoder = TurnDecoder(model_name="m", stop=["Observation:", "\n\nUser:"])
+        decoder = TurnDecoder(
+            model_name="m", stop=["Observation:", "\n\nUser:"], plan=plan, support="answer"
+        )
+        if plan is not None:  # a forced answer, constrained from its start (thinking off)
+            options = GenerationOptions(thinking=False)
+            decoder.first_request(GenerationRequest(messages=[], options=options))
+            assert decoder._constrained
         decoder.feed(PromptInfo(prompt_tokens=7))
         for event in events:
             decoder.feed(event)
@@ -138,3 +152,57 @@ def test_blank_run_in_reasoning_is_kept_exactly() -> None:
     assert out == ["a", "", "", "", "\n \n\nb", ""]
     assert parser.feed("ink>c").content == "c"
     assert parser.raw == "a\n \n\nb </think>c"
+
+
+def long_value(n: int, opener: str = "", close: str = '"}') -> list[Event]:
+    """A forced answer: one string value of n - 2 words (no bracket in it until the end)."""
+    head = opener + '{"story": "'
+    return [TextDelta(head), *map(TextDelta, words(n - 2)), TextDelta(close)]
+
+
+def _plans() -> dict[str, tuple[Any, Callable[[int], list[Event]]]]:
+    from sealion_agents.tool_calls import AnswerPlan
+    from sealion_agents.tool_formats import GEMMA4_CALLS, HERMES_CALLS, XML_CALLS
+
+    spec = {
+        "name": "tell",
+        "description": "Tell a story.",
+        "parameters": {"type": "object", "properties": {"story": {"type": "string"}}},
+    }
+
+    def tools(tool_format: Any) -> Any:
+        return AnswerPlan.for_tools([spec], "any", tool_format=tool_format)
+
+    def xml(n: int) -> list[Event]:
+        body = "<function=tell>\n<parameter=story>\n"
+        tail = "\n</parameter>\n</function>"
+        return [TextDelta(body), *map(TextDelta, words(n - 2)), TextDelta(tail)]
+
+    def gemma4(n: int) -> list[Event]:
+        return [TextDelta('call:tell{story:<|"|>'), *map(TextDelta, words(n - 2)),
+                TextDelta('<|"|>}')]  # fmt: skip
+
+    return {
+        "structured": (AnswerPlan.for_json({"type": "object"}), long_value),
+        "hermes": (tools(HERMES_CALLS), lambda n: long_value(n, close='"}}')),
+        "xml": (tools(XML_CALLS), xml),
+        "gemma4": (tools(GEMMA4_CALLS), gemma4),
+    }
+
+
+@pytest.mark.parametrize("kind", ["structured", "hermes", "xml", "gemma4"])
+def test_a_long_constrained_answer_is_read_once(kind: str) -> None:
+    """Where a structured answer or a call ends is found without rereading it per token."""
+    plan, script = _plans()[kind]
+    if kind == "hermes":  # the call's JSON, with its name, in the body
+        script = lambda n: long_value(n, opener='{"name": "tell", "arguments": ', close='"}}')  # noqa: E731
+    short_lines, short_chars = count_operations(decode(script(1024), plan))
+    long_lines, long_chars = count_operations(decode(script(4096), plan))
+    decoder = TurnDecoder(model_name="m", plan=plan, support="answer")
+    decoder.first_request(GenerationRequest(messages=[], options=GenerationOptions(thinking=False)))
+    decoder.feed(PromptInfo(prompt_tokens=7))
+    for event in script(64):
+        decoder.feed(event)
+    assert decoder._json_done  # the end was found
+    assert long_lines <= LINEAR * short_lines, (short_lines, long_lines)
+    assert long_chars <= LINEAR * short_chars, (short_chars, long_chars)

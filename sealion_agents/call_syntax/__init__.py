@@ -17,15 +17,56 @@ model that writes a wrong value is caught the same way in every syntax.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from sealion_agents.json_schema import json_value_end
+from sealion_agents.json_schema import JsonValueEnd, json_value_end
 
-__all__ = ["JSON_LIST_SYNTAX", "JSON_SYNTAX", "CallSyntax", "JsonSyntax", "ToolSpec"]
+__all__ = [
+    "JSON_LIST_SYNTAX",
+    "JSON_SYNTAX",
+    "CallSyntax",
+    "EndScanner",
+    "JsonSyntax",
+    "RescanEnd",
+    "ToolSpec",
+]
 
 ToolSpec = tuple[str, dict[str, Any]]
 """A tool as a syntax sees it: its name and its parameters' JSON schema."""
+
+
+class EndScanner(Protocol):
+    """Where a body that grows ends: ``scan`` gets the whole text so far each time."""
+
+    def scan(self, text: str) -> int | None:
+        """Where the first complete body in ``text`` ends, else None (not yet)."""
+        ...
+
+
+class RescanEnd:
+    """A syntax's ``end``, run again only when new text may close the body.
+
+    That is text with ``}``, ``)``, ``]`` or ``>`` in it: no scan of the whole body for every
+    token.
+    """
+
+    CLOSERS = "})]>"
+
+    def __init__(self, end: Callable[[str], int | None], start: int = 0) -> None:
+        self._find = end
+        self._start = start
+        self._seen = start
+        self._end: int | None = None
+
+    def scan(self, text: str) -> int | None:
+        """Where the body (from ``start``) ends in ``text`` (the last text, longer), else None."""
+        if self._end is None:
+            new, self._seen = text[self._seen :], len(text)
+            if any(c in new for c in self.CLOSERS):
+                end = self._find(text[self._start :])
+                self._end = None if end is None else self._start + end
+        return self._end
 
 
 class CallSyntax(Protocol):
@@ -42,6 +83,14 @@ class CallSyntax(Protocol):
 
     def end(self, text: str) -> int | None:
         """Where the first complete call body in ``text`` ends, else None (not yet)."""
+        ...
+
+    def end_scanner(self, start: int = 0) -> EndScanner:
+        """``end`` for a body that grows token by token.
+
+        The body starts at ``start`` in the text each ``scan`` is given; its end comes back
+        as an index in that text.
+        """
         ...
 
     def parse(
@@ -81,6 +130,10 @@ class JsonSyntax:
     def end(self, text: str) -> int | None:
         """Where the first JSON object or array ends."""
         return json_value_end(text)
+
+    def end_scanner(self, start: int = 0) -> EndScanner:
+        """Reads only the new text each time."""
+        return JsonValueEnd(start)
 
     def parse(
         self, text: str, arguments_key: str, tools: Sequence[ToolSpec] = ()

@@ -17,9 +17,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sealion_agents.call_syntax import ToolSpec
+from sealion_agents.call_syntax import EndScanner, ToolSpec
 from sealion_agents.grammars import schema_grammar
-from sealion_agents.json_schema import hoist_definitions, json_value_end, prepare
+from sealion_agents.json_schema import JsonValueEnd, hoist_definitions, json_value_end, prepare
 
 __all__ = ["APERTUS_SYNTAX", "ApertusSyntax", "apertus_schema"]
 
@@ -67,6 +67,10 @@ class ApertusSyntax:
     def end(self, text: str) -> int | None:
         """Where the list ends."""
         return json_value_end(text)
+
+    def end_scanner(self, start: int = 0) -> EndScanner:
+        """Reads only the new text each time."""
+        return JsonValueEnd(start)
 
     def parse(
         self, text: str, arguments_key: str, tools: Sequence[ToolSpec] = ()

@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sealion_agents.call_syntax import ToolSpec
+from sealion_agents.call_syntax import EndScanner, RescanEnd, ToolSpec
 from sealion_agents.errors import UnsupportedSchemaError
 from sealion_agents.grammars import text_without
 
@@ -365,6 +365,10 @@ class Gemma4Syntax:
                     return at + 1
             at += 1
         return None
+
+    def end_scanner(self, start: int = 0) -> EndScanner:
+        """``end`` again only where new text may close the call."""
+        return RescanEnd(self.end, start)
 
     def parse(
         self, text: str, arguments_key: str, tools: Sequence[ToolSpec] = ()

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sealion_agents.call_syntax import ToolSpec
+from sealion_agents.call_syntax import EndScanner, RescanEnd, ToolSpec
 from sealion_agents.call_syntax.parameters import parameter_rules, sequence_rule
 from sealion_agents.errors import UnsupportedSchemaError
 
@@ -91,6 +91,10 @@ class PythonSyntax:
                 if opened and depth == 0:
                     return i + 1
         return None
+
+    def end_scanner(self, start: int = 0) -> EndScanner:
+        """``end`` again only where new text may close the call."""
+        return RescanEnd(self.end, start)
 
     def parse(
         self, text: str, arguments_key: str, tools: Sequence[ToolSpec] = ()

@@ -29,7 +29,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sealion_agents.call_syntax import ToolSpec
+from sealion_agents.call_syntax import EndScanner, RescanEnd, ToolSpec
 from sealion_agents.call_syntax.parameters import parameter_rules, sequence_rule
 from sealion_agents.errors import UnsupportedSchemaError
 from sealion_agents.grammars import gbnf_literal, text_without
@@ -108,6 +108,10 @@ class XmlSyntax:
             if value_end < 0:
                 return None
             position = value_end + len(_PARAMETER_END)
+
+    def end_scanner(self, start: int = 0) -> EndScanner:
+        """``end`` again only where new text may close the call."""
+        return RescanEnd(self.end, start)
 
     def parse(
         self, text: str, arguments_key: str, tools: Sequence[ToolSpec] = ()

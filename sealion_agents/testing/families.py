@@ -78,6 +78,7 @@ __all__ = [
     "APERTUS_WEATHER_CALL",
     "APERTUS_WRONG_CALL",
     "apertus_rules",
+    "as_apertus_rules",
     "NEMOTRON_TEMPLATE",
     "NEMOTRON_WEATHER_CALL",
     "nemotron_rules",
@@ -576,6 +577,35 @@ def as_qwen_rules(rules: Sequence[Rule | Preference]) -> list[Rule | Preference]
             chain = [*chain[:cut], *gap, *chain[cut:]]
         chain = [IM_END_ID if token == EOT_ID else token for token in chain]
         out.append(Rule(chain, when=rule.when))
+    return out
+
+
+def as_apertus_rules(rules: Sequence[Rule | Preference]) -> list[Rule | Preference]:
+    r"""Llama-format scripts as Apertus writes them (``APERTUS_TEMPLATE``).
+
+    A reply starts after ``<|assistant_start|>``, with thinking on and off alike: a
+    thinking-on reply (after the Llama prompt's ``"\n\n"``) is keyed on " enabled" too, a
+    thinking-off one (after the prompt's ``</think>``) on " disabled" (the developer turn
+    says which); ``<think>``/``</think>`` become the inner section's tokens, ``<|eot_id|>``
+    ``<|assistant_end|>``.
+    """
+    enabled, disabled = encode_one(" enabled"), encode_one(" disabled")
+    tokens = {
+        THINK_OPEN_ID: INNER_PREFIX_ID,
+        THINK_CLOSE_ID: INNER_SUFFIX_ID,
+        EOT_ID: ASSISTANT_END_ID,
+    }
+    out: list[Rule | Preference] = []
+    for rule in rules:
+        if not isinstance(rule, Rule):
+            out.append(rule)
+            continue
+        chain, when = list(rule.chain), set(rule.when)
+        if chain[0] == NEWLINES_ID:
+            chain[0], when = ASSISTANT_START_ID, when | {enabled}
+        elif chain[0] == THINK_CLOSE_ID:
+            chain[0], when = ASSISTANT_START_ID, when | {disabled}
+        out.append(Rule([tokens.get(t, t) for t in chain], when=frozenset(when)))
     return out
 
 
