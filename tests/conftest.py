@@ -108,6 +108,26 @@ def more_vllm_engines() -> Callable[[Path], object]:
 
 
 @pytest.fixture(scope="session")
+def nemotron_h_vllm() -> Any:
+    """ChatSeaLion on in-process vLLM on the Nemotron-H family folder, under its profile (whose
+    CPU settings turn prefix caching off), kept to the session's end (see more_vllm_engines)."""
+    from sealion_agents import ChatSeaLion
+    from sealion_agents.backends.vllm import guard_kernel_scan
+    from sealion_agents.testing.families import tiny_family_hf_folder
+    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
+
+    for key, value in VLLM_ENV.items():
+        os.environ.setdefault(key, value)
+    guard_kernel_scan()
+    return ChatSeaLion.from_vllm(
+        tiny_family_hf_folder("nemotron"),
+        profile="nemotron-sea-lion-v4.8",
+        temperature=0,
+        **VLLM_ENGINE_KWARGS,
+    )
+
+
+@pytest.fixture(scope="session")
 def vllm_backends(vllm_engine: object) -> dict[str, object]:
     """A vLLM backend per template variant, sharing the one engine (templates differ)."""
     from sealion_agents.backends.vllm import VLLMBackend
@@ -209,7 +229,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 #: Fixtures that hold vLLM (an in-process engine or an OpenAI server on vLLM).
 VLLM_FIXTURES = frozenset(
-    {"vllm_engine", "more_vllm_engines", "vllm_backends", "vllm_servers"}
+    {"vllm_engine", "more_vllm_engines", "vllm_backends", "vllm_servers", "nemotron_h_vllm"}
     | {"rules_engine", "rules_server"}  # test_qa_chain's
 )
 _LISTING_KEY = "sealion_vllm_tests"

