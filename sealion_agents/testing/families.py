@@ -82,6 +82,8 @@ __all__ = [
     "NEMOTRON_TEMPLATE",
     "NEMOTRON_WEATHER_CALL",
     "nemotron_rules",
+    "qwen_vl_rules",
+    "QWEN_VL_TEMPLATE",
     "GEMMA_WRONG_CALL",
     "GREETING",
     "PARAMETERS_WEATHER_CALL",
@@ -293,12 +295,17 @@ APERTUS_TEMPLATE = (
     "{%- endif %}"
 )
 
+#: Qwen3-VL-Instruct-style ChatML (SEA-LION v4 VL): Qwen's turns, tools and results, and no
+#: thinking switch (an Instruct model does not reason: the template reads no variable).
+QWEN_VL_TEMPLATE = QWEN_TEMPLATE[: QWEN_TEMPLATE.index("{%- if enable_thinking")] + "{%- endif %}"
+
 FAMILY_TEMPLATES = {
     "qwen": QWEN_TEMPLATE,
     "gemma": GEMMA_TEMPLATE,
     "gemma4": GEMMA4_TEMPLATE,
     "nemotron": NEMOTRON_TEMPLATE,
     "apertus": APERTUS_TEMPLATE,
+    "qwen-vl": QWEN_VL_TEMPLATE,
 }
 _END = {
     "qwen": IM_END_ID,
@@ -306,6 +313,7 @@ _END = {
     "gemma4": TURN_CLOSE_ID,
     "nemotron": IM_END_ID,
     "apertus": ASSISTANT_END_ID,
+    "qwen-vl": IM_END_ID,
 }
 
 
@@ -325,6 +333,8 @@ def family_rules(family: str) -> list[Rule | Preference]:
         return nemotron_rules()
     if family == "apertus":
         return apertus_rules()
+    if family == "qwen-vl":
+        return qwen_vl_rules()
     end = _END[family]
     weather, forecast = encode_one(" weather"), encode_one(" forecast")
     sunny = encode_one(" sunny")
@@ -517,6 +527,27 @@ def apertus_rules() -> list[Rule | Preference]:
     return [*rules, *JSON_PREFERENCES]
 
 
+def qwen_vl_rules() -> list[Rule | Preference]:
+    r"""The scenario the Qwen VL Instruct way (``QWEN_VL_TEMPLATE``): no reasoning, Hermes calls.
+
+    After ``<|im_start|>assistant\n``: ``GREETING``; with " weather" ``<tool_call>`` and, after
+    the opener the decoder writes (``<tool_call>\n``), ``WEATHER_CALL`` (" forecast":
+    ``WRONG_CALL``); ``SUNNY`` after a ``<tool_response>``.
+    """
+    end = IM_END_ID
+    weather, forecast = encode_one(" weather"), encode_one(" forecast")
+    newline = encode("\n")
+    result = frozenset({weather, TOOL_CALL_OPEN_ID, TOOL_RESPONSE_OPEN_ID})
+    rules: list[Rule | Preference] = [Rule([*newline, *encode(GREETING), end])]
+    for marker, call in ((weather, WEATHER_CALL), (forecast, WRONG_CALL)):
+        rules += [
+            Rule([*newline, TOOL_CALL_OPEN_ID], when=frozenset({marker})),
+            *_split_at_parameters(newline, call, [end], frozenset({marker, TOOL_CALL_OPEN_ID})),
+        ]
+    rules.append(Rule([*newline, *encode(SUNNY), end], result))
+    return [*rules, *JSON_PREFERENCES]
+
+
 def llama3_it_rules() -> list[Rule | Preference]:
     r"""The scenario the Llama 3.1 Instruct way (SEA-LION v3 IT: no reasoning, ``JSON_CALLS``).
 
@@ -541,6 +572,7 @@ FAMILY_ARCHITECTURES = {
     "gemma4": "gemma3",
     "nemotron": "nemotron_h",
     "apertus": "apertus",
+    "qwen-vl": "qwen3",
 }
 
 
