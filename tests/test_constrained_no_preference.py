@@ -153,14 +153,12 @@ def test_a_forced_tool_call_ends_valid(backend: ChatBackend, temperature: float)
     jsonschema.validate(reply.tool_calls[0]["args"], SCHEMA)
 
 
-#: A profile per call format that is not Llama's JSON: Gemma 3's Python, Nemotron's XML,
-#: Gemma 4's native calls, Apertus's listed calls, Hermes JSON.
+#: A profile per call format added with the native formats: Nemotron's XML, Gemma 4's
+#: native calls, Apertus's listed calls (Python and Hermes calls: test_profiles).
 NATIVE_FORMATS = [
-    "gemma-sea-lion-v4",
     "nemotron-sea-lion-v4.8",
     "gemma-sea-lion-v4.5-e2b-it",
     "apertus-sea-lion-v4-8b-it",
-    "qwen-sea-lion-v4.5-27b-it",
 ]
 
 

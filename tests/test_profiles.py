@@ -122,6 +122,7 @@ def test_templates_decide_what_the_card_leaves_open() -> None:
         "gemma4": GEMMA4_CALLS,
         "nemotron": XML_CALLS,
         "apertus": APERTUS_CALLS,
+        "qwen-vl": HERMES_CALLS,
     }
     opening = {family: reasoning_tags_of(t).open for family, t in FAMILY_TEMPLATES.items()}
     assert opening == {
@@ -130,6 +131,7 @@ def test_templates_decide_what_the_card_leaves_open() -> None:
         "gemma4": "<|channel>thought",
         "nemotron": "<think>",
         "apertus": "<|inner_prefix|>",
+        "qwen-vl": "<think>",
     }
 
 
