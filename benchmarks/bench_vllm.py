@@ -254,10 +254,13 @@ def real_sized(folder: Path, tmp: Path) -> Path:
     (target / "model.safetensors").unlink()
     config = AutoConfig.from_pretrained(str(folder))
     shape = dict(SMOLLM2_135M_SHAPE)
-    pattern = getattr(config, "hybrid_override_pattern", None)
-    if pattern:  # Nemotron-H: one kind per layer, repeated to the depth
-        shape["hybrid_override_pattern"] = pattern * (shape["num_hidden_layers"] // len(pattern))
-        shape["num_hidden_layers"] = len(shape["hybrid_override_pattern"])
+    depth = shape["num_hidden_layers"]
+    for field in ("layer_types", "layers_block_type"):  # per-layer kinds: Qwen3, Gemma 3,
+        kinds = getattr(config, field, None)  # Nemotron-H (its Mamba/attention/MLP pattern)
+        if kinds:
+            depth = len(kinds) * (depth // len(kinds))
+            shape[field] = list(kinds) * (depth // len(kinds))
+    shape["num_hidden_layers"] = depth
     config.update(shape)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
