@@ -27,6 +27,7 @@ cost what a small real model's do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import itertools
@@ -35,7 +36,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -373,20 +374,27 @@ def profile_model(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tup
     return llm, [HumanMessage("Write a long story about a cat who sails to Borneo.")]
 
 
-def profile_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple[list[str], str]:
-    """One profile's decode comparison: the table cells and a note on what both sides ran."""
+@contextlib.contextmanager
+def warmed_profile(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> Iterator[Any]:
+    """The profile's model with the same request on both sides, each run once (closed after)."""
     llm, messages = profile_model(case, args, tmp)
     try:
         ids, params, sampling = same_request(llm, messages, case.thinking, args.tokens)
         engine = llm.backend.llm
         raw_stream(engine, ids, params)  # warm-up
         our_stream(llm, messages, args.tokens)
+        yield llm, messages, engine, ids, params, sampling
+    finally:
+        llm.close()
+
+
+def profile_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple[list[str], str]:
+    """One profile's decode comparison: the table cells and a note on what both sides ran."""
+    with warmed_profile(case, args, tmp) as (llm, messages, engine, ids, params, sampling):
         raws, ours = [], []
         for _ in range(args.repeats):  # alternate so drift hits both alike
             raws.append(raw_stream(engine, ids, params))
             ours.append(our_stream(llm, messages, args.tokens))
-    finally:
-        llm.close()
     raw = statistics.median(d.rate for d in raws)
     our = statistics.median(d.rate for d in ours)
     paired = statistics.median(o.rate / r.rate for r, o in zip(raws, ours, strict=True))
@@ -507,12 +515,7 @@ def timed_parts(llm: Any, clock: PartClock) -> Callable[[], None]:
 
 def adapter_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     """Median microseconds per token of each part, ours and raw, over alternating runs."""
-    llm, messages = profile_model(case, args, tmp)
-    try:
-        ids, params, _ = same_request(llm, messages, case.thinking, args.tokens)
-        engine = llm.backend.llm
-        raw_stream(engine, ids, params)  # warm-up
-        our_stream(llm, messages, args.tokens)
+    with warmed_profile(case, args, tmp) as (llm, messages, engine, ids, params, _):
         runs: dict[str, list[dict[str, float]]] = {"raw": [], "ours": []}
         for _ in range(args.repeats):
             for side in ("raw", "ours"):
@@ -528,8 +531,6 @@ def adapter_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> dict[
                 finally:
                     remove()
                 runs[side].append(clock.per_token())
-    finally:
-        llm.close()
     row = {}
     for side, measured in runs.items():
         for part in measured[0]:

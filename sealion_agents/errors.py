@@ -14,6 +14,7 @@ from types import ModuleType
 __all__ = [
     "BackendBusyError",
     "ContextWindowExceededError",
+    "EngineError",
     "ModelDownloadError",
     "SeaLionError",
     "ServerAuthenticationError",
@@ -57,6 +58,10 @@ class ModelDownloadError(SeaLionError, RuntimeError):
 
 class BackendBusyError(SeaLionError, RuntimeError):
     """A call that would wait forever: this thread still holds an open stream of the model."""
+
+
+class EngineError(SeaLionError, RuntimeError):
+    """The model's runtime failed while generating: a fault in the engine, not in the request."""
 
 
 class TokenizerUnavailableError(SeaLionError, RuntimeError):

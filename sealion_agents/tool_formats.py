@@ -56,20 +56,24 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ToolFormat:
-    """The text of a tool call in one model family's answers."""
+    """The text of a tool call in one model family's answers.
+
+    The defaults are those of a native format: the template describes the tools, results come
+    back in ``tool`` turns, one call per answer with its arguments under ``"arguments"``.
+    """
 
     name: str
     opener: str
     """Text before a call's body ("" when the body is the whole answer)."""
     closer: str
     """Text after a call's body."""
-    arguments_key: str
+    arguments_key: str = "arguments"
     """The key of the call's arguments in its canonical JSON value."""
-    result_role: str
+    result_role: str = "tool"
     """The chat role of a tool result message."""
-    tools_in_template: bool
+    tools_in_template: bool = True
     """The chat template describes the tools itself (its ``tools`` variable)."""
-    parallel_as_list: bool
+    parallel_as_list: bool = False
     """Several calls in one answer are one body (a JSON list); else one call per answer."""
     syntax: CallSyntax = JSON_SYNTAX
     """How the call itself is written (``call_syntax``)."""
@@ -153,10 +157,6 @@ HERMES_CALLS = ToolFormat(
     name="hermes",
     opener="<tool_call>\n",
     closer="\n</tool_call>",
-    arguments_key="arguments",
-    result_role="tool",
-    tools_in_template=True,
-    parallel_as_list=False,
 )
 
 JSON_USER_RESULTS = ToolFormat(
@@ -177,7 +177,6 @@ TOOL_CODE_CALLS = ToolFormat(
     arguments_key="parameters",
     result_role="user",
     tools_in_template=False,
-    parallel_as_list=False,
     syntax=PYTHON_SYNTAX,
     result_wrapper=("```tool_output\n", "\n```"),
 )
@@ -186,10 +185,6 @@ XML_CALLS = ToolFormat(
     name="xml",
     opener="<tool_call>\n",
     closer="\n</tool_call>",
-    arguments_key="arguments",
-    result_role="tool",
-    tools_in_template=True,
-    parallel_as_list=False,
     syntax=XML_SYNTAX,
 )
 
@@ -198,9 +193,6 @@ GEMMA4_CALLS = ToolFormat(
     opener="<|tool_call>",
     closer="<tool_call|>",
     arguments_key="parameters",
-    result_role="tool",
-    tools_in_template=True,
-    parallel_as_list=False,
     syntax=GEMMA4_SYNTAX,
     call_separator="",
 )
@@ -209,9 +201,6 @@ APERTUS_CALLS = ToolFormat(
     name="apertus",
     opener="<|tools_prefix|>",
     closer="<|tools_suffix|>",
-    arguments_key="arguments",
-    result_role="tool",
-    tools_in_template=True,
     parallel_as_list=True,
     syntax=APERTUS_SYNTAX,
 )

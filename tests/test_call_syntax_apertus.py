@@ -16,19 +16,8 @@ import pytest
 from sealion_agents import testing as tiny_models
 from sealion_agents.call_syntax.apertus import APERTUS_SYNTAX
 from sealion_agents.tool_calls import AnswerPlan
-from sealion_agents.tool_formats import ToolFormat
+from sealion_agents.tool_formats import APERTUS_CALLS as APERTUS
 from tests.conftest import LLAMA_TEST_KWARGS
-
-APERTUS = ToolFormat(
-    name="apertus",
-    opener="<|tools_prefix|>",
-    closer="<|tools_suffix|>",
-    arguments_key="arguments",
-    result_role="tool",
-    tools_in_template=True,
-    parallel_as_list=True,
-    syntax=APERTUS_SYNTAX,
-)
 
 WEATHER = {
     "type": "object",

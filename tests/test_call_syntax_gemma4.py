@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sealion_agents.call_syntax.gemma4 import GEMMA4_SYNTAX, QUOTE
 from sealion_agents.errors import UnsupportedSchemaError
 from sealion_agents.tool_calls import AnswerPlan, tool_specs
-from sealion_agents.tool_formats import ToolFormat
+from sealion_agents.tool_formats import GEMMA4_CALLS
 
 Q = QUOTE
 
@@ -120,16 +120,7 @@ def test_write_renders_as_the_template() -> None:
         'when:{day:5,Month:<|"|>May<|"|>}}',
         'call:search{query:<|"|>ต้มยำ {กุ้ง}, a:b\nc<|"|>}',
     ]
-    gemma = ToolFormat(
-        name="gemma4",
-        opener="<|tool_call>",
-        closer="<tool_call|>",
-        arguments_key="parameters",
-        result_role="tool",
-        tools_in_template=True,
-        parallel_as_list=False,
-        syntax=GEMMA4_SYNTAX,
-    )
+    gemma = GEMMA4_CALLS
     assert (
         gemma.format_calls([{"name": "get_weather", "args": {"city": "Bangkok", "days": 3}}])
         == '<|tool_call>call:get_weather{city:<|"|>Bangkok<|"|>,days:3}<tool_call|>'
@@ -265,16 +256,7 @@ def test_an_answer_plan_reads_a_gemma4_call() -> None:
         """The weather forecast for a city."""
         return ""
 
-    gemma = ToolFormat(
-        name="gemma4",
-        opener="<|tool_call>",
-        closer="<tool_call|>",
-        arguments_key="parameters",
-        result_role="tool",
-        tools_in_template=True,
-        parallel_as_list=False,
-        syntax=GEMMA4_SYNTAX,
-    )
+    gemma = GEMMA4_CALLS
     specs = tool_specs([get_weather])
     plan = AnswerPlan.for_tools(specs, "any", tool_format=gemma)
     assert plan is not None and plan.grammar is not None

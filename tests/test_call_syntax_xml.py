@@ -240,18 +240,9 @@ def test_names_a_tag_cannot_hold_are_refused_clearly() -> None:
 
 def test_answer_plan_reads_a_right_call_and_reports_a_wrong_value() -> None:
     from sealion_agents.tool_calls import AnswerPlan
-    from sealion_agents.tool_formats import ToolFormat
+    from sealion_agents.tool_formats import XML_CALLS
 
-    xml_calls = ToolFormat(
-        name="xml",
-        opener="<tool_call>\n",
-        closer="\n</tool_call>",
-        arguments_key="arguments",
-        result_role="tool",
-        tools_in_template=True,
-        parallel_as_list=False,
-        syntax=XML_SYNTAX,
-    )
+    xml_calls = XML_CALLS
     specs = [{"name": name, "description": "A tool.", "parameters": p} for name, p in TOOLS]
     plan = AnswerPlan.for_tools(specs, "any", tool_format=xml_calls)
     assert plan is not None and plan.grammar is not None

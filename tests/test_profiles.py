@@ -38,6 +38,7 @@ from sealion_agents.testing.families import (
 )
 from sealion_agents.testing.vocab import encode as tiny_encode
 from sealion_agents.tool_formats import HERMES_CALLS, JSON_CALLS
+from tests.profile_matrix import QUESTION, get_weather, rendered_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,14 +184,6 @@ def test_qwen_v4_5_recommends_its_non_thinking_sampling() -> None:
 # -- the Qwen family on llama.cpp ------------------------------------------------------------
 
 
-def get_weather(city: str) -> str:
-    """Look up the sky over a city."""
-    return "It is sunny, 31 C."
-
-
-QUESTION = "What is the weather in Bangkok?"
-
-
 @pytest.fixture(scope="module")
 def qwen() -> Any:
     llm = ChatSeaLion.from_gguf(
@@ -209,20 +202,10 @@ def gemma() -> Any:
     llm.close()
 
 
-def _prompt(llm: ChatSeaLion, messages: list[Any], **options: Any) -> str:
-    from sealion_agents.options import GenerationOptions
-
-    request = GenerationRequest(
-        messages=to_template_messages(messages, llm.sealion_profile),
-        options=GenerationOptions(**options),
-    )
-    return str(llm.backend.render(request))
-
-
 def test_qwen_thinking_switch_renders_as_the_family_s(qwen: ChatSeaLion) -> None:
     assert qwen.backend.llama.metadata["general.architecture"] == "qwen3"
-    on = _prompt(qwen, [HumanMessage("Hi")], thinking=True)
-    off = _prompt(qwen, [HumanMessage("Hi")], thinking=False)
+    on = rendered_prompt(qwen, [HumanMessage("Hi")], thinking=True)
+    off = rendered_prompt(qwen, [HumanMessage("Hi")], thinking=False)
     assert on == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     assert off == on + "<think>\n\n</think>\n\n"
 
@@ -303,7 +286,7 @@ def test_qwen_history_keeps_earlier_reasoning_as_its_profile_says(qwen: ChatSeaL
         first,
         ToolMessage(get_weather.__doc__ or "", tool_call_id=first.tool_calls[0]["id"]),
     ]
-    prompt = _prompt(qwen, history)
+    prompt = rendered_prompt(qwen, history)
     call = '{"name": "get_weather", "arguments": {"city": "Bangkok"}}'
     assert prompt == (
         f"<|im_start|>user\n{QUESTION}<|im_end|>\n<|im_start|>assistant\n"
@@ -313,7 +296,7 @@ def test_qwen_history_keeps_earlier_reasoning_as_its_profile_says(qwen: ChatSeaL
     )
     v4 = ChatSeaLion.from_gguf(tiny_family_gguf("qwen"), profile="qwen-sea-lion-v4-32b-it")
     try:
-        assert "<think>I need" not in _prompt(v4, history)  # Qwen3 drops earlier reasoning
+        assert "<think>I need" not in rendered_prompt(v4, history)  # Qwen3 drops earlier reasoning
     finally:
         v4.close()
     reply = qwen.bind_tools([get_weather]).invoke(history)
@@ -351,7 +334,7 @@ def test_a_gguf_named_like_a_card_finds_its_profile(tmp_path: Path) -> None:
 
 
 def test_gemma_thinking_is_a_documented_no_op(gemma: ChatSeaLion) -> None:
-    assert _prompt(gemma, [HumanMessage("Hi")], thinking=True) == _prompt(
+    assert rendered_prompt(gemma, [HumanMessage("Hi")], thinking=True) == rendered_prompt(
         gemma, [HumanMessage("Hi")], thinking=False
     )
     reply = gemma.invoke("Hi there", thinking=True, max_thinking_tokens=1)
@@ -390,7 +373,7 @@ def test_gemma_calls_and_reads_results_as_user_turns(gemma: ChatSeaLion) -> None
         ToolMessage("It is sunny, 31 C.", tool_call_id=call_id),
         ToolMessage("Humid.", tool_call_id=call_id),
     ]
-    prompt = _prompt(gemma, history)
+    prompt = rendered_prompt(gemma, history)
     assert prompt.count("<start_of_turn>user\n") == 2  # alternating: the results in one turn
     assert (
         '<start_of_turn>model\n```tool_code\nget_weather(city="Bangkok")\n```<end_of_turn>\n'
@@ -718,21 +701,29 @@ def test_a_profile_knows_the_window_a_server_hides(llamacpp_server: Any) -> None
         _ = anonymous.context_window
 
 
-# -- GroundedQA on the Qwen profile ------------------------------------------------------------
+# -- GroundedQA on the Qwen and Apertus profiles ------------------------------------------------
 
 
-def test_grounded_qa_on_the_qwen_profile(tmp_path: Path) -> None:
-    """test_qa_chain's scenarios, scripted the Qwen way (Qwen3 architecture, its template and
-    thinking switch): a cited answer, a verifier that removes a claim, a decline in Thai with
-    the cross-lingual search that the thinking-off translation step writes."""
+@pytest.mark.parametrize(
+    ("family", "converter", "profile"),
+    [
+        ("qwen", "as_qwen_rules", "qwen-sea-lion-v4.5-27b-it"),
+        ("apertus", "as_apertus_rules", "apertus-sea-lion-v4-8b-it"),
+    ],
+)
+def test_grounded_qa_on_a_profile(
+    tmp_path: Path, family: str, converter: str, profile: str
+) -> None:
+    """test_qa_chain's scenarios, scripted the family's way (its architecture, template,
+    thinking switch and reasoning tags): a cited answer with its reasoning apart, a verifier
+    that removes a claim, a decline in Thai with the cross-lingual search that the thinking-off
+    translation step writes."""
     from sealion_agents.qa.language import LANGUAGES
-    from sealion_agents.testing.families import as_qwen_rules, tiny_family_rules_gguf
+    from sealion_agents.testing import families
     from tests.test_qa_chain import DOCS, GROUNDED, RULES, build_store, qa_chain
 
-    llm = ChatSeaLion.from_gguf(
-        tiny_family_rules_gguf("qwen", as_qwen_rules(RULES)),
-        profile="qwen-sea-lion-v4.5-27b-it",
-    )
+    rules = getattr(families, converter)(RULES)
+    llm = ChatSeaLion.from_gguf(families.tiny_family_rules_gguf(family, rules), profile=profile)
     store = build_store(tmp_path, DOCS)
     try:
         result = qa_chain(llm, store).invoke("Where does the Merlion statue, our mascot, stand?")

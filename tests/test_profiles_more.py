@@ -8,12 +8,11 @@
   headers): no thinking (``thinking`` and ``max_thinking_tokens`` are no-ops), bare JSON
   calls, results in the ``ipython`` role.
 
-The same matrix as the Qwen and Gemma families of tests/test_profiles.py, with its helpers.
+The same matrix as the Qwen and Gemma families of tests/test_profiles.py (tests/profile_matrix.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -36,13 +35,18 @@ from sealion_agents.testing.families import (
 from sealion_agents.testing.rules import Rule, rule_continuation
 from sealion_agents.testing.vocab import EOT_ID, TURN_CLOSE_ID
 from sealion_agents.tool_formats import GEMMA4_CALLS, JSON_CALLS
-from tests.test_profiles import QUESTION, _prompt, get_weather
+from tests.profile_matrix import (
+    FORECAST,
+    MODES,
+    QUESTION,
+    RESULT,
+    get_weather,
+    rendered_prompt,
+    reply_by,
+)
 
 GEMMA4 = "gemma-sea-lion-v4.5-e2b-it"
 LLAMA3_IT = "llama-sea-lion-v3-it"
-RESULT = "It is sunny, 31 C."
-FORECAST = "What is the forecast in Bangkok?"
-MODES = ["invoke", "stream", "ainvoke", "batch"]
 #: Each profile's script and end token (for the token-for-token check).
 SCRIPTS = {GEMMA4: (gemma4_rules, TURN_CLOSE_ID), LLAMA3_IT: (llama3_it_rules, EOT_ID)}
 
@@ -68,35 +72,6 @@ def llm(request: pytest.FixtureRequest) -> Any:
     return request.getfixturevalue(str(request.param))
 
 
-def _reply(llm: Any, mode: str, messages: Any, **options: Any) -> Any:
-    """One reply by ``invoke``, ``stream`` (chunks summed), ``ainvoke`` or ``batch``."""
-    if mode == "invoke":
-        return llm.invoke(messages, **options)
-    if mode == "stream":
-        chunks = list(llm.stream(messages, **options))
-        reply = chunks[0]
-        for chunk in chunks[1:]:
-            reply = reply + chunk
-        return reply
-    if mode == "ainvoke":
-        return asyncio.run(llm.ainvoke(messages, **options))
-    return llm.batch([messages, messages], **options)[1]
-
-
-def _prompt_with_tools(llm: ChatSeaLion, messages: list[Any], **options: Any) -> str:
-    """The prompt with ``get_weather`` bound (in the template's ``tools`` where it takes them)."""
-    from sealion_agents.tool_calls import tool_specs
-
-    profile = llm.sealion_profile
-    tools = profile.tools.template_tools(tool_specs([get_weather]))
-    request = GenerationRequest(
-        messages=to_template_messages(messages, profile),
-        options=GenerationOptions(**options),
-        tools=tuple(tools) if profile.tools.tools_in_template else (),
-    )
-    return str(llm.backend.render(request))
-
-
 def _reasoning(llm: ChatSeaLion, thinking: bool, text: str) -> str | None:
     """The reasoning a reply holds: ``text`` only with thinking on, on a model that thinks."""
     return text if thinking and llm.sealion_profile.can_think else None
@@ -112,8 +87,8 @@ def test_gemma4_profile_and_template_switch(gemma4: ChatSeaLion) -> None:
     assert profile.end_tokens == ("<turn|>",) and not profile.keeps_reasoning
     assert gemma4.backend.llama.metadata["general.architecture"] == "gemma3"
     messages = [SystemMessage("Be brief."), HumanMessage("Hi")]
-    on = _prompt(gemma4, messages, thinking=True)
-    off = _prompt(gemma4, messages, thinking=False)
+    on = rendered_prompt(gemma4, messages, thinking=True)
+    off = rendered_prompt(gemma4, messages, thinking=False)
     turns = "<|turn>user\nHi<turn|>\n<|turn>model\n"
     assert on == f"<|begin_of_text|><|turn>system\n<|think|>Be brief.<turn|>\n{turns}"
     assert off == (
@@ -126,8 +101,8 @@ def test_llama3_it_thinking_is_a_documented_no_op(llama3_it: ChatSeaLion) -> Non
     profile = llm.sealion_profile
     assert profile.thinking is None and profile.tools is JSON_CALLS
     assert llm.backend.llama.metadata["general.architecture"] == "llama"
-    on = _prompt(llm, [HumanMessage("Hi")], thinking=True)
-    assert on == _prompt(llm, [HumanMessage("Hi")], thinking=False)
+    on = rendered_prompt(llm, [HumanMessage("Hi")], thinking=True)
+    assert on == rendered_prompt(llm, [HumanMessage("Hi")], thinking=False)
     assert on == (
         "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n"
@@ -164,7 +139,7 @@ def test_the_model_follows_its_script_token_for_token(
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("thinking", [True, False])
 def test_thinking_on_and_off(llm: ChatSeaLion, mode: str, thinking: bool) -> None:
-    reply = _reply(llm, mode, [HumanMessage("Hi there")], thinking=thinking)
+    reply = reply_by(llm, mode, [HumanMessage("Hi there")], thinking=thinking)
     assert reply.content == GREETING
     reasoning = reply.additional_kwargs.get("reasoning_content")
     assert reasoning == _reasoning(llm, thinking, "I should greet.")
@@ -175,7 +150,9 @@ def test_thinking_budget(llm: ChatSeaLion, mode: str) -> None:
     """Gemma 4 cuts its reasoning at the budget; on Llama 3.1 IT the budget is a no-op."""
     # <|channel>, "thought", "\n" (the opening tag and its newline), "I", " should"
     budget = 5
-    reply = _reply(llm, mode, [HumanMessage("Hi there")], thinking=True, max_thinking_tokens=budget)
+    reply = reply_by(
+        llm, mode, [HumanMessage("Hi there")], thinking=True, max_thinking_tokens=budget
+    )
     assert reply.content == GREETING
     thinks = llm.sealion_profile.can_think
     assert reply.additional_kwargs.get("reasoning_content") == ("I should" if thinks else None)
@@ -194,7 +171,7 @@ def test_tools_are_described_in_the_system_message(llm: ChatSeaLion) -> None:
     assert plan is not None
     if llm.sealion_profile.name == GEMMA4:  # the template declares the tools
         assert plan.template_tools and "JSON schemas" not in plan.instructions
-        prompt = _prompt_with_tools(llm, [HumanMessage("Hi")], thinking=False)
+        prompt = rendered_prompt(llm, [HumanMessage("Hi")], tools=True, thinking=False)
         assert prompt.startswith("<|begin_of_text|><|turn>system\n<|tool>declaration:get_weather")
     else:
         assert not plan.template_tools and "JSON schemas" in plan.instructions
@@ -208,7 +185,7 @@ def test_calls_in_the_native_format(
     llm: ChatSeaLion, mode: str, thinking: bool, choice: str
 ) -> None:
     bound = llm.bind_tools([get_weather], tool_choice=choice)
-    reply = _reply(bound, mode, [HumanMessage(QUESTION)], thinking=thinking)
+    reply = reply_by(bound, mode, [HumanMessage(QUESTION)], thinking=thinking)
     assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
         ("get_weather", {"city": "Bangkok"})
     ]
@@ -253,7 +230,7 @@ def test_history_drops_earlier_reasoning_and_reads_results(
         ToolMessage("Humid.", tool_call_id=call_id),
     ]
     call = '{"name": "get_weather", "parameters": {"city": "Bangkok"}}'
-    prompt = _prompt_with_tools(llm, history, thinking=True)
+    prompt = rendered_prompt(llm, history, tools=True, thinking=True)
     if llm.sealion_profile.name == GEMMA4:  # the call as Gemma 4 writes it, results as tool turns
         call = '<|tool_call>call:get_weather{city:<|"|>Bangkok<|"|>}<tool_call|>'
         assert prompt.startswith("<|begin_of_text|><|turn>system\n<|think|>Be brief.<|tool>")

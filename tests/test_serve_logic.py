@@ -258,11 +258,19 @@ def test_started_raises_before_the_first_item_and_replays_the_rest() -> None:
 def test_errors_the_package_raises_get_their_status() -> None:
     from sealion_agents.retrievers.store import EmptyCollectionError
 
-    from sealion_agents.errors import ServerError, TokenizerUnavailableError
+    from sealion_agents.errors import EngineError, ServerError, TokenizerUnavailableError
     from sealion_agents.serve.errors import error_for
 
     assert error_for(TokenizerUnavailableError("no window")).status == 502
     assert error_for(ServerError("down")).status == 502
+    failed = error_for(EngineError("vLLM failed: IndexError: 3; load it again"))
+    assert (failed.status, failed.code, str(failed)) == (
+        500,
+        "engine_error",
+        "vLLM failed: IndexError: 3; load it again",
+    )
+    assert error_for(IndexError("3")).status == 500  # a bug: the message stays in the log
+    assert "IndexError" in str(error_for(IndexError("3")))
     empty = error_for(EmptyCollectionError("collection 'acme:kb' holds no documents"))
     assert (empty.status, empty.code) == (409, "empty_collection")
     assert "acme:" not in str(empty)  # the tenant prefix of the stored name stays inside

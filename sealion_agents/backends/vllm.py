@@ -44,7 +44,12 @@ from sealion_agents.backends.base import (
     PromptInfo,
     TextDelta,
 )
-from sealion_agents.errors import BackendBusyError, ContextWindowExceededError, require
+from sealion_agents.errors import (
+    BackendBusyError,
+    ContextWindowExceededError,
+    EngineError,
+    require,
+)
 from sealion_agents.grammars import structured_outputs
 from sealion_agents.literal_text import (
     encode_message_text,
@@ -391,12 +396,16 @@ class VLLMBackend(ChatBackend):
                 if not queue:  # step the engine for every stream until this one has output
                     with state.mutex:  # a plain RLock: no Python-level Condition calls
                         while not queue:
-                            for output in engine.step():
+                            try:
+                                outputs = engine.step()
+                            except Exception as exc:
+                                raise self._engine_error(exc) from exc
+                            for output in outputs:
                                 target = queues.get(output.request_id)
                                 if target is not None:
                                     target.append(output)
                             if not queue and not engine.has_unfinished_requests():
-                                raise RuntimeError(
+                                raise EngineError(
                                     f"vLLM dropped request {request_id} without finishing it."
                                 )
                 # only this generator takes from its queue (deque operations are atomic),
@@ -417,8 +426,24 @@ class VLLMBackend(ChatBackend):
                 state.queues.pop(request_id, None)
                 state.owners.pop(request_id, None)
                 if not finished:
-                    llm.llm_engine.abort_request([request_id])
+                    try:
+                        llm.llm_engine.abort_request([request_id])
+                    except Exception:  # a failed engine: the error that ended the stream stands
+                        logger.debug("vLLM could not abort %s", request_id, exc_info=True)
                 state.lock.notify_all()
+
+    def _engine_error(self, exc: Exception) -> EngineError:
+        """An engine failure during a step, named for the user (the cause stays chained)."""
+        import vllm
+
+        return EngineError(
+            f"vLLM {vllm.__version__} failed while generating with {self.model_name} "
+            f"(profile {self.profile.name}): {type(exc).__name__}: {exc}. This is a fault in "
+            "the engine with this model, not in the request, and the engine may be unusable "
+            "now: close the model and load it again. Engine settings a build needs go in the "
+            "profile (vllm_cpu_engine_args) or in from_vllm's engine arguments; see "
+            "docs/backends.md."
+        )
 
     # -- batching ------------------------------------------------------------------
 
@@ -446,15 +471,19 @@ class VLLMBackend(ChatBackend):
                     except Exception as exc:  # this request fails alone
                         prepared.append(exc)
                 ready = [item for item in prepared if not isinstance(item, Exception)]
-                outputs = iter(
-                    llm.generate(
-                        [TokensPrompt(prompt_token_ids=ids) for ids, _, _ in ready],
-                        [params for _, _, params in ready],
-                        use_tqdm=False,
+                try:
+                    generated = (
+                        llm.generate(
+                            [TokensPrompt(prompt_token_ids=ids) for ids, _, _ in ready],
+                            [params for _, _, params in ready],
+                            use_tqdm=False,
+                        )
+                        if ready
+                        else []
                     )
-                    if ready
-                    else []
-                )
+                except Exception as exc:
+                    raise self._engine_error(exc) from exc
+                outputs = iter(generated)
                 tokenizer = llm.get_tokenizer()
                 close_id = _close_id(state, tokenizer, self.profile.reasoning_tags.close)
             finally:

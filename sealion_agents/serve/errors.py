@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from sealion_agents.errors import (
     BackendBusyError,
     ContextWindowExceededError,
+    EngineError,
     SeaLionError,
     ServerError,
     TokenizerUnavailableError,
@@ -108,6 +109,9 @@ def error_for(exc: BaseException) -> ApiError:
         return ApiError(429, str(exc), headers={"Retry-After": "1"})
     if isinstance(exc, ServerError):
         return ApiError(502, f"the model server failed: {exc}")
+    if isinstance(exc, EngineError):
+        logger.error("the model's engine failed", exc_info=exc)
+        return ApiError(500, str(exc), code="engine_error")
     if isinstance(exc, TokenizerUnavailableError):
         return ApiError(502, f"the model server cannot count tokens: {exc}")
     if isinstance(exc, ValueError):  # names and values our own code refused, with the reason

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -594,11 +594,8 @@ def as_qwen_rules(rules: Sequence[Rule | Preference]) -> list[Rule | Preference]
     ``</think>``); ``<|im_end|>`` ends a turn instead of ``<|eot_id|>``.
     """
     newline, gap = encode("\n"), encode("\n\n")
-    out: list[Rule | Preference] = []
-    for rule in rules:
-        if not isinstance(rule, Rule):
-            out.append(rule)
-            continue
+
+    def convert(rule: Rule) -> Rule:
         chain = list(rule.chain)
         if chain[0] == NEWLINES_ID:
             chain = [*newline, *chain[1:]]
@@ -607,9 +604,16 @@ def as_qwen_rules(rules: Sequence[Rule | Preference]) -> list[Rule | Preference]
         if THINK_CLOSE_ID in chain[1:]:
             cut = chain.index(THINK_CLOSE_ID, 1) + 1
             chain = [*chain[:cut], *gap, *chain[cut:]]
-        chain = [IM_END_ID if token == EOT_ID else token for token in chain]
-        out.append(Rule(chain, when=rule.when))
-    return out
+        return Rule([IM_END_ID if token == EOT_ID else token for token in chain], when=rule.when)
+
+    return _convert_rules(rules, convert)
+
+
+def _convert_rules(
+    rules: Sequence[Rule | Preference], convert: Callable[[Rule], Rule]
+) -> list[Rule | Preference]:
+    """``rules`` with each ``Rule`` converted (preferences stay as they are)."""
+    return [convert(rule) if isinstance(rule, Rule) else rule for rule in rules]
 
 
 def as_apertus_rules(rules: Sequence[Rule | Preference]) -> list[Rule | Preference]:
@@ -627,18 +631,16 @@ def as_apertus_rules(rules: Sequence[Rule | Preference]) -> list[Rule | Preferen
         THINK_CLOSE_ID: INNER_SUFFIX_ID,
         EOT_ID: ASSISTANT_END_ID,
     }
-    out: list[Rule | Preference] = []
-    for rule in rules:
-        if not isinstance(rule, Rule):
-            out.append(rule)
-            continue
+
+    def convert(rule: Rule) -> Rule:
         chain, when = list(rule.chain), set(rule.when)
         if chain[0] == NEWLINES_ID:
             chain[0], when = ASSISTANT_START_ID, when | {enabled}
         elif chain[0] == THINK_CLOSE_ID:
             chain[0], when = ASSISTANT_START_ID, when | {disabled}
-        out.append(Rule([tokens.get(t, t) for t in chain], when=frozenset(when)))
-    return out
+        return Rule([tokens.get(t, t) for t in chain], when=frozenset(when))
+
+    return _convert_rules(rules, convert)
 
 
 def tiny_family_hf_folder(family: str, *, architecture: str | None = None) -> Path:

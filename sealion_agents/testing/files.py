@@ -195,21 +195,10 @@ def _write_family_gguf(
     context. Apertus stores its xIELU parameters per layer and its llama3 rope factors as
     ``rope_freqs``.
     """
-    import gguf
-
     if architecture == "nemotron_h":
         return _write_nemotron_h_gguf(path, weights, dims, end, chat_template, context_length)
-    hidden, n_head = dims["hidden"], dims["n_head"]
-    writer = gguf.GGUFWriter(str(path), architecture)
-    writer.add_name("sealion-tiny-scripted")
-    writer.add_context_length(context_length)
-    writer.add_embedding_length(hidden)
-    writer.add_block_count(1)
-    writer.add_feed_forward_length(dims["ffn"])
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_key_length(HEAD_DIM)
-    writer.add_value_length(HEAD_DIM)
+    n_head = dims["n_head"]
+    writer = _family_writer(path, architecture, dims, context_length, ffn=dims["ffn"], kv=n_head)
     writer.add_rope_freq_base(ROPE_BASE[architecture])
     writer.add_layer_norm_rms_eps(RMS_EPS[architecture])
     if architecture == "gemma3":
@@ -263,6 +252,34 @@ def _write_family_gguf(
     return path
 
 
+def _family_writer(
+    path: Path,
+    architecture: str,
+    dims: dict[str, int],
+    context_length: int,
+    *,
+    ffn: int | list[int],
+    kv: int | list[int],
+) -> gguf.GGUFWriter:
+    """A GGUF writer holding what every family file starts with.
+
+    The name, the sizes and the heads (per layer where ``ffn`` and ``kv`` are lists).
+    """
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_name("sealion-tiny-scripted")
+    writer.add_context_length(context_length)
+    writer.add_embedding_length(dims["hidden"])
+    writer.add_block_count(len(kv) if isinstance(kv, list) else 1)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(dims["n_head"])
+    writer.add_head_count_kv(kv)
+    writer.add_key_length(HEAD_DIM)
+    writer.add_value_length(HEAD_DIM)
+    return writer
+
+
 def _write_nemotron_h_gguf(
     path: Path,
     weights: dict[str, np.ndarray],
@@ -277,20 +294,15 @@ def _write_nemotron_h_gguf(
     stored as ``-exp(A_log)``, the conv and SSM tensors in float32 (as convert_hf_to_gguf.py
     writes them).
     """
-    import gguf
-
-    hidden, n_head = dims["hidden"], dims["n_head"]
-    kinds = NEMOTRON_H_PATTERN
-    writer = gguf.GGUFWriter(str(path), "nemotron_h")
-    writer.add_name("sealion-tiny-scripted")
-    writer.add_context_length(context_length)
-    writer.add_embedding_length(hidden)
-    writer.add_block_count(len(kinds))
-    writer.add_feed_forward_length([dims["ffn"] if k == "-" else 0 for k in kinds])
-    writer.add_head_count(n_head)  # one count; the kv counts mark the attention layers
-    writer.add_head_count_kv([n_head if k == "*" else 0 for k in kinds])
-    writer.add_key_length(HEAD_DIM)
-    writer.add_value_length(HEAD_DIM)
+    n_head, kinds = dims["n_head"], NEMOTRON_H_PATTERN
+    writer = _family_writer(
+        path,
+        "nemotron_h",
+        dims,
+        context_length,
+        ffn=[dims["ffn"] if k == "-" else 0 for k in kinds],
+        kv=[n_head if k == "*" else 0 for k in kinds],  # the kv counts mark the attention layers
+    )
     writer.add_layer_norm_rms_eps(RMS_EPS["nemotron_h"])
     writer.add_layer_norm_eps(RMS_EPS["nemotron_h"])  # the key llama-cpp-python 0.3.36 reads
     writer.add_ssm_conv_kernel(MAMBA["conv"])
