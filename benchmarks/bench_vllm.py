@@ -9,7 +9,9 @@ Then, per model profile, decode tokens/s of ``ChatSeaLion.stream`` vs the raw en
 (``LLM.llm_engine``: the same prompt ids added with ``add_request``, stepped with delta
 outputs, one time stamp per token, as the adapter's stream does) with the same
 ``SamplingParams`` (greedy; the profile's recommendation for the mode, e.g. Qwen v4.5's
-presence_penalty 1.5 with thinking off); runs alternate, medians (target ratio >= 0.97).
+presence_penalty 1.5 with thinking off), compared in pairs of back-to-back runs that alternate
+which side goes first (``paired.py``): the median of the pairs' ratios, its 95% bootstrap
+interval, and whether the interval decides the target (ratio >= 0.97).
 Models: the tiny Llama (``llama-sea-lion-v3.5-r``, thinking on), the tiny Qwen3, Gemma 3,
 Gemma-4-template, Nemotron-H and Apertus family models (each under its profile), each with
 ``lm_head`` zeroed: every logit is 0, so greedy decoding runs to ``--tokens`` (the scripted
@@ -41,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from paired import HEADER, PAIRED_NOTE, Decoded, Pairs, our_stream  # noqa: E402  (this folder)
+
 from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS as CPU_ENGINE  # noqa: E402
 from sealion_agents.testing.servers import VLLM_ENV as CPU_ENV  # noqa: E402
 
@@ -70,6 +74,9 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="no CPU engine settings")
     parser.add_argument("--n", type=int, default=32, help="conversations per batch")
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument(
+        "--pairs", type=int, default=15, help="raw/adapter run pairs per profile row"
+    )
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument(
         "--tokens", type=int, default=64, help=f"tokens per profile run (2 to {PRINTABLE_IDS})"
@@ -164,20 +171,6 @@ def batch_table(args: argparse.Namespace) -> None:
     engine.llm_engine.engine_core.shutdown()  # free its memory before the next engines
 
 
-@dataclass
-class Decoded:
-    """One streamed generation: a time stamp per token chunk, the text, the usage."""
-
-    stamps: list[float]
-    text: str
-    usage: dict[str, Any] | None = None
-
-    @property
-    def rate(self) -> float:
-        """Tokens per second between the first and the last token (prompt time excluded)."""
-        return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
-
-
 _RAW_IDS = itertools.count()
 
 
@@ -185,7 +178,7 @@ def raw_stream(engine: Any, ids: list[int], params: Any) -> Decoded:
     """The raw engine: one request of prompt ids, stepped until it finishes (delta outputs)."""
     from vllm.inputs import TokensPrompt
 
-    out = Decoded([], "")
+    out = Decoded()
     engine.llm_engine.add_request(
         f"raw-{next(_RAW_IDS)}", TokensPrompt(prompt_token_ids=ids), params
     )
@@ -193,21 +186,7 @@ def raw_stream(engine: Any, ids: list[int], params: Any) -> Decoded:
         for output in engine.llm_engine.step():
             text = output.outputs[0].text
             if text:
-                out.stamps.append(time.perf_counter())
-                out.text += text
-    return out
-
-
-def our_stream(llm: Any, messages: list[Any], n: int) -> Decoded:
-    """``ChatSeaLion.stream`` (answer and reasoning chunks both count as tokens)."""
-    out = Decoded([], "")
-    for chunk in llm.stream(messages, max_tokens=n):
-        text = chunk.content or chunk.additional_kwargs.get("reasoning_content")
-        if text:  # the closing chunk (usage only) is no token
-            out.stamps.append(time.perf_counter())
-            out.text += str(text)
-        if chunk.usage_metadata:
-            out.usage = dict(chunk.usage_metadata)
+                out.token(text)
     return out
 
 
@@ -391,23 +370,23 @@ def warmed_profile(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> It
 def profile_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple[list[str], str]:
     """One profile's decode comparison: the table cells and a note on what both sides ran."""
     with warmed_profile(case, args, tmp) as (llm, messages, engine, ids, params, sampling):
-        raws, ours = [], []
-        for _ in range(args.repeats):  # alternate so drift hits both alike
-            raws.append(raw_stream(engine, ids, params))
-            ours.append(our_stream(llm, messages, args.tokens))
-    raw = statistics.median(d.rate for d in raws)
-    our = statistics.median(d.rate for d in ours)
-    paired = statistics.median(o.rate / r.rate for r, o in zip(raws, ours, strict=True))
-    usage = ours[-1].usage or {}
-    same = ours[-1].text == raws[-1].text and usage.get("input_tokens") == len(ids)
-    cells = [case.profile, case.label, f"{raw:.1f}", f"{our:.1f}", f"{our / raw:.3f}"]
-    cells += [f"{paired:.3f}", ">= 0.97"]
+        pairs = Pairs.run(
+            lambda: raw_stream(engine, ids, params),
+            lambda: our_stream(llm, messages, args.tokens),
+            args.pairs,
+        )
+    usage = pairs.ours[-1].usage or {}
+    same = usage.get("input_tokens") == len(ids) and all(
+        o.text == r.text for r, o in zip(pairs.raws, pairs.ours, strict=True)
+    )
+    cells = [case.profile, case.label, *pairs.summary().cells]
     names = ("temperature", "top_p", "top_k", "presence_penalty")
     shown = {name: sampling[name] for name in names if name in sampling}
     note = (
         f"{case.profile}: thinking {'on' if case.thinking else 'off'}; both sides {shown}; "
-        f"{len(ids)} prompt ids; tokens decoded raw {len(raws[-1].stamps)}, ChatSeaLion "
-        f"{usage.get('output_tokens')}; same prompt and text: {'yes' if same else 'NO'}"
+        f"{len(ids)} prompt ids; tokens decoded raw {len(pairs.raws[-1].stamps)}, ChatSeaLion "
+        f"{usage.get('output_tokens')}; same prompt and text in every pair: "
+        f"{'yes' if same else 'NO'}"
     )
     return cells, note
 
@@ -427,10 +406,10 @@ def profile_table(args: argparse.Namespace) -> None:
             rows.append(profile_row(case, args, Path(tmp)))
             gc.collect()
     print()
-    print(f"per profile: {args.tokens} decoded tokens, median of {args.repeats} runs")
-    print("(ratio: of the medians; paired: median of each run's ratio to the raw run next to it)")
-    print("| profile | model | raw tok/s | ChatSeaLion tok/s | ratio | paired | target |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"per profile: {args.tokens} decoded tokens, {args.pairs} pairs (medians)")
+    print(PAIRED_NOTE)
+    print("| profile | model | " + " | ".join(HEADER) + " |")
+    print("|---|---|" + "---|" * len(HEADER))
     for cells, _ in rows:
         print("| " + " | ".join(cells) + " |")
     for _, note in rows:

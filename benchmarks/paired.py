@@ -1,0 +1,157 @@
+"""Paired decode-speed comparison shared by bench_gguf.py and bench_vllm.py.
+
+One pair is a raw run and an adapter run on the same loaded model, back to back; the order
+alternates from pair to pair, so a slow drift of the machine hits both sides alike. Each
+pair gives one ratio (adapter tokens/s over raw tokens/s). The table reports the median
+ratio with a 95% bootstrap interval, and a verdict against the target that says whether
+the run decided it: "meets" when the whole interval is at or above the target, "below"
+when the whole interval is under it, "undecided" otherwise (more pairs, or a quieter
+machine, will tell).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The decode target of the profile tables: adapter tokens/s at least this times raw.
+TARGET = 0.97
+
+
+@dataclass
+class Decoded:
+    """One streamed generation: a time stamp per token chunk, the text, the usage."""
+
+    stamps: list[float] = field(default_factory=list)
+    text: str = ""
+    usage: dict[str, Any] | None = None
+
+    def token(self, text: str) -> None:
+        """Record one token chunk as it arrives."""
+        self.stamps.append(time.perf_counter())
+        self.text += text
+
+    @property
+    def rate(self) -> float:
+        """Tokens per second between the first and the last token (prompt time excluded)."""
+        return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
+
+
+def our_stream(llm: Any, messages: list[Any], n: int, **options: Any) -> Decoded:
+    """``ChatSeaLion.stream`` (answer and reasoning chunks both count as tokens)."""
+    out = Decoded()
+    for chunk in llm.stream(messages, max_tokens=n, **options):
+        text = chunk.content or chunk.additional_kwargs.get("reasoning_content")
+        if text:  # the closing chunk (usage only) is no token
+            out.token(str(text))
+        if chunk.usage_metadata:
+            out.usage = dict(chunk.usage_metadata)
+    return out
+
+
+@dataclass
+class Pairs:
+    """The runs of one comparison, raw and adapter, in pairs."""
+
+    raws: list[Decoded] = field(default_factory=list)
+    ours: list[Decoded] = field(default_factory=list)
+
+    @classmethod
+    def run(cls, raw: Callable[[], Decoded], ours: Callable[[], Decoded], pairs: int) -> Pairs:
+        """``pairs`` pairs, raw first in the even ones and the adapter first in the odd ones."""
+        result = cls()
+        for i in range(pairs):
+            if i % 2 == 0:
+                result.raws.append(raw())
+                result.ours.append(ours())
+            else:
+                result.ours.append(ours())
+                result.raws.append(raw())
+        return result
+
+    @property
+    def ratios(self) -> list[float]:
+        """Each pair's adapter rate over its raw rate."""
+        return [o.rate / r.rate for r, o in zip(self.raws, self.ours, strict=True)]
+
+    def summary(self, target: float = TARGET) -> Summary:
+        """Medians, the paired ratio, its 95% interval and the verdict."""
+        ratios = self.ratios
+        low, high = bootstrap_interval(ratios)
+        return Summary(
+            raw=statistics.median(d.rate for d in self.raws),
+            ours=statistics.median(d.rate for d in self.ours),
+            paired=statistics.median(ratios),
+            low=low,
+            high=high,
+            verdict=verdict(low, high, target),
+            pairs=len(ratios),
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What one profile row prints."""
+
+    raw: float
+    ours: float
+    paired: float
+    low: float
+    high: float
+    verdict: str
+    pairs: int
+
+    @property
+    def cells(self) -> list[str]:
+        """raw tok/s, adapter tok/s, paired ratio, its interval, the verdict."""
+        return [
+            f"{self.raw:.1f}",
+            f"{self.ours:.1f}",
+            f"{self.paired:.3f}",
+            f"{self.low:.3f}-{self.high:.3f}",
+            self.verdict,
+        ]
+
+
+#: The header cells that go with ``Summary.cells``.
+HEADER = [
+    "raw tok/s",
+    "ChatSeaLion tok/s",
+    "paired ratio",
+    "95% interval",
+    f"vs {TARGET}",
+]
+
+
+#: What the columns mean, printed above a table.
+PAIRED_NOTE = (
+    "(paired ratio: median over pairs of adapter tok/s / raw tok/s, the two runs back to back; "
+    f"95% interval: bootstrap; meets: the whole interval >= {TARGET}, below: all of it under, "
+    "undecided: neither)"
+)
+
+
+def bootstrap_interval(
+    values: Iterable[float], level: float = 0.95, draws: int = 4000, seed: int = 0
+) -> tuple[float, float]:
+    """A percentile bootstrap interval for the median of ``values`` (seeded: reproducible)."""
+    values = list(values)
+    if len(values) < 2:
+        raise ValueError("a bootstrap interval needs at least two values: run more pairs")
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    tail = (1.0 - level) / 2.0
+    return medians[int(tail * draws)], medians[min(draws - 1, int((1.0 - tail) * draws))]
+
+
+def verdict(low: float, high: float, target: float = TARGET) -> str:
+    """ "meets" (interval at or above the target), "below" (under it) or "undecided"."""
+    if low >= target:
+        return "meets"
+    if high < target:
+        return "below"
+    return "undecided"
