@@ -43,7 +43,7 @@ from typing import Any
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")
 
 from langchain_core.messages import HumanMessage, SystemMessage  # noqa: E402
-from paired import HEADER, PAIRED_NOTE, Decoded, Pairs, our_stream  # noqa: E402  (this folder: run as a script)
+from paired import HEADER, PAIRED_NOTE, Decoded, Pairs, chosen, our_stream  # noqa: E402  (this folder: run as a script)
 
 from sealion_agents import ChatSeaLion  # noqa: E402
 from sealion_agents.backends.base import GenerationRequest  # noqa: E402
@@ -95,6 +95,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--profiles-only", action="store_true", help="only the per-profile decode table (4.)"
+    )
+    parser.add_argument(
+        "--profile", action="append", help="only this profile's row (repeatable; default: all)"
     )
     parser.add_argument(
         "--gemma", type=Path, default=None, help="gemma-3-270m GGUF (default: assembled)"
@@ -300,14 +303,16 @@ def profile_row(case: ProfileCase, args: argparse.Namespace) -> tuple[list[str],
         f"{case.profile}: thinking {'on' if case.thinking else 'off'}; both sides {shown}; "
         f"{len(tokens)} prompt ids; tokens decoded raw {len(pairs.raws[-1].stamps)}, "
         f"ChatSeaLion {usage.get('output_tokens')}; same prompt and text in every pair: "
-        f"{'yes' if same else 'NO'}"
+        f"{'yes' if same else 'NO'}; pair ratios {' '.join(f'{r:.3f}' for r in pairs.ratios)}"
     )
     return cells, note
 
 
 def profile_table(path: Path, args: argparse.Namespace) -> None:
     """Measurement 4: the adapter's decode speed vs raw, per model profile."""
-    rows = [profile_row(case, args) for case in profile_cases(path, args.gemma)]
+    rows = [
+        profile_row(case, args) for case in chosen(profile_cases(path, args.gemma), args.profile)
+    ]
     print()
     print(f"per profile: {args.tokens} decoded tokens, {args.pairs} pairs (medians)")
     print(PAIRED_NOTE)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paired import HEADER, PAIRED_NOTE, Decoded, Pairs, our_stream  # noqa: E402  (this folder)
+from paired import HEADER, PAIRED_NOTE, Decoded, Pairs, chosen, our_stream  # noqa: E402  (this folder)
 
 from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS as CPU_ENGINE  # noqa: E402
 from sealion_agents.testing.servers import VLLM_ENV as CPU_ENV  # noqa: E402
@@ -83,6 +83,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--profiles-only", action="store_true", help="only the per-profile decode table"
+    )
+    parser.add_argument(
+        "--profile", action="append", help="only this profile's row (repeatable; default: all)"
     )
     parser.add_argument(
         "--real-sized",
@@ -386,7 +389,7 @@ def profile_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple
         f"{case.profile}: thinking {'on' if case.thinking else 'off'}; both sides {shown}; "
         f"{len(ids)} prompt ids; tokens decoded raw {len(pairs.raws[-1].stamps)}, ChatSeaLion "
         f"{usage.get('output_tokens')}; same prompt and text in every pair: "
-        f"{'yes' if same else 'NO'}"
+        f"{'yes' if same else 'NO'}; pair ratios {' '.join(f'{r:.3f}' for r in pairs.ratios)}"
     )
     return cells, note
 
@@ -395,7 +398,7 @@ def profile_table(args: argparse.Namespace) -> None:
     """The adapter's decode speed vs the raw engine, per model profile (one engine at a time)."""
     with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp:
         rows = []
-        for case in profile_cases():
+        for case in chosen(profile_cases(), args.profile):
             if args.real_sized:
                 tiny = case.folder
                 case = dataclasses.replace(
@@ -582,7 +585,7 @@ def adapter_profile(args: argparse.Namespace) -> None:
     parts = ["total", "step", "outside step", "backend", "decoder", "chunks"]
     with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp:
         rows = []
-        for case in profile_cases():
+        for case in chosen(profile_cases(), args.profile):
             rows.append((case, adapter_row(case, args, Path(tmp))))
             gc.collect()
     print()

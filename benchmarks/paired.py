@@ -16,7 +16,14 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+
+class _Row(Protocol):
+    profile: str
+
+
+Case = TypeVar("Case", bound=_Row)
 
 #: The decode target of the profile tables: adapter tokens/s at least this times raw.
 TARGET = 0.97
@@ -155,3 +162,12 @@ def verdict(low: float, high: float, target: float = TARGET) -> str:
     if high < target:
         return "below"
     return "undecided"
+
+
+def chosen(cases: list[Case], names: list[str] | None) -> list[Case]:
+    """The table's rows for the profiles named (all without names); unknown names stop the run."""
+    known = [case.profile for case in cases]
+    unknown = sorted(set(names or ()) - set(known))
+    if unknown:
+        raise SystemExit(f"--profile {', '.join(unknown)}: not in this table; use one of {known}")
+    return [case for case in cases if not names or case.profile in names]
