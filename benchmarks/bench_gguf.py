@@ -103,6 +103,8 @@ def main() -> None:
         "--gemma", type=Path, default=None, help="gemma-3-270m GGUF (default: assembled)"
     )
     args = parser.parse_args()
+    if args.pairs < 2:
+        parser.error(f"--pairs {args.pairs}: use at least 2 (an interval needs two ratios)")
     path = args.model or smollm2()
     if not args.profiles_only:
         adapter_costs(path, args)

@@ -98,6 +98,8 @@ def main() -> None:
         help="only the adapter's per-token microseconds, by part (engine step excluded)",
     )
     args = parser.parse_args()
+    if args.pairs < 2:
+        parser.error(f"--pairs {args.pairs}: use at least 2 (an interval needs two ratios)")
     if not 2 <= args.tokens <= PRINTABLE_IDS:
         parser.error(
             f"--tokens {args.tokens}: use 2 to {PRINTABLE_IDS} (with a presence penalty the "
