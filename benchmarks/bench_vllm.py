@@ -10,8 +10,8 @@ Then, per model profile, decode tokens/s of ``ChatSeaLion.stream`` vs the raw en
 outputs, one time stamp per token, as the adapter's stream does) with the same
 ``SamplingParams`` (greedy; the profile's recommendation for the mode, e.g. Qwen v4.5's
 presence_penalty 1.5 with thinking off), compared in pairs of back-to-back runs that alternate
-which side goes first (``paired.py``): the median of the pairs' ratios, its 95% bootstrap
-interval, and whether the interval decides the target (ratio >= 0.97).
+which side goes first (``paired.py``): the median of the pairs' ratios, its 95% interval
+(the sign test's), and whether the interval decides the target (ratio >= 0.97).
 Models: the tiny Llama (``llama-sea-lion-v3.5-r``, thinking on), the tiny Qwen3, Gemma 3,
 Gemma-4-template, Nemotron-H and Apertus family models (each under its profile), each with
 ``lm_head`` zeroed: every logit is 0, so greedy decoding runs to ``--tokens`` (the scripted
@@ -98,8 +98,8 @@ def main() -> None:
         help="only the adapter's per-token microseconds, by part (engine step excluded)",
     )
     args = parser.parse_args()
-    if args.pairs < 2:
-        parser.error(f"--pairs {args.pairs}: use at least 2 (an interval needs two ratios)")
+    if args.pairs < 6:
+        parser.error(f"--pairs {args.pairs}: use at least 6 (fewer give no 95% interval)")
     if not 2 <= args.tokens <= PRINTABLE_IDS:
         parser.error(
             f"--tokens {args.tokens}: use 2 to {PRINTABLE_IDS} (with a presence penalty the "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import statistics
 import sys
 from pathlib import Path
 
@@ -52,12 +51,27 @@ def test_the_ratio_is_taken_within_each_pair() -> None:
     assert summary.ours / summary.raw == pytest.approx(0.98)
 
 
-def test_the_interval_is_reproducible_and_holds_the_median() -> None:
+def test_the_interval_is_the_sign_tests() -> None:
     values = [0.95, 0.99, 1.01, 0.97, 1.03, 0.96, 1.00, 0.98, 1.02]
-    low, high = paired.bootstrap_interval(values)
-    assert (low, high) == paired.bootstrap_interval(values)
-    assert min(values) <= low <= statistics.median(values) <= high <= max(values)
-    assert low < high
+    # n = 9: P(at most 1 of 9 below the median) = 10/512 <= 0.025 < P(at most 2) = 46/512,
+    # so the interval runs from the 2nd smallest to the 2nd largest
+    assert paired.median_interval(values) == (0.96, 1.02)
+    # n = 6: only the extremes (coverage 1 - 2/64); n = 41: the 14th from each end
+    assert paired.median_interval([3.0, 1.0, 2.0, 6.0, 5.0, 4.0]) == (1.0, 6.0)
+    many = [i / 100 for i in range(41)]
+    assert paired.median_interval(many) == (many[13], many[27])
+
+
+def test_the_interval_covers_the_median_as_often_as_it_says() -> None:
+    import random
+
+    rng = random.Random(7)
+    trials, covered = 2000, 0
+    for _ in range(trials):
+        sample = [rng.lognormvariate(0.0, 0.1) for _ in range(25)]  # true median: 1.0
+        low, high = paired.median_interval(sample)
+        covered += low <= 1.0 <= high
+    assert covered / trials >= 0.94  # exact coverage for n = 25 is 0.957
 
 
 def test_the_verdict_needs_the_whole_interval() -> None:
@@ -66,6 +80,6 @@ def test_the_verdict_needs_the_whole_interval() -> None:
     assert paired.verdict(0.96, 0.99) == "undecided"
 
 
-def test_one_pair_is_too_few_for_an_interval() -> None:
-    with pytest.raises(ValueError, match="at least two"):
-        paired.bootstrap_interval([1.0])
+def test_five_pairs_are_too_few_for_an_interval() -> None:
+    with pytest.raises(ValueError, match="5 pairs give no 95% interval.*at least 6"):
+        paired.median_interval([1.0, 0.9, 1.1, 1.0, 0.95])
