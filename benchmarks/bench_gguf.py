@@ -43,7 +43,7 @@ from typing import Any
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")
 
 from langchain_core.messages import HumanMessage, SystemMessage  # noqa: E402
-from paired import HEADER, PAIRED_NOTE, Decoded, Pairs, chosen, our_stream  # noqa: E402  (this folder: run as a script)
+from paired import Decoded, Pairs, chosen, least_pairs, our_stream, print_table  # noqa: E402  (this folder: run as a script)
 
 from sealion_agents import ChatSeaLion  # noqa: E402
 from sealion_agents.backends.base import GenerationRequest  # noqa: E402
@@ -103,8 +103,8 @@ def main() -> None:
         "--gemma", type=Path, default=None, help="gemma-3-270m GGUF (default: assembled)"
     )
     args = parser.parse_args()
-    if args.pairs < 6:
-        parser.error(f"--pairs {args.pairs}: use at least 6 (fewer give no 95% interval)")
+    if args.pairs < least_pairs():
+        parser.error(f"--pairs {args.pairs}: use at least {least_pairs()} (fewer give no interval)")
     path = args.model or smollm2()
     if not args.profiles_only:
         adapter_costs(path, args)
@@ -295,17 +295,11 @@ def profile_row(case: ProfileCase, args: argparse.Namespace) -> tuple[list[str],
         )
     finally:
         llm.close()
-    usage = pairs.ours[-1].usage or {}
-    same = usage.get("input_tokens") == len(tokens) and all(
-        o.text == r.text for r, o in zip(pairs.raws, pairs.ours, strict=True)
-    )
     cells = [case.profile, path.name, *pairs.summary().cells]
     shown = {k: sampling[k] for k in ("temperature", "top_p", "top_k", "presence_penalty")}
     note = (
         f"{case.profile}: thinking {'on' if case.thinking else 'off'}; both sides {shown}; "
-        f"{len(tokens)} prompt ids; tokens decoded raw {len(pairs.raws[-1].stamps)}, "
-        f"ChatSeaLion {usage.get('output_tokens')}; same prompt and text in every pair: "
-        f"{'yes' if same else 'NO'}; pair ratios {' '.join(f'{r:.3f}' for r in pairs.ratios)}"
+        f"{len(tokens)} prompt ids; {pairs.check(len(tokens))}"
     )
     return cells, note
 
@@ -315,15 +309,7 @@ def profile_table(path: Path, args: argparse.Namespace) -> None:
     rows = [
         profile_row(case, args) for case in chosen(profile_cases(path, args.gemma), args.profile)
     ]
-    print()
-    print(f"per profile: {args.tokens} decoded tokens, {args.pairs} pairs (medians)")
-    print(PAIRED_NOTE)
-    print("| profile | model | " + " | ".join(HEADER) + " |")
-    print("|---|---|" + "---|" * len(HEADER))
-    for cells, _ in rows:
-        print("| " + " | ".join(cells) + " |")
-    for _, note in rows:
-        print(note)
+    print_table(f"per profile: {args.tokens} decoded tokens, {args.pairs} pairs (medians)", rows)
 
 
 if __name__ == "__main__":

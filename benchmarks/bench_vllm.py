@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paired import HEADER, PAIRED_NOTE, Decoded, Pairs, chosen, our_stream  # noqa: E402  (this folder)
+from paired import Decoded, Pairs, chosen, least_pairs, our_stream, print_table  # noqa: E402  (this folder)
 
 from sealion_agents.testing.servers import VLLM_ENGINE_KWARGS as CPU_ENGINE  # noqa: E402
 from sealion_agents.testing.servers import VLLM_ENV as CPU_ENV  # noqa: E402
@@ -98,8 +98,8 @@ def main() -> None:
         help="only the adapter's per-token microseconds, by part (engine step excluded)",
     )
     args = parser.parse_args()
-    if args.pairs < 6:
-        parser.error(f"--pairs {args.pairs}: use at least 6 (fewer give no 95% interval)")
+    if args.pairs < least_pairs():
+        parser.error(f"--pairs {args.pairs}: use at least {least_pairs()} (fewer give no interval)")
     if not 2 <= args.tokens <= PRINTABLE_IDS:
         parser.error(
             f"--tokens {args.tokens}: use 2 to {PRINTABLE_IDS} (with a presence penalty the "
@@ -380,18 +380,12 @@ def profile_row(case: ProfileCase, args: argparse.Namespace, tmp: Path) -> tuple
             lambda: our_stream(llm, messages, args.tokens),
             args.pairs,
         )
-    usage = pairs.ours[-1].usage or {}
-    same = usage.get("input_tokens") == len(ids) and all(
-        o.text == r.text for r, o in zip(pairs.raws, pairs.ours, strict=True)
-    )
     cells = [case.profile, case.label, *pairs.summary().cells]
     names = ("temperature", "top_p", "top_k", "presence_penalty")
     shown = {name: sampling[name] for name in names if name in sampling}
     note = (
         f"{case.profile}: thinking {'on' if case.thinking else 'off'}; both sides {shown}; "
-        f"{len(ids)} prompt ids; tokens decoded raw {len(pairs.raws[-1].stamps)}, ChatSeaLion "
-        f"{usage.get('output_tokens')}; same prompt and text in every pair: "
-        f"{'yes' if same else 'NO'}; pair ratios {' '.join(f'{r:.3f}' for r in pairs.ratios)}"
+        f"{len(ids)} prompt ids; {pairs.check(len(ids))}"
     )
     return cells, note
 
@@ -410,15 +404,7 @@ def profile_table(args: argparse.Namespace) -> None:
                 )
             rows.append(profile_row(case, args, Path(tmp)))
             gc.collect()
-    print()
-    print(f"per profile: {args.tokens} decoded tokens, {args.pairs} pairs (medians)")
-    print(PAIRED_NOTE)
-    print("| profile | model | " + " | ".join(HEADER) + " |")
-    print("|---|---|" + "---|" * len(HEADER))
-    for cells, _ in rows:
-        print("| " + " | ".join(cells) + " |")
-    for _, note in rows:
-        print(note)
+    print_table(f"per profile: {args.tokens} decoded tokens, {args.pairs} pairs (medians)", rows)
 
 
 class PartClock:

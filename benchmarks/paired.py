@@ -20,13 +20,22 @@ from typing import Any, Protocol, TypeVar
 
 
 class _Row(Protocol):
-    profile: str
+    @property
+    def profile(self) -> str: ...
 
 
 Case = TypeVar("Case", bound=_Row)
 
 #: The decode target of the profile tables: adapter tokens/s at least this times raw.
 TARGET = 0.97
+
+#: The confidence of the intervals the tables print.
+LEVEL = 0.95
+
+
+def least_pairs(level: float = LEVEL) -> int:
+    """The fewest pairs whose extremes already cover the median with ``level`` (6 for 95%)."""
+    return next(n for n in range(1, 64) if 2 / 2**n <= 1.0 - level)
 
 
 @dataclass
@@ -85,6 +94,20 @@ class Pairs:
         """Each pair's adapter rate over its raw rate."""
         return [o.rate / r.rate for r, o in zip(self.raws, self.ours, strict=True)]
 
+    def check(self, prompt_tokens: int) -> str:
+        """Whether every pair wrote the same text from a prompt of ``prompt_tokens`` (by the
+        adapter's usage), and the pairs' ratios: the end of a row's note."""
+        usage = self.ours[-1].usage or {}
+        same = usage.get("input_tokens") == prompt_tokens and all(
+            o.text == r.text for r, o in zip(self.raws, self.ours, strict=True)
+        )
+        ratios = " ".join(f"{r:.3f}" for r in self.ratios)
+        return (
+            f"tokens decoded raw {len(self.raws[-1].stamps)}, ChatSeaLion "
+            f"{usage.get('output_tokens')}; same prompt and text in every pair: "
+            f"{'yes' if same else 'NO'}; pair ratios {ratios}"
+        )
+
     def summary(self, target: float = TARGET) -> Summary:
         """Medians, the paired ratio, its 95% interval and the verdict."""
         ratios = self.ratios
@@ -96,7 +119,6 @@ class Pairs:
             low=low,
             high=high,
             verdict=verdict(low, high, target),
-            pairs=len(ratios),
         )
 
 
@@ -110,7 +132,6 @@ class Summary:
     low: float
     high: float
     verdict: str
-    pairs: int
 
     @property
     def cells(self) -> list[str]:
@@ -125,24 +146,28 @@ class Summary:
 
 
 #: The header cells that go with ``Summary.cells``.
-HEADER = [
-    "raw tok/s",
-    "ChatSeaLion tok/s",
-    "paired ratio",
-    "95% interval",
-    f"vs {TARGET}",
-]
+HEADER = ["raw tok/s", "ChatSeaLion tok/s", "paired ratio", "95% interval", f"vs {TARGET}"]
 
 
-#: What the columns mean, printed above a table.
-PAIRED_NOTE = (
-    "(paired ratio: median over pairs of adapter tok/s / raw tok/s, the two runs back to back; "
-    "95% interval: the sign test's, from the pairs' order; "
-    f"meets: the whole interval >= {TARGET}, below: all of it under, undecided: neither)"
-)
+def print_table(title: str, rows: list[tuple[list[str], str]]) -> None:
+    """A profile table: the title, what the columns mean, the rows (profile, model, then
+    ``Summary.cells``), then each row's note."""
+    print()
+    print(title)
+    print(
+        "(paired ratio: median over pairs of adapter tok/s / raw tok/s, the two runs back to "
+        "back; 95% interval: the sign test's, from the pairs' order; meets: the whole interval "
+        f">= {TARGET}, below: all of it under, undecided: neither)"
+    )
+    print("| profile | model | " + " | ".join(HEADER) + " |")
+    print("|---|---|" + "---|" * len(HEADER))
+    for cells, _ in rows:
+        print("| " + " | ".join(cells) + " |")
+    for _, note in rows:
+        print(note)
 
 
-def median_interval(values: Iterable[float], level: float = 0.95) -> tuple[float, float]:
+def median_interval(values: Iterable[float], level: float = LEVEL) -> tuple[float, float]:
     """A distribution-free interval for the median: the k-th smallest and k-th largest value.
 
     Each value is above or below the true median with even odds, so the number below it is
@@ -159,9 +184,9 @@ def median_interval(values: Iterable[float], level: float = 0.95) -> tuple[float
             break
         k = rank + 1
     if k == 0:
-        least = next(m for m in range(1, 64) if 2 / 2**m <= 1.0 - level)
         raise ValueError(
-            f"{n} pairs give no {level:.0%} interval for the median: run at least {least}"
+            f"{n} pairs give no {level:.0%} interval for the median: "
+            f"run at least {least_pairs(level)}"
         )
     return ordered[k - 1], ordered[n - k]
 

@@ -83,3 +83,22 @@ def test_the_verdict_needs_the_whole_interval() -> None:
 def test_five_pairs_are_too_few_for_an_interval() -> None:
     with pytest.raises(ValueError, match="5 pairs give no 95% interval.*at least 6"):
         paired.median_interval([1.0, 0.9, 1.1, 1.0, 0.95])
+
+
+def test_six_pairs_are_the_least_for_95_percent() -> None:
+    assert paired.least_pairs() == 6
+    assert paired.median_interval([1.0] * paired.least_pairs()) == (1.0, 1.0)
+
+
+def test_the_check_says_when_the_two_sides_wrote_different_text() -> None:
+    def run(text: str) -> paired.Decoded:
+        out = decoded(0.01)
+        out.text, out.usage = text, {"input_tokens": 12, "output_tokens": 4}
+        return out
+
+    same = paired.Pairs([run("a cat")] * 6, [run("a cat")] * 6)
+    assert "same prompt and text in every pair: yes" in same.check(12)
+    assert "same prompt and text in every pair: NO" in same.check(13)  # another prompt
+    differ = paired.Pairs([run("a cat")] * 6, [run("a cat")] * 5 + [run("a dog")])
+    assert "same prompt and text in every pair: NO" in differ.check(12)
+    assert "pair ratios 1.000 1.000" in differ.check(12)
